@@ -1,0 +1,45 @@
+#pragma once
+// ConvGeometry: everything a convolution kernel needs to know about one call.
+//
+// A convolution kernel variant is a policy type with two static functions:
+//   forward (g, x, w, b, y, ws):          y  = conv(x, w) + b
+//   backward(g, x, w, dy, dw, db, dx, ws): dw, db, and dx (skipped when dx == nullptr)
+// over these layouts (all row-major, NHWC):
+//   x  [n][h][w][c]          input batch
+//   w  [k][k][c][f]          kernel, i.e. a (k*k*c) x f matrix whose rows follow im2col's patch order
+//   b  [f]                   bias
+//   y  [n][oh][ow][f]        output batch; equivalently an (n*oh*ow) x f matrix
+// Gradients are written, not accumulated. ws is scratch memory the variant may keep between calls.
+// Every variant must match kernels::Naive (the reference) to rounding; tests/test_conv_kernels.cpp
+// and the benchmarks check that before timing anything.
+#include <cstddef>
+#include <vector>
+
+#include <Eigen/Core>
+
+namespace hubble::kernels {
+
+struct ConvGeometry {
+  int n = 0, h = 0, w = 0, c = 0;        // input: batch, height, width, channels
+  int k = 1, stride = 1;                 // square kernel side and stride
+  int pad_top = 0, pad_left = 0;         // zero padding before the first row / column
+  int oh = 0, ow = 0, f = 0;             // output height, width, filters
+
+  std::size_t patch() const { return std::size_t(k) * k * c; }            // im2col columns
+  std::size_t out_pixels() const { return std::size_t(n) * oh * ow; }      // im2col rows
+  std::size_t in_size() const { return std::size_t(n) * h * w * c; }
+  std::size_t out_size() const { return out_pixels() * f; }
+  // Multiply-adds of the forward pass (each gradient costs the same again).
+  double forward_flops() const { return 2.0 * double(out_pixels()) * double(patch()) * f; }
+};
+
+// Scratch memory owned by a layer and lent to its kernel. Kept across calls so a training run
+// allocates once.
+template <class T>
+struct Workspace {
+  std::vector<T, Eigen::aligned_allocator<T>> a, b;
+  T* get_a(std::size_t n) { if (a.size() < n) a.resize(n); return a.data(); }
+  T* get_b(std::size_t n) { if (b.size() < n) b.resize(n); return b.data(); }
+};
+
+}  // namespace hubble::kernels

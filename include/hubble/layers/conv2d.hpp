@@ -1,0 +1,93 @@
+#pragma once
+// Conv2D<Filters, Kernel, Stride = 1, Options...>: 2-D convolution over NHWC batches.
+// Options, in any order: a padding (Valid — the default — or Same) and a kernel variant
+// (kernels::Naive, kernels::Im2colEigen, ... ; kernels::Default when none is named).
+//
+//   x [n, H, W, C]  ->  y [n, OH, OW, F],   y = conv(x, w) + b
+//   w [K, K, C, F] (a (K*K*C) x F matrix),  b [F]
+//   valid: OH = (H - K) / S + 1             same: OH = ceil(H / S), zero padding split as
+//                                           TensorFlow does (the extra row/column at the end)
+// The maths of forward and backward lives in the kernel variants (hubble/kernels/).
+#include <type_traits>
+
+#include "hubble/kernels/default.hpp"
+#include "hubble/layers/layer_abstract.hpp"
+
+namespace hubble {
+
+struct Valid { static constexpr const char* name = "valid"; };
+struct Same { static constexpr const char* name = "same"; };
+
+namespace detail {
+template <class T> constexpr bool is_padding = std::is_same_v<T, Valid> || std::is_same_v<T, Same>;
+template <class Default, bool Want, class... Opts> struct pick_option { using type = Default; };
+template <class Default, bool Want, class O, class... Opts>
+struct pick_option<Default, Want, O, Opts...> {
+  using type = std::conditional_t<is_padding<O> == Want, O, typename pick_option<Default, Want, Opts...>::type>;
+};
+}  // namespace detail
+
+template <class In, class T, int F, int K, int S, class Pad, class Kernel>
+class Conv2DLayer {
+  static constexpr bool same = std::is_same_v<Pad, Same>;
+  static constexpr int OH = same ? (In::h + S - 1) / S : (In::h - K) / S + 1;
+  static constexpr int OW = same ? (In::w + S - 1) / S : (In::w - K) / S + 1;
+  static constexpr int pad_h = same ? ((OH - 1) * S + K - In::h > 0 ? (OH - 1) * S + K - In::h : 0) : 0;
+  static constexpr int pad_w = same ? ((OW - 1) * S + K - In::w > 0 ? (OW - 1) * S + K - In::w : 0) : 0;
+  static_assert(F > 0 && K > 0 && S > 0, "Conv2D: filters, kernel and stride must be positive");
+  static_assert(same || (K <= In::h && K <= In::w), "Conv2D: kernel larger than its input (see the Shape<H,W,C> in 'required from')");
+
+ public:
+  using in_shape = In;
+  using out_shape = Shape<OH, OW, F>;
+  using kernel = Kernel;
+  static constexpr std::size_t weight_count = std::size_t(K) * K * In::c * F;
+  static constexpr std::size_t parameter_count = weight_count + F;
+  static constexpr bool is_activation = false;
+  static constexpr const char* kind = "Conv2D";
+  static std::string spec() {
+    return "Conv2D<" + std::to_string(F) + "," + std::to_string(K) + "," + std::to_string(S) + "," + Pad::name + ">";
+  }
+
+  Conv2DLayer() : w_(weight_count), b_(F), dw_(weight_count), db_(F) {}
+
+  void initialize(Rng& rng, Init init) {
+    init_uniform_weights(w_.data(), w_.size(), double(K * K * In::c), double(K * K * F), init, rng);
+    std::fill(b_.begin(), b_.end(), T(0));
+  }
+
+  kernels::ConvGeometry geometry(int n) const {
+    return {n, In::h, In::w, In::c, K, S, pad_h / 2, pad_w / 2, OH, OW, F};
+  }
+
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+    check_input<In>(x, "Conv2D");
+    y.template resize_for<out_shape>(x.batch());
+    Kernel::forward(geometry(x.batch()), x.data(), w_.data(), b_.data(), y.data(), ws_);
+  }
+  void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
+    if (dx) dx->template resize_for<In>(x.batch());
+    Kernel::backward(geometry(x.batch()), x.data(), w_.data(), dy.data(), dw_.data(), db_.data(),
+                     dx ? dx->data() : nullptr, ws_);
+  }
+  template <class Fn>
+  void for_each_parameter(Fn&& f) {
+    f("kernel", w_.data(), dw_.data(), w_.size());
+    f("bias", b_.data(), db_.data(), b_.size());
+  }
+
+ private:
+  std::vector<T> w_, b_, dw_, db_;
+  kernels::Workspace<T> ws_;
+};
+
+template <int Filters, int Kernel, int Stride = 1, class... Options>
+struct Conv2D {
+  static_assert(sizeof...(Options) <= 2, "Conv2D: at most one padding and one kernel variant");
+  using padding = typename detail::pick_option<Valid, true, Options...>::type;
+  using kernel = typename detail::pick_option<kernels::Default, false, Options...>::type;
+  template <class In, class T>
+  using bind = Conv2DLayer<In, T, Filters, Kernel, Stride, padding, kernel>;
+};
+
+}  // namespace hubble

@@ -1,0 +1,49 @@
+#pragma once
+// Network::summary(): the Keras-style table. An activation (ReLU, Softmax) is shown in the row
+// of the layer it follows, as Keras shows Conv2D(..., activation="relu"), so the paper's
+// network prints the 13 rows of its Table I.
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+#include "hubble/network/sequential.hpp"
+
+namespace hubble {
+
+namespace detail {
+inline std::string thousands(std::size_t v) {
+  std::string s = std::to_string(v);
+  for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(std::size_t(i), ",");
+  return s;
+}
+}  // namespace detail
+
+template <class T, class InputSpec, class... Specs>
+std::vector<SummaryRow> Network<T, InputSpec, Specs...>::summary_rows() {
+  std::vector<SummaryRow> rows;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ([&] {
+      using L = layer_type<I>;
+      if (L::is_activation && !rows.empty()) { rows.back().type += "+" + std::string(L::kind); return; }
+      rows.push_back({layer_names()[I], L::kind, L::out_shape::str(), L::parameter_count});
+    }(), ...);
+  }(std::make_index_sequence<layer_count>{});
+  return rows;
+}
+
+template <class T, class InputSpec, class... Specs>
+void Network<T, InputSpec, Specs...>::summary(std::ostream& os) {
+  const std::vector<SummaryRow> rows = summary_rows();
+  const std::string rule(64, '='), thin(64, '-');
+  os << "Input: " << input_shape::str() << "\n" << rule << "\n"
+     << std::left << std::setw(30) << "Layer (type)" << std::setw(20) << "Output shape" << std::right << std::setw(14) << "Param #" << "\n"
+     << rule << "\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const SummaryRow& r = rows[i];
+    os << std::left << std::setw(30) << (r.name + " (" + r.type + ")") << std::setw(20) << r.shape << std::right
+       << std::setw(14) << detail::thousands(r.params) << "\n" << (i + 1 < rows.size() ? thin : rule) << "\n";
+  }
+  os << "Total params: " << detail::thousands(parameter_count) << "\n";
+}
+
+}  // namespace hubble

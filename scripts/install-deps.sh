@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages hubble builds against. Idempotent: packages already
+# present are left alone; sudo is used only when not root.
+# Usage: scripts/install-deps.sh [--with-torch]   (--with-torch adds python3-torch/h5py for the
+#        PyTorch reference scripts; nothing in the build or the tests needs them)
+set -euo pipefail
+pkgs=(g++ cmake make pkg-config libeigen3-dev libhdf5-dev libstb-dev doctest-dev libbenchmark-dev)
+if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-h5py python3-numpy); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then echo "install-deps: all ${#pkgs[@]} packages present"; exit 0; fi
+sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

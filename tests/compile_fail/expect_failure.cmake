@@ -1,0 +1,18 @@
+# cmake -DCXX=... -DSOURCE=case.cpp -DINCLUDES=a;b -P expect_failure.cmake
+# Passes when SOURCE fails to compile with the message written in its "// expect: " line.
+file(STRINGS ${SOURCE} expect_line REGEX "^// expect: ")
+string(REGEX REPLACE "^// expect: " "" expected "${expect_line}")
+set(args -std=c++20 -fsyntax-only -fopenmp)
+foreach(dir ${INCLUDES})
+  list(APPEND args -I${dir})
+endforeach()
+execute_process(COMMAND ${CXX} ${args} ${SOURCE} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "${SOURCE} compiled, but it must not")
+endif()
+string(FIND "${out}" "${expected}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "${SOURCE} failed to compile, but without the message '${expected}':\n${out}")
+endif()
+string(REGEX MATCH "required from[^\n]*Shape<[0-9, ]+>" where "${out}")
+message(STATUS "failed as expected: ${expected}")
