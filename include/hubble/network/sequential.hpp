@@ -95,9 +95,11 @@ class Network {
   // dy = dLoss/d(output). Fills every parameter gradient.
   void backward(const Tensor<T>& dy) { backward_from<layer_count - 1>(dy); }
 
-  // Loss and gradients for one batch without updating: forward(train) + fused loss + backward.
-  BatchStats compute_gradients(const Tensor<T>& x, std::span<const int> labels, const LossOptions& loss = {}) {
-    forward(x, Mode::train);
+  // Loss and gradients for one batch without updating: forward + fused loss + backward.
+  // mode = Mode::eval turns dropout off (deterministic gradients, e.g. to compare with PyTorch).
+  BatchStats compute_gradients(const Tensor<T>& x, std::span<const int> labels, const LossOptions& loss = {},
+                               Mode mode = Mode::train) {
+    forward(x, mode);
     const BatchStats s = softmax_cross_entropy(logits(), labels, loss, &dlogits_);
     if constexpr (ends_with_softmax) backward_from<layer_count - 2>(dlogits_);  // fused: skip Softmax
     else backward_from<layer_count - 1>(dlogits_);
@@ -105,10 +107,11 @@ class Network {
   }
 
   // One training step: gradients on the batch, then one optimiser update. Returns the batch's
-  // loss and accuracy (measured before the update, in train mode).
+  // loss and accuracy (measured before the update, in `mode`).
   template <class Optimizer>
-  BatchStats train_step(const Tensor<T>& x, std::span<const int> labels, Optimizer& opt, const LossOptions& loss = {}) {
-    const BatchStats s = compute_gradients(x, labels, loss);
+  BatchStats train_step(const Tensor<T>& x, std::span<const int> labels, Optimizer& opt, const LossOptions& loss = {},
+                        Mode mode = Mode::train) {
+    const BatchStats s = compute_gradients(x, labels, loss, mode);
     auto params = parameters();
     opt.step(params);
     return s;
