@@ -8,6 +8,7 @@
 //   h5::File o = h5::File::create("y.h5");  o.write("w", v.data(), {3, 4});  o.set_attribute("k", "text");
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -165,6 +166,72 @@ class File {
   }
   template <class T>
   void write(const std::string& name, const std::vector<T>& v) { write(name, v.data(), {hsize_t(v.size())}); }
+
+  // Paths, relative to `group`, of every dataset below it (at any depth), sorted; empty when
+  // the group does not exist. E.g. datasets("weights") -> {"conv2d_1/bias", "conv2d_1/kernel", ...}.
+  std::vector<std::string> datasets(const std::string& group) const {
+    std::vector<std::string> out;
+    if (!has(group)) return out;
+    auto collect = [](hid_t g, const char* name, const H5L_info_t*, void* op) -> herr_t {
+      const hid_t d = H5Dopen2(g, name, H5P_DEFAULT);  // groups fail to open as datasets
+      if (d >= 0) {
+        H5Dclose(d);
+        static_cast<std::vector<std::string>*>(op)->emplace_back(name);
+      }
+      return 0;
+    };
+    HUBBLE_CHECK(H5Lvisit_by_name(file_.get(), group.c_str(), H5_INDEX_NAME, H5_ITER_INC, collect, &out,
+                                  H5P_DEFAULT) >= 0,
+                 path_, ": cannot list group '", group, "' (corrupt or truncated file?)");
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // A dataset holding one fixed-length string (e.g. a checkpoint's "optimizer/name").
+  void write_string(const std::string& name, const std::string& value) {
+    Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type.get(), value.empty() ? 1 : value.size());
+    Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+    Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+    H5Pset_create_intermediate_group(lcpl.get(), 1);
+    Handle ds(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose);
+    HUBBLE_CHECK(ds.valid(), path_, ": cannot create dataset '", name, "'");
+    HUBBLE_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, value.empty() ? "" : value.c_str()) >= 0,
+                 path_, ": cannot write dataset '", name, "' (disk full?)");
+  }
+  std::string read_string(const std::string& name) const {
+    Handle ds = open_dataset(name);
+    Handle type(H5Dget_type(ds.get()), H5Tclose);
+    HUBBLE_CHECK(H5Tget_class(type.get()) == H5T_STRING && H5Tis_variable_str(type.get()) <= 0, path_, ": dataset '",
+                 name, "' is not a fixed-length string");
+    Handle space(H5Dget_space(ds.get()), H5Sclose);
+    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    HUBBLE_CHECK(n == 1, path_, ": dataset '", name, "' holds ", n, " strings, expected one");
+    std::string s(H5Tget_size(type.get()), '\0');
+    HUBBLE_CHECK(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, s.data()) >= 0, path_,
+                 ": cannot read dataset '", name, "' (corrupt or truncated file?)");
+    while (!s.empty() && s.back() == '\0') s.pop_back();
+    return s;
+  }
+
+  // Integer attributes on the root group (e.g. a checkpoint's "format_version").
+  void set_attribute(const std::string& key, std::int64_t value) {
+    Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+    if (H5Aexists(file_.get(), key.c_str()) > 0) H5Adelete(file_.get(), key.c_str());
+    Handle attr(H5Acreate2(file_.get(), key.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    HUBBLE_CHECK(attr.valid() && H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) >= 0, path_,
+                 ": cannot write attribute '", key, "'");
+  }
+  std::int64_t int_attribute(const std::string& key) const {
+    HUBBLE_CHECK(has_attribute(key), path_, ": attribute '", key, "' is missing");
+    Handle attr(H5Aopen(file_.get(), key.c_str(), H5P_DEFAULT), H5Aclose);
+    Handle type(H5Aget_type(attr.get()), H5Tclose);
+    HUBBLE_CHECK(H5Tget_class(type.get()) == H5T_INTEGER, path_, ": attribute '", key, "' is not an integer");
+    std::int64_t v = 0;
+    HUBBLE_CHECK(H5Aread(attr.get(), H5T_NATIVE_INT64, &v) >= 0, path_, ": cannot read attribute '", key, "'");
+    return v;
+  }
 
   // String attributes on the root group.
   void set_attribute(const std::string& key, const std::string& value) {
