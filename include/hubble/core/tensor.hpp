@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "hubble/core/aligned.hpp"
 #include "hubble/core/error.hpp"
 
 namespace hubble {
@@ -64,7 +65,7 @@ class Tensor {
     return ((std::size_t(n) * dims_[1] + y) * dims_[2] + x) * dims_[3] + c;
   }
   std::array<int, 4> dims_{0, 1, 1, 1};
-  std::vector<T, Eigen::aligned_allocator<T>> data_;
+  AlignedVector<T> data_;
 };
 
 }  // namespace hubble

@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <vector>
 
-#include <Eigen/Core>
+#include "hubble/core/aligned.hpp"
 
 namespace hubble::kernels {
 
@@ -37,7 +37,7 @@ struct ConvGeometry {
 // allocates once.
 template <class T>
 struct Workspace {
-  std::vector<T, Eigen::aligned_allocator<T>> a, b;
+  AlignedVector<T> a, b;
   T* get_a(std::size_t n) { if (a.size() < n) a.resize(n); return a.data(); }
   T* get_b(std::size_t n) { if (b.size() < n) b.resize(n); return b.data(); }
 };

@@ -77,7 +77,7 @@ class Conv2DLayer {
   }
 
  private:
-  std::vector<T> w_, b_, dw_, db_;
+  AlignedVector<T> w_, b_, dw_, db_;
   kernels::Workspace<T> ws_;
 };
 

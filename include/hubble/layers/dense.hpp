@@ -49,7 +49,7 @@ class DenseLayer {
  private:
   ConstMatrixMap<T> weights() const { return {w_.data(), I, U}; }
   Eigen::Map<const Eigen::Matrix<T, 1, U>> bias() const { return Eigen::Map<const Eigen::Matrix<T, 1, U>>(b_.data()); }
-  std::vector<T> w_, b_, dw_, db_;
+  AlignedVector<T> w_, b_, dw_, db_;
 };
 
 template <int Units>

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "hubble/core/tensor.hpp"
@@ -35,7 +36,7 @@ int argmax_row(const T* row, int k) {
 // Fills dlogits (same shape as logits) when it is not null.
 template <class T>
 BatchStats softmax_cross_entropy(const Tensor<T>& logits, std::span<const int> labels, const LossOptions& opt,
-                                 Tensor<T>* dlogits) {
+                                 std::type_identity_t<Tensor<T>>* dlogits) {
   const int n = logits.batch(), k = int(logits.sample_size());
   HUBBLE_CHECK(int(labels.size()) == n, "softmax_cross_entropy: ", labels.size(), " labels for a batch of ", n);
   HUBBLE_CHECK(opt.class_weights.empty() || int(opt.class_weights.size()) == k, "softmax_cross_entropy: ",
