@@ -1,5 +1,6 @@
 # cmake -DCXX=... -DSOURCE=case.cpp -DINCLUDES=a;b -P expect_failure.cmake
-# Passes when SOURCE fails to compile with the message written in its "// expect: " line.
+# Passes when SOURCE fails to compile with the message written in its "// expect: " line
+# and, when it has a "// shape: " line, with that Shape<...> named in the diagnostics.
 file(STRINGS ${SOURCE} expect_line REGEX "^// expect: ")
 string(REGEX REPLACE "^// expect: " "" expected "${expect_line}")
 set(args -std=c++20 -fsyntax-only -fopenmp)
@@ -14,5 +15,13 @@ string(FIND "${out}" "${expected}" at)
 if(at EQUAL -1)
   message(FATAL_ERROR "${SOURCE} failed to compile, but without the message '${expected}':\n${out}")
 endif()
-string(REGEX MATCH "required from[^\n]*Shape<[0-9, ]+>" where "${out}")
+# The offending input shape must be visible in the diagnostics ("// shape: " line).
+file(STRINGS ${SOURCE} shape_line REGEX "^// shape: ")
+if(shape_line)
+  string(REGEX REPLACE "^// shape: " "" shape "${shape_line}")
+  string(FIND "${out}" "${shape}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${SOURCE}: the diagnostics do not show the shape '${shape}':\n${out}")
+  endif()
+endif()
 message(STATUS "failed as expected: ${expected}")

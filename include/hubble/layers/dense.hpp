@@ -9,7 +9,7 @@ namespace hubble {
 template <class In, class T, int U>
 class DenseLayer {
   static_assert(U > 0, "Dense: units must be positive");
-  static_assert(In::is_flat, "Dense: input is not flat; put Flatten before Dense (see the Shape<H,W,C> in 'required from')");
+  static_assert(In::is_flat, "Dense: input is not flat, put Flatten before Dense (see the Shape<H,W,C> in 'required from')");
   static constexpr int I = In::c;
 
  public:
