@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds the main job and runs it; arguments go to galaxy10_train (no arguments: the paper's
+# network on the embedded synthetic Galaxy10, generated on first use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+build=${BUILD_DIR:-build}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
+cmake --build "$build" -j"$(nproc)" --target galaxy10_train
+exec "$build/examples/galaxy10_train" "$@"
