@@ -149,6 +149,16 @@ std::vector<V> read_sized(const h5::File& f, const std::string& name, std::size_
   return f.read<V>(name);
 }
 
+// The trainer streams, metadata and numbers of an open checkpoint.
+inline void read_extras(const h5::File& f, CheckpointData& data) {
+  for (const std::string& name : f.datasets("rng/trainer")) {
+    const auto v = read_sized<std::uint64_t>(f, "rng/trainer/" + name, 4, "trainer stream");
+    data.rngs[name] = {v[0], v[1], v[2], v[3]};
+  }
+  for (const std::string& key : f.datasets("metadata")) data.metadata[key] = f.read_string("metadata/" + key);
+  for (const std::string& key : f.datasets("training")) data.values[key] = f.read<double>("training/" + key);
+}
+
 }  // namespace detail
 
 // Reads only the header (attributes, optimiser name, epoch).
@@ -180,6 +190,21 @@ inline CheckpointHeader read_checkpoint_header(const std::string& path) {
     throw Error(detail::unreadable(path, e.what()));
   }
   return h;
+}
+
+// Everything but the weights and the optimiser (epoch, trainer streams, metadata, numbers), e.g.
+// to recover a run's settings before building its network.
+inline CheckpointData read_checkpoint_data(const std::string& path) {
+  const CheckpointHeader h = read_checkpoint_header(path);
+  CheckpointData data;
+  data.epoch = h.epoch;
+  try {
+    h5::File f = h5::File::open(path);
+    detail::read_extras(f, data);
+  } catch (const Error& e) {
+    throw Error(detail::unreadable(path, e.what()));
+  }
+  return data;
 }
 
 // Saves `net` (and `opt` when not null) to `path` atomically.
@@ -270,12 +295,7 @@ CheckpointData load_checkpoint(const std::string& path, Net& net, OptimizerState
       const auto v = detail::read_sized<std::uint64_t>(f, "rng/network/" + std::to_string(i), 4, "dropout stream");
       network_rngs.push_back({v[0], v[1], v[2], v[3]});
     }
-    for (const std::string& name : f.datasets("rng/trainer")) {
-      const auto v = detail::read_sized<std::uint64_t>(f, "rng/trainer/" + name, 4, "trainer stream");
-      data.rngs[name] = {v[0], v[1], v[2], v[3]};
-    }
-    for (const std::string& key : f.datasets("metadata")) data.metadata[key] = f.read_string("metadata/" + key);
-    for (const std::string& key : f.datasets("training")) data.values[key] = f.read<double>("training/" + key);
+    detail::read_extras(f, data);
   } catch (const Error& e) {
     throw Error(detail::unreadable(path, e.what()));
   }

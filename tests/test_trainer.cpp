@@ -1,0 +1,282 @@
+// The training loop: exact resume, schedules, augmentation modes, checkpoints and refusals.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "hubble/hubble.hpp"
+#include "hubble/train/trainer.hpp"
+
+using namespace hubble;
+namespace fs = std::filesystem;
+
+namespace {
+using TinyNet = Sequential<Input<12, 12, 3>, Conv2D<4, 3>, ReLU, MaxPool<2>, Flatten, Dropout<0.25>, Dense<4>, Softmax>;
+
+// 4 learnable classes: a bright square in one quadrant (the class), on noise. Not symmetric
+// under rotation, but quadrant -> class stays learnable enough for the tests' purposes.
+data::ImageSet tiny_images(int n, std::uint64_t seed) {
+  data::ImageSet s;
+  s.height = s.width = 12;
+  s.channels = 3;
+  Rng r(seed);
+  for (int i = 0; i < n; ++i) {
+    const int label = i % 4;
+    s.labels.push_back(label);
+    for (int y = 0; y < 12; ++y)
+      for (int x = 0; x < 12; ++x) {
+        const bool lit = (y < 6) == (label < 2) && (x < 6) == (label % 2 == 0);
+        for (int c = 0; c < 3; ++c) s.pixels.push_back(std::uint8_t(r.below(60) + (lit ? 150 : 0)));
+      }
+  }
+  return s;
+}
+
+std::vector<int> range(int a, int b) {
+  std::vector<int> v;
+  for (int i = a; i < b; ++i) v.push_back(i);
+  return v;
+}
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("hubble_test_trainer_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir.parent_path());
+  return dir;
+}
+
+train::TrainConfig base_config(const fs::path& out) {
+  train::TrainConfig c;
+  c.epochs = 3;
+  c.batch_size = 8;
+  c.seed = 5;
+  c.threads = 2;
+  c.augment = train::Augment::dihedral;
+  c.out_dir = out.string();
+  return c;
+}
+
+bool same_weights(TinyNet& a, TinyNet& b) {
+  const auto pa = a.parameters(), pb = b.parameters();
+  for (std::size_t p = 0; p < pa.size(); ++p)
+    for (std::size_t i = 0; i < pa[p].size; ++i)
+      if (pa[p].value[i] != pb[p].value[i]) return false;
+  return true;
+}
+
+std::string error_of(auto&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("trainer: 2 epochs + resume 1 gives bit-for-bit the weights of 3 uninterrupted epochs") {
+  const data::ImageSet images = tiny_images(48, 1);
+  const std::vector<int> train = range(0, 40), val = range(40, 48);
+  for (const train::Schedule schedule : {train::Schedule::constant, train::Schedule::cosine}) {
+    CAPTURE(train::name_of(schedule));
+    TinyNet full(11);
+    train::TrainConfig c = base_config(scratch(std::string("full_") + train::name_of(schedule)));
+    c.schedule = schedule;
+    c.warmup_epochs = 1;
+    train::Trainer<TinyNet> t_full(full, c);
+    const train::FitResult r_full = t_full.fit(images, train, val);
+    REQUIRE(r_full.history.size() == 3);
+    CHECK_FALSE(r_full.interrupted);
+
+    // Interrupted run: stop (like Ctrl-C) during epoch 3, after epoch 2's checkpoint.
+    TinyNet part(11);
+    train::TrainConfig c2 = c;
+    c2.out_dir = scratch(std::string("part_") + train::name_of(schedule)).string();
+    int epochs_done = 0;
+    train::Callbacks cb;
+    cb.on_epoch = [&](const train::EpochRecord&) { ++epochs_done; };
+    cb.should_stop = [&] { return epochs_done == 2; };
+    train::Trainer<TinyNet> t_part(part, c2, cb);
+    const train::FitResult r_part = t_part.fit(images, train, val);
+    CHECK(r_part.interrupted);
+    CHECK(r_part.history.size() == 2);
+    CHECK_FALSE(same_weights(full, part));
+
+    TinyNet resumed(999);  // other initial weights and dropout streams: all must come from last.h5
+    train::TrainConfig c3 = c2;
+    c3.resume = true;
+    std::vector<std::string> messages;
+    train::Callbacks cb3;
+    cb3.on_message = [&](const std::string& m) { messages.push_back(m); };
+    train::Trainer<TinyNet> t_resumed(resumed, c3, cb3);
+    const train::FitResult r_resumed = t_resumed.fit(images, train, val);
+    CHECK(r_resumed.start_epoch == 2);
+    REQUIRE(r_resumed.history.size() == 3);
+    CHECK(same_weights(full, resumed));
+    CHECK(t_resumed.optimizer().steps == t_full.optimizer().steps);
+    CHECK(t_resumed.optimizer().slots == t_full.optimizer().slots);
+    CHECK(resumed.random_streams()[0]->state() == full.random_streams()[0]->state());
+    for (int e = 0; e < 3; ++e) {
+      CHECK(r_resumed.history[std::size_t(e)].train_loss == r_full.history[std::size_t(e)].train_loss);
+      CHECK(r_resumed.history[std::size_t(e)].val_accuracy == r_full.history[std::size_t(e)].val_accuracy);
+    }
+    REQUIRE_FALSE(messages.empty());
+    CHECK(messages[0].find("resuming") != std::string::npos);
+
+    // metrics.jsonl agrees with the history: one line per epoch.
+    std::ifstream jl(fs::path(c3.out_dir) / "metrics.jsonl");
+    int lines = 0;
+    for (std::string line; std::getline(jl, line);) {
+      ++lines;
+      CHECK(line.find("\"epoch\": " + std::to_string(lines)) != std::string::npos);
+    }
+    CHECK(lines == 3);
+    CHECK(fs::exists(fs::path(c3.out_dir) / "best.h5"));
+  }
+}
+
+TEST_CASE("trainer: resuming refuses changed settings, a missing checkpoint and overwriting a run") {
+  const data::ImageSet images = tiny_images(24, 2);
+  const fs::path out = scratch("refusals");
+  TinyNet net(1);
+  train::TrainConfig c = base_config(out);
+  c.epochs = 1;
+  train::Trainer<TinyNet>(net, c).fit(images, range(0, 16), range(16, 24));
+
+  const std::string again = error_of([&] { train::Trainer<TinyNet>(net, c).fit(images, range(0, 16), range(16, 24)); });
+  CHECK(again.find("already holds a run") != std::string::npos);
+
+  train::TrainConfig changed = c;
+  changed.resume = true;
+  changed.epochs = 2;
+  changed.batch_size = 4;
+  const std::string msg = error_of([&] { train::Trainer<TinyNet>(net, changed).fit(images, range(0, 16), range(16, 24)); });
+  CHECK(msg.find("different settings") != std::string::npos);
+  CHECK(msg.find("batch_size: checkpoint 8, now 4") != std::string::npos);
+
+  train::TrainConfig nothing = c;
+  nothing.resume = true;
+  nothing.out_dir = scratch("empty").string();
+  CHECK(error_of([&] { train::Trainer<TinyNet>(net, nothing).fit(images, range(0, 16), {}); }).find("nothing to resume") !=
+        std::string::npos);
+}
+
+TEST_CASE("trainer: learning-rate schedules") {
+  TinyNet net(1);
+  train::TrainConfig c;
+  c.lr = 0.01;
+  c.epochs = 10;
+  train::Trainer<TinyNet> constant(net, c);
+  CHECK(constant.learning_rate(0, 5) == 0.01);
+  CHECK(constant.learning_rate(49, 5) == 0.01);
+
+  c.schedule = train::Schedule::cosine;
+  c.warmup_epochs = 2;
+  c.final_lr_fraction = 0.1;
+  train::Trainer<TinyNet> cosine(net, c);
+  CHECK(cosine.learning_rate(0, 5) == doctest::Approx(0.001));  // 1/10 of the warm-up
+  CHECK(cosine.learning_rate(9, 5) == doctest::Approx(0.01));   // end of warm-up
+  CHECK(cosine.learning_rate(10, 5) == doctest::Approx(0.01));  // start of the decay
+  CHECK(cosine.learning_rate(30, 5) < 0.01);
+  CHECK(cosine.learning_rate(30, 5) > cosine.learning_rate(40, 5));
+  CHECK(cosine.learning_rate(49, 5) == doctest::Approx(0.001));  // last step: final fraction
+}
+
+TEST_CASE("trainer: the epoch order is a seeded permutation that changes every epoch") {
+  const auto a = train::Trainer<TinyNet>::epoch_order(20, 1, 7, 0);
+  const auto b = train::Trainer<TinyNet>::epoch_order(20, 1, 7, 0);
+  const auto c = train::Trainer<TinyNet>::epoch_order(20, 1, 7, 1);
+  const auto d = train::Trainer<TinyNet>::epoch_order(20, 1, 8, 0);
+  CHECK(a == b);
+  CHECK(a != c);
+  CHECK(a != d);
+  auto sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == range(0, 20));
+  const auto twice = train::Trainer<TinyNet>::epoch_order(5, 2, 7, 0);
+  CHECK(twice.size() == 10);
+  CHECK(std::count(twice.begin(), twice.end(), 3) == 2);
+}
+
+TEST_CASE("trainer: rot4 shows every training image 4 times per epoch; it learns the tiny task") {
+  const data::ImageSet images = tiny_images(64, 3);
+  TinyNet net(2);
+  train::TrainConfig c;
+  c.epochs = 6;
+  c.batch_size = 8;
+  c.lr = 0.01;
+  c.augment = train::Augment::none;
+  long long epoch_images = 0;
+  train::Callbacks cb;
+  cb.on_batch = [&](const train::BatchProgress& p) { epoch_images = p.epoch_images; };
+  train::Trainer<TinyNet> t(net, c, cb);
+  const train::FitResult r = t.fit(images, range(0, 48), range(48, 64));
+  CHECK(epoch_images == 48);
+  CHECK(r.history.back().val_accuracy >= 0.75);  // chance is 0.25
+  CHECK(r.history.back().train_loss < r.history.front().train_loss);
+  CHECK(r.best_epoch >= 1);
+
+  TinyNet net4(2);
+  c.epochs = 1;
+  c.augment = train::Augment::rot4;
+  train::Trainer<TinyNet> t4(net4, c, cb);
+  t4.fit(images, range(0, 48), {});
+  CHECK(epoch_images == 4 * 48);
+}
+
+TEST_CASE("trainer: without validation the best checkpoint follows the training loss") {
+  const data::ImageSet images = tiny_images(32, 4);
+  TinyNet net(3);
+  train::TrainConfig c = base_config(scratch("no_val"));
+  c.epochs = 2;
+  c.lr = 0.01;
+  const train::FitResult r = train::Trainer<TinyNet>(net, c).fit(images, range(0, 32), {});
+  REQUIRE(r.history.size() == 2);
+  CHECK(std::isnan(r.history[0].val_accuracy));
+  CHECK(r.best_value == std::min(r.history[0].train_loss, r.history[1].train_loss));
+  const CheckpointData d = read_checkpoint_data((fs::path(c.out_dir) / "best.h5").string());
+  CHECK(d.meta("train/best_metric") == "training loss");
+  CHECK(d.epoch == r.best_epoch);
+}
+
+TEST_CASE("trainer: evaluation gives probabilities; test-time averaging is exact on symmetric images") {
+  data::ImageSet images = tiny_images(8, 5);
+  // Make images 0..3 invariant under the 8 symmetries (a value depending on the distance to the centre).
+  for (int i = 0; i < 4; ++i)
+    for (int y = 0; y < 12; ++y)
+      for (int x = 0; x < 12; ++x)
+        for (int ch = 0; ch < 3; ++ch) {
+          const int dy = std::min(y, 11 - y), dx = std::min(x, 11 - x);
+          images.image(i)[(y * 12 + x) * 3 + ch] = std::uint8_t(20 * std::min(dy, dx) + 10 * std::max(dy, dx) + ch);
+        }
+  TinyNet net(4);
+  const train::Evaluation plain = train::Trainer<TinyNet>::evaluate_network(net, images, range(0, 8), false, 3);
+  const train::Evaluation tta = train::Trainer<TinyNet>::evaluate_network(net, images, range(0, 8), true, 3);
+  REQUIRE(plain.size() == 8);
+  for (int i = 0; i < 8; ++i) {
+    double sum = 0;
+    for (int k = 0; k < 4; ++k) sum += tta.probabilities[std::size_t(i * 4 + k)];
+    CHECK(sum == doctest::Approx(1.0));
+  }
+  for (int i = 0; i < 4 * 4; ++i) CHECK(tta.probabilities[std::size_t(i)] == doctest::Approx(plain.probabilities[std::size_t(i)]).epsilon(1e-5));
+  const metrics::Report rep = plain.report();
+  CHECK(rep.total == 8);
+  CHECK(rep.accuracy == doctest::Approx(plain.accuracy));
+}
+
+TEST_CASE("trainer: bad settings and mismatched images are clear errors") {
+  TinyNet net(1);
+  train::TrainConfig c;
+  c.batch_size = 0;
+  CHECK(error_of([&] { train::Trainer<TinyNet>(net, c); }).find("batch size") != std::string::npos);
+  data::ImageSet wrong;
+  wrong.height = wrong.width = 10;
+  wrong.pixels.assign(300, 0);
+  wrong.labels = {0};
+  train::TrainConfig ok;
+  CHECK(error_of([&] { train::Trainer<TinyNet>(net, ok).fit(wrong, {0}, {}); }).find("10x10x3") != std::string::npos);
+  CHECK(error_of([] { train::parse_augment("rot8"); }).find("rot8") != std::string::npos);
+  CHECK(train::recipe_by_name("improved").augment == train::Augment::dihedral);
+  CHECK(train::recipe_by_name("paper").augment == train::Augment::rot4);
+}
