@@ -154,3 +154,44 @@ TEST_CASE("initialisation: Glorot-uniform bounds, zero biases, same seed same we
   CHECK(max_abs > 0.9 * limit);  // the draw fills the range
   for (std::size_t i = L::weight_count; i < wa.size(); ++i) CHECK(wa[i] == 0.0f);
 }
+
+TEST_CASE("gradient check: BatchNorm in train mode (batch statistics) and eval mode (moving statistics)") {
+  using L = BatchNormLayer<Shape<3, 3, 4>, double>;
+  L bn = make_layer<L>();
+  // Non-trivial gamma and moving statistics so every term of the derivative matters.
+  Rng r(21);
+  bn.for_each_parameter([&](const char*, double* v, double*, std::size_t n) { for (std::size_t i = 0; i < n; ++i) v[i] += r.uniform(-0.5, 0.5); });
+  bn.for_each_buffer([&](const char*, double* v, std::size_t n) { for (std::size_t i = 0; i < n; ++i) v[i] += r.uniform(0.1, 0.5); });
+  GradientCheckOptions train, eval;
+  eval.mode = Mode::eval;
+  const auto x = random_input<Shape<3, 3, 4>>(3);
+  const auto a = check_layer_gradients(bn, x, train);
+  const auto b = check_layer_gradients(bn, x, eval);
+  INFO(a.worst, " ", a.max_relative_error, " / ", b.worst, " ", b.max_relative_error);
+  CHECK(a.passed(tolerance));
+  CHECK(b.passed(tolerance));
+}
+
+TEST_CASE("BatchNorm normalises each channel in train mode and tracks moving statistics") {
+  BatchNormLayer<Shape<2, 2, 2>, double> bn;
+  Tensor<double> x(8, 2, 2, 2), y;
+  Rng r(2);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = (i % 2 ? 5.0 : -3.0) + r.uniform(-1, 1) * (i % 2 ? 2.0 : 0.5);
+  bn.forward(x, y, Mode::train);
+  for (int c = 0; c < 2; ++c) {
+    double s = 0, s2 = 0;
+    for (std::size_t i = c; i < y.size(); i += 2) { s += y[i]; s2 += y[i] * y[i]; }
+    const double m = double(y.size()) / 2;
+    CHECK(s / m == doctest::Approx(0.0).epsilon(1e-9));
+    CHECK(s2 / m == doctest::Approx(1.0).epsilon(1e-2));  // eps = 1e-3 keeps it a hair under 1
+  }
+  std::vector<double> mean;
+  bn.for_each_buffer([&](const char* name, double* v, std::size_t) { if (std::string(name) == "moving_mean") mean = {v[0], v[1]}; });
+  CHECK(mean[0] < 0);  // moved 1% of the way towards -3
+  CHECK(mean[1] > 0);  // and towards +5
+}
+
+TEST_CASE("gradient check: GlobalAvgPool") {
+  const auto r = check<GlobalAvgPoolLayer<Shape<3, 4, 5>, double>>();
+  CHECK(r.passed(tolerance));
+}

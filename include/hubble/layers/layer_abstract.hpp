@@ -21,7 +21,8 @@
 //            when dx != nullptr, *dx = dLoss/dx. The first layer of a network gets dx == nullptr.
 //        template <class F> void for_each_parameter(F&& f);  // f(suffix, value*, grad*, size)
 //    A layer that draws random numbers while running (Dropout) also offers Rng& rng(), so
-//    checkpoints can save and restore its stream.
+//    checkpoints can save and restore its stream; a layer with non-trainable state (BatchNorm's
+//    moving statistics) offers for_each_buffer(f), f(suffix, value*, size), saved likewise.
 // Invalid shape combinations are static_asserts whose message names the layer and the fault;
 // the compiler's "required from" line shows the offending Shape<H,W,C>.
 #include <cstddef>

@@ -144,6 +144,19 @@ class Network {
     return out;
   }
 
+  // Non-trainable state saved with the weights (BatchNorm's moving statistics), named like
+  // parameters ("batch_norm_1/moving_mean"); grad is nullptr.
+  std::vector<ParamRef<T>> buffers() {
+    std::vector<ParamRef<T>> out;
+    for_each_layer([&](auto& layer, std::size_t i) {
+      if constexpr (requires { layer.for_each_buffer([](const char*, T*, std::size_t) {}); })
+        layer.for_each_buffer([&](const char* suffix, T* v, std::size_t n) {
+          out.push_back({layer_names()[i] + "/" + suffix, v, nullptr, n});
+        });
+    });
+    return out;
+  }
+
   // Layers that draw random numbers while training (dropout), in order.
   std::vector<Rng*> random_streams() {
     std::vector<Rng*> out;
