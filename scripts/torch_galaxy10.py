@@ -278,7 +278,9 @@ def main():
     if len(train_y) == 0:
         raise SystemExit("no training images left after the validation split")
 
-    net = PaperNet(args.crop)
+    # The permuted NHWC input is already channels-last in memory; with channels-last weights
+    # oneDNN runs its fast NHWC kernels (about 2x faster than NCHW on this CPU).
+    net = PaperNet(args.crop).to(memory_format=torch.channels_last)
     print(f"parameters: {sum(p.numel() for p in net.parameters())}")
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=args.eps)
     shuffle_rng = np.random.default_rng(args.seed)
