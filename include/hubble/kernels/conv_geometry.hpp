@@ -37,9 +37,10 @@ struct ConvGeometry {
 // allocates once.
 template <class T>
 struct Workspace {
-  AlignedVector<T> a, b;
+  AlignedVector<T> a, b, c;
   T* get_a(std::size_t n) { if (a.size() < n) a.resize(n); return a.data(); }
   T* get_b(std::size_t n) { if (b.size() < n) b.resize(n); return b.data(); }
+  T* get_c(std::size_t n) { if (c.size() < n) c.resize(n); return c.data(); }  // e.g. partial sums
 };
 
 }  // namespace hubble::kernels

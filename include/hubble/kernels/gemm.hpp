@@ -1,0 +1,449 @@
+#pragma once
+// gemm: hubble's own matrix product, BLIS-style, and the register-blocked micro-kernel every
+// fast convolution variant is built on.
+//
+//   C[m x n] (+)= op(A)[m x k] * op(B)[k x n]   (+ bias[n] per row, then optionally max(., 0))
+//   op(X) = X or X^T, read in place: a transposed operand is never materialised, the packing
+//   routines simply read it with the other stride.  All matrices are row-major.
+//
+// How it is blocked (see docs/images/kernels_gemm_blocking.svg):
+//   for each task (a block of MC rows x NCt columns x one K part), on one thread:
+//     for pc in K by KC:         pack B[pc:pc+KC, cols] into NR-wide panels   ([k][NR], L1/L2)
+//                                pack A[rows, pc:pc+KC] into MR-tall panels   ([k][MR], L2)
+//       for jr in cols by NR:    one B panel stays in L1 ...
+//         for ir in rows by MR:  ... while the micro-kernel streams A panels past it:
+//                                an MR x NR tile of C lives in registers for the whole KC loop.
+// The micro-kernel (Microkernel<T>) broadcasts one A value and multiplies it into NR/8 vector
+// registers of B: MR*NR/8 independent FMA chains, enough to hide the FMA latency.  It reads A
+// through MR row pointers plus a segmented, strided k walk (APanel), so the same kernel also runs
+// on a packed panel (one segment, step MR), on unpacked rows (step 1), or directly on the input
+// image of a convolution (one segment per kernel row) — see implicit_gemm.hpp.
+//
+// Threads: the tasks are spread over OpenMP threads.  A product whose output is too small to
+// split (a weight gradient: few rows, huge k) is split along k into parts whose number depends
+// on the shape only; each part sums into its own buffer and the parts are added in a fixed order,
+// so the result does not depend on the thread count or the schedule.
+#include <algorithm>
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace hubble::kernels {
+
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// A grow-only, 64-byte aligned scratch array. thread_scratch<T, Slot>(n) hands every thread its
+// own one per slot (packing buffers must not be shared between threads).
+template <class T>
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  ~AlignedBuffer() { std::free(p_); }
+  T* get(std::size_t n) {
+    if (n > cap_) {
+      std::free(p_);
+      const std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+      p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+      if (!p_) throw std::bad_alloc();
+      cap_ = n;
+    }
+    return p_;
+  }
+
+ private:
+  T* p_ = nullptr;
+  std::size_t cap_ = 0;
+};
+
+template <class T, int Slot>
+T* thread_scratch(std::size_t n) {
+  thread_local AlignedBuffer<T> buffer;
+  return buffer.get(n);
+}
+
+namespace gemm {
+
+enum class Trans { no, yes };
+
+// What happens when a tile of C is written.
+template <class T>
+struct Epilogue {
+  bool accumulate = false;  // C += product (else C = product)
+  const T* bias = nullptr;  // adds bias[j] to column j
+  bool relu = false;        // max(., 0) on the final value
+};
+
+// ---- the reference: the definition, one dot product per entry --------------------------------
+template <class T>
+void reference(Trans ta, Trans tb, int m, int n, int k, const T* a, std::ptrdiff_t lda, const T* b,
+               std::ptrdiff_t ldb, T* c, std::ptrdiff_t ldc, const Epilogue<T>& ep = {}) {
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      T s = 0;
+      for (int p = 0; p < k; ++p) {
+        const T av = ta == Trans::no ? a[i * lda + p] : a[p * lda + i];
+        const T bv = tb == Trans::no ? b[p * ldb + j] : b[j * ldb + p];
+        s += av * bv;
+      }
+      T v = (ep.accumulate ? c[i * ldc + j] : T(0)) + s;
+      if (ep.bias) v += ep.bias[j];
+      if (ep.relu) v = std::max(v, T(0));
+      c[i * ldc + j] = v;
+    }
+}
+
+// ---- the micro-kernel -------------------------------------------------------------------------
+// How the micro-kernel walks its MR rows of A:  k = s * seg_len + t  reads
+//   rows[r][seg_off[s] + t * step]        (s < segments, t < seg_len)
+// B is a packed panel: b[k * NR + j].
+template <class T>
+struct APanel {
+  const T* const* rows;
+  const std::ptrdiff_t* seg_off;
+  int segments;
+  int seg_len;
+  std::ptrdiff_t step;
+};
+
+namespace detail {
+// Writes an MR x NR tile held in `acc` (row-major) to C, of which only mr x nr is valid.
+template <class T, int MR, int NR>
+inline void store_tile(const T* acc, T* c, std::ptrdiff_t ldc, int mr, int nr, const Epilogue<T>& ep) {
+  for (int r = 0; r < mr; ++r)
+    for (int j = 0; j < nr; ++j) {
+      T v = acc[r * NR + j];
+      if (ep.accumulate) v += c[r * ldc + j];
+      if (ep.bias) v += ep.bias[j];
+      if (ep.relu) v = std::max(v, T(0));
+      c[r * ldc + j] = v;
+    }
+}
+}  // namespace detail
+
+// Portable micro-kernel (double, or a build without AVX2): plain loops the compiler vectorises.
+template <class T, int MR_, int NR_>
+struct GenericMicrokernel {
+  static constexpr int MR = MR_, NR = NR_;
+  static constexpr const char* isa = "generic";
+  static void run(const APanel<T>& a, const T* b, T* c, std::ptrdiff_t ldc, int mr, int nr, const Epilogue<T>& ep) {
+    alignas(64) T acc[MR * NR] = {};
+    for (int s = 0; s < a.segments; ++s) {
+      const T* p[MR];
+      for (int r = 0; r < MR; ++r) p[r] = a.rows[r] + a.seg_off[s];
+      for (int t = 0; t < a.seg_len; ++t, b += NR) {
+        const std::ptrdiff_t idx = t * a.step;
+        for (int r = 0; r < MR; ++r) {
+          const T av = p[r][idx];
+          for (int j = 0; j < NR; ++j) acc[r * NR + j] += av * b[j];
+        }
+      }
+    }
+    detail::store_tile<T, MR, NR>(acc, c, ldc, mr, nr, ep);
+  }
+};
+
+#if defined(__AVX2__) && defined(__FMA__)
+// AVX2 + FMA, float: a 6 x 16 tile = 12 ymm accumulators, 2 ymm of B, 1 broadcast (15 of 16
+// registers); per k: 6 broadcasts, 2 loads, 12 FMAs.
+struct Avx2Microkernel {
+  static constexpr int MR = 6, NR = 16;
+  static constexpr const char* isa = "avx2";
+  static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr, int nr,
+                  const Epilogue<float>& ep) {
+    __m256 acc[MR][2];
+    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int s = 0; s < a.segments; ++s) {
+      const float* p[MR];
+      for (int r = 0; r < MR; ++r) p[r] = a.rows[r] + a.seg_off[s];
+      const std::ptrdiff_t step = a.step;
+      std::ptrdiff_t idx = 0;
+#pragma GCC unroll 4
+      for (int t = 0; t < a.seg_len; ++t, idx += step, b += NR) {
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        for (int r = 0; r < MR; ++r) {
+          const __m256 av = _mm256_broadcast_ss(p[r] + idx);
+          acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+      }
+    }
+    if (mr == MR && nr == NR) {
+      const __m256 zero = _mm256_setzero_ps();
+      const __m256 bias0 = ep.bias ? _mm256_loadu_ps(ep.bias) : zero, bias1 = ep.bias ? _mm256_loadu_ps(ep.bias + 8) : zero;
+      for (int r = 0; r < MR; ++r) {
+        float* cr = c + r * ldc;
+        __m256 v0 = _mm256_add_ps(acc[r][0], bias0), v1 = _mm256_add_ps(acc[r][1], bias1);
+        if (ep.accumulate) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
+        if (ep.relu) { v0 = _mm256_max_ps(v0, zero); v1 = _mm256_max_ps(v1, zero); }
+        _mm256_storeu_ps(cr, v0);
+        _mm256_storeu_ps(cr + 8, v1);
+      }
+      return;
+    }
+    alignas(64) float tmp[MR * NR];
+    for (int r = 0; r < MR; ++r) { _mm256_store_ps(tmp + r * NR, acc[r][0]); _mm256_store_ps(tmp + r * NR + 8, acc[r][1]); }
+    detail::store_tile<float, MR, NR>(tmp, c, ldc, mr, nr, ep);
+  }
+};
+#endif
+
+#if defined(__AVX512F__)
+// AVX-512, float: an 8 x 32 tile = 16 zmm accumulators (of 32 registers); per k: 8 broadcasts,
+// 2 loads, 16 FMAs. On Zen 4 a zmm FMA is two 256-bit halves, so the gain over AVX2 is fewer
+// instructions per flop, not more flops per cycle.
+struct Avx512Microkernel {
+  static constexpr int MR = 8, NR = 32;
+  static constexpr const char* isa = "avx512";
+  static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr, int nr,
+                  const Epilogue<float>& ep) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int s = 0; s < a.segments; ++s) {
+      const float* p[MR];
+      for (int r = 0; r < MR; ++r) p[r] = a.rows[r] + a.seg_off[s];
+      const std::ptrdiff_t step = a.step;
+      std::ptrdiff_t idx = 0;
+#pragma GCC unroll 4
+      for (int t = 0; t < a.seg_len; ++t, idx += step, b += NR) {
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        for (int r = 0; r < MR; ++r) {
+          const __m512 av = _mm512_set1_ps(p[r][idx]);
+          acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+      }
+    }
+    if (mr == MR && nr == NR) {
+      const __m512 zero = _mm512_setzero_ps();
+      const __m512 bias0 = ep.bias ? _mm512_loadu_ps(ep.bias) : zero, bias1 = ep.bias ? _mm512_loadu_ps(ep.bias + 16) : zero;
+      for (int r = 0; r < MR; ++r) {
+        float* cr = c + r * ldc;
+        __m512 v0 = _mm512_add_ps(acc[r][0], bias0), v1 = _mm512_add_ps(acc[r][1], bias1);
+        if (ep.accumulate) { v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr)); v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16)); }
+        if (ep.relu) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
+        _mm512_storeu_ps(cr, v0);
+        _mm512_storeu_ps(cr + 16, v1);
+      }
+      return;
+    }
+    alignas(64) float tmp[MR * NR];
+    for (int r = 0; r < MR; ++r) { _mm512_store_ps(tmp + r * NR, acc[r][0]); _mm512_store_ps(tmp + r * NR + 16, acc[r][1]); }
+    detail::store_tile<float, MR, NR>(tmp, c, ldc, mr, nr, ep);
+  }
+};
+#endif
+
+// The micro-kernel for T on this build.
+template <class T>
+struct Microkernel : GenericMicrokernel<T, 4, 8> {};
+#if defined(__AVX512F__)
+template <>
+struct Microkernel<float> : Avx512Microkernel {};
+#elif defined(__AVX2__) && defined(__FMA__)
+template <>
+struct Microkernel<float> : Avx2Microkernel {};
+#endif
+
+// Cache blocking for Microkernel<T>: a B panel of KC x NR stays in L1 (16 KiB for float), an A
+// block of MC x KC in L2 (~120 KiB), a B block of KC x NC in L2/L3.
+template <class T>
+struct Blocking {
+  static constexpr int MR = Microkernel<T>::MR, NR = Microkernel<T>::NR;
+  static constexpr int KC = 256 * 4 / int(sizeof(T));
+  static constexpr int MC = MR * (120 / MR);
+  static constexpr int NC = NR * (384 / NR);
+};
+
+// ---- packing -----------------------------------------------------------------------------------
+// B block rows [k0, k0+kc) x columns [j0, j0+nc) of op(B) -> NR-wide panels dst[panel][k][NR],
+// zero beyond column nc.
+template <class T, int NR>
+void pack_b(Trans tb, const T* b, std::ptrdiff_t ldb, int k0, int kc, int j0, int nc, T* dst) {
+  for (int jp = 0; jp < nc; jp += NR, dst += std::ptrdiff_t(kc) * NR) {
+    const int w = std::min(NR, nc - jp);
+    if (tb == Trans::no) {
+      for (int p = 0; p < kc; ++p) {
+        const T* src = b + std::ptrdiff_t(k0 + p) * ldb + j0 + jp;
+        T* d = dst + std::ptrdiff_t(p) * NR;
+        for (int j = 0; j < w; ++j) d[j] = src[j];
+        for (int j = w; j < NR; ++j) d[j] = T(0);
+      }
+    } else {  // B stored n x k: column j of op(B) is row j of b
+      for (int j = 0; j < NR; ++j) {
+        T* d = dst + j;
+        if (j < w) {
+          const T* src = b + std::ptrdiff_t(j0 + jp + j) * ldb + k0;
+          for (int p = 0; p < kc; ++p) d[std::ptrdiff_t(p) * NR] = src[p];
+        } else {
+          for (int p = 0; p < kc; ++p) d[std::ptrdiff_t(p) * NR] = T(0);
+        }
+      }
+    }
+  }
+}
+
+// A block rows [i0, i0+mc) x columns [k0, k0+kc) of op(A) -> MR-tall panels dst[panel][k][MR],
+// zero beyond row mc.
+template <class T, int MR>
+void pack_a(Trans ta, const T* a, std::ptrdiff_t lda, int i0, int mc, int k0, int kc, T* dst) {
+  for (int ip = 0; ip < mc; ip += MR, dst += std::ptrdiff_t(kc) * MR) {
+    const int h = std::min(MR, mc - ip);
+    if (ta == Trans::no) {
+      for (int r = 0; r < MR; ++r) {
+        T* d = dst + r;
+        if (r < h) {
+          const T* src = a + std::ptrdiff_t(i0 + ip + r) * lda + k0;
+          for (int p = 0; p < kc; ++p) d[std::ptrdiff_t(p) * MR] = src[p];
+        } else {
+          for (int p = 0; p < kc; ++p) d[std::ptrdiff_t(p) * MR] = T(0);
+        }
+      }
+    } else {  // A stored k x m: row i of op(A) is column i of a
+      for (int p = 0; p < kc; ++p) {
+        const T* src = a + std::ptrdiff_t(k0 + p) * lda + i0 + ip;
+        T* d = dst + std::ptrdiff_t(p) * MR;
+        for (int r = 0; r < h; ++r) d[r] = src[r];
+        for (int r = h; r < MR; ++r) d[r] = T(0);
+      }
+    }
+  }
+}
+
+// Number of k parts a product is split into so that both cores have work when the output is
+// small: a function of the shape only (never of the thread count), which keeps results
+// reproducible.
+inline int k_parts(int m, int n, int k, int mc, int nc, int kc) {
+  const long tasks = long((m + mc - 1) / mc) * long((n + nc - 1) / nc);
+  if (tasks >= 8 || k < 4 * kc) return 1;
+  return int(std::min<long>({8, (8 + tasks - 1) / tasks, long(k / (2 * kc))}));
+}
+
+namespace detail {
+// One task: C[i0:i0+mc, j0:j0+nc] over k in [kb, ke), on the calling thread.
+template <class T>
+void gemm_block(Trans ta, Trans tb, int i0, int mc, int j0, int nc, int kb, int ke, const T* a, std::ptrdiff_t lda,
+                const T* b, std::ptrdiff_t ldb, T* c, std::ptrdiff_t ldc, const Epilogue<T>& ep) {
+  using U = Microkernel<T>;
+  using Bl = Blocking<T>;
+  constexpr int MR = U::MR, NR = U::NR, KC = Bl::KC;
+  T* bp = thread_scratch<T, 0>(std::size_t(KC) * ((nc + NR - 1) / NR) * NR);
+  T* ap = thread_scratch<T, 1>(std::size_t(KC) * ((mc + MR - 1) / MR) * MR);
+  const std::ptrdiff_t zero_off = 0;
+  for (int pc = kb; pc < ke; pc += KC) {
+    const int kc = std::min(KC, ke - pc);
+    pack_b<T, NR>(tb, b, ldb, pc, kc, j0, nc, bp);
+    pack_a<T, MR>(ta, a, lda, i0, mc, pc, kc, ap);
+    Epilogue<T> e;
+    e.accumulate = pc > kb || ep.accumulate;
+    const bool last = pc + kc >= ke;
+    e.relu = last && ep.relu;
+    for (int jr = 0; jr < nc; jr += NR) {
+      e.bias = last && ep.bias ? ep.bias + j0 + jr : nullptr;
+      const T* bpanel = bp + std::ptrdiff_t(jr / NR) * kc * NR;
+      for (int ir = 0; ir < mc; ir += MR) {
+        const T* apanel = ap + std::ptrdiff_t(ir / MR) * kc * MR;
+        const T* rows[MR];
+        for (int r = 0; r < MR; ++r) rows[r] = apanel + r;
+        const APanel<T> panel{rows, &zero_off, 1, kc, MR};
+        U::run(panel, bpanel, c + std::ptrdiff_t(i0 + ir) * ldc + j0 + jr, ldc, std::min(MR, mc - ir),
+               std::min(NR, nc - jr), e);
+      }
+    }
+  }
+}
+}  // namespace detail
+
+// C[m x n] (+)= op(A) op(B) with the epilogue ep; lda/ldb/ldc are the row strides of the stored
+// matrices (A stored m x k when ta == no, k x m when ta == yes; likewise B).
+template <class T>
+void gemm(Trans ta, Trans tb, int m, int n, int k, const T* a, std::ptrdiff_t lda, const T* b, std::ptrdiff_t ldb,
+          T* c, std::ptrdiff_t ldc, const Epilogue<T>& ep = {}) {
+  if (m <= 0 || n <= 0) return;
+  using Bl = Blocking<T>;
+  constexpr int NR = Bl::NR, MC = Bl::MC, KC = Bl::KC, NC = Bl::NC;
+  if (k <= 0) {  // empty sum: only the epilogue
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        T& cij = c[std::ptrdiff_t(i) * ldc + j];
+        T v = ep.accumulate ? cij : T(0);
+        if (ep.bias) v += ep.bias[j];
+        if (ep.relu) v = std::max(v, T(0));
+        cij = v;
+      }
+    return;
+  }
+  const int parts = k_parts(m, n, k, MC, NC, KC);
+  const int tm = (m + MC - 1) / MC;
+  // Column width of a task: narrower when there are too few tasks for the threads (this only
+  // changes who computes which tile, never the order of any sum).
+  int nct = std::min(NC, (n + NR - 1) / NR * NR);
+  const int threads = max_threads();
+  while (long(parts) * tm * ((n + nct - 1) / nct) < 4L * threads && nct > NR) nct = (nct / 2 + NR - 1) / NR * NR;
+  const int tn = (n + nct - 1) / nct;
+  const long tasks = long(parts) * tm * tn;
+
+  std::vector<T> partial;  // parts > 1 only: one m x n sum per k part
+  if (parts > 1) partial.resize(std::size_t(parts) * m * n);
+#pragma omp parallel for schedule(static) if (tasks > 1)
+  for (long t = 0; t < tasks; ++t) {
+    const int p = int(t / (long(tm) * tn)), im = int(t / tn % tm), in = int(t % tn);
+    const int i0 = im * MC, j0 = in * nct;
+    const int kb = int(long(k) * p / parts), ke = int(long(k) * (p + 1) / parts);
+    if (parts == 1) {
+      detail::gemm_block(ta, tb, i0, std::min(MC, m - i0), j0, std::min(nct, n - j0), kb, ke, a, lda, b, ldb, c, ldc, ep);
+    } else {
+      detail::gemm_block(ta, tb, i0, std::min(MC, m - i0), j0, std::min(nct, n - j0), kb, ke, a, lda, b, ldb,
+                         partial.data() + std::size_t(p) * m * n, std::ptrdiff_t(n), Epilogue<T>{});
+    }
+  }
+  if (parts > 1) {
+#pragma omp parallel for schedule(static) if (long(m) * n > 4096)
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        T s = partial[std::size_t(i) * n + j];
+        for (int p = 1; p < parts; ++p) s += partial[(std::size_t(p) * m + i) * n + j];
+        T v = ep.accumulate ? c[std::ptrdiff_t(i) * ldc + j] + s : s;
+        if (ep.bias) v += ep.bias[j];
+        if (ep.relu) v = std::max(v, T(0));
+        c[std::ptrdiff_t(i) * ldc + j] = v;
+      }
+  }
+}
+
+// out[j] = sum_i a[i * n + j] (the bias gradient). Rows are summed in fixed chunks whose number
+// depends on m only, and the chunk sums are added in order: reproducible for any thread count.
+template <class T>
+void column_sums(const T* a, long m, int n, T* out) {
+  const int parts = int(std::clamp<long>(m / 2048, 1, 16));
+  std::vector<T> partial(std::size_t(parts) * n, T(0));
+#pragma omp parallel for schedule(static) if (parts > 1)
+  for (int p = 0; p < parts; ++p) {
+    T* s = partial.data() + std::size_t(p) * n;
+    for (long i = m * p / parts; i < m * (p + 1) / parts; ++i)
+      for (int j = 0; j < n; ++j) s[j] += a[i * n + j];
+  }
+  for (int j = 0; j < n; ++j) {
+    T s = partial[j];
+    for (int p = 1; p < parts; ++p) s += partial[std::size_t(p) * n + j];
+    out[j] = s;
+  }
+}
+
+}  // namespace gemm
+}  // namespace hubble::kernels

@@ -1,0 +1,363 @@
+#pragma once
+// kernels::ImplicitGemm — convolution as a matrix product whose im2col matrix is never built.
+//
+// The GEMM micro-kernel (gemm.hpp) reads its MR rows of A through row pointers and a
+// segmented walk over k. For a convolution, row r of the im2col matrix (output pixel p) is
+// k segments — one per kernel row ky — of k*c contiguous input values:
+//     col[p][(ky*k + kx)*c + ci] = x[n, oy*s + ky, ox*s + kx, ci]
+//     -> rows[r] = &x[n, oy*s, ox*s, 0],  seg_off[ky] = ky * W * c,  seg_len = k * c,  step 1
+// so the micro-kernel multiplies straight out of the input image (in L1/L2), with no copy.
+//   forward:  y  = col * w + b                 A = image rows (as above), B = packed w
+//   weights:  dw = col^T * dy                  A row i = one patch position (ky, kx, ci) read at
+//                                              every output pixel: rows[r] = &x[0, ky, kx, ci],
+//                                              one segment per output row, step s * c (rows
+//                                              shorter than 8 pixels: packed on the fly instead);
+//                                              B = packed dy; db summed while dy is packed
+//   input:    dx = col2im(dy * w^T)            per group of whole samples: the column gradient
+//                                              goes to a per-thread buffer (L2), then is scattered.
+//             (The alternative, dx = conv(pad(dy), rot180(w)^T), multiplies the k-1 border of
+//             zeros too — 2.25x the work for conv4 — and measured slower on every paper layer.)
+// Padding is applied by copying the input into a zero-padded buffer once per call, so every
+// read in the hot loop is in bounds.  Sums run in a fixed order (the weight gradient is split
+// into parts chosen from the shape alone, added in order), so results do not depend on the
+// number of threads.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "hubble/kernels/conv_geometry.hpp"
+#include "hubble/kernels/gemm.hpp"
+#include "hubble/kernels/im2col.hpp"
+
+namespace hubble::kernels {
+
+namespace implicit_detail {
+
+using gemm::APanel;
+using gemm::Epilogue;
+
+// Copies x [n][h][w][c] into a zero-padded [n][hp][wp][c] with x's (0,0) at (top, left);
+// rows/columns of x outside [0, hp) x [0, wp) after the shift are dropped.
+template <class T>
+void pad_copy(const T* x, int n, int h, int w, int c, int top, int left, int hp, int wp, T* out) {
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < n; ++b)
+    for (int y = 0; y < hp; ++y) {
+      T* dst = out + ((std::size_t(b) * hp + y) * wp) * c;
+      const int sy = y - top;
+      if (sy < 0 || sy >= h) { std::fill(dst, dst + std::size_t(wp) * c, T(0)); continue; }
+      const int x0 = std::max(0, left), x1 = std::min(wp, left + w);  // destination columns with data
+      std::fill(dst, dst + std::size_t(x0) * c, T(0));
+      if (x1 > x0) std::memcpy(dst + std::size_t(x0) * c, x + ((std::size_t(b) * h + sy) * w + (x0 - left)) * c,
+                               sizeof(T) * std::size_t(x1 - x0) * c);
+      std::fill(dst + std::size_t(std::max(x0, x1)) * c, dst + std::size_t(wp) * c, T(0));
+    }
+}
+
+// A convolution over an input that needs no padding (every window in bounds).
+struct Conv {
+  int n, hp, wp, c;  // input (already padded)
+  int k, s;          // kernel side, stride
+  int oh, ow, f;     // output
+  int K() const { return k * k * c; }
+  long M() const { return long(n) * oh * ow; }
+};
+
+// Segments (kernel rows) per k block: a packed B panel of kc x NR should stay in L1.
+template <class T>
+int segments_per_block(const Conv& cv) {
+  const int seg = cv.k * cv.c;
+  return std::max(1, std::min(cv.k, gemm::Blocking<T>::KC / seg));
+}
+
+// Packs a K x f matrix (row kk gives B row kk; get(kk, j) its entries) into the forward layout:
+// for each k block, NR-wide panels [kc][NR], zero-padded to a multiple of NR columns.
+template <class T, class Get>
+void pack_weights(const Conv& cv, Get get, T* dst) {
+  constexpr int NR = gemm::Microkernel<T>::NR;
+  const int seg = cv.k * cv.c, spb = segments_per_block<T>(cv);
+  const int npan = (cv.f + NR - 1) / NR;
+  const int blocks = (cv.k + spb - 1) / spb;
+#pragma omp parallel for schedule(static) collapse(2)
+  for (int kb = 0; kb < blocks; ++kb)
+    for (int jp = 0; jp < npan; ++jp) {
+      const int k0 = kb * spb * seg, kc = std::min(cv.k, (kb + 1) * spb) * seg - k0;
+      T* d = dst + std::size_t(k0) * npan * NR + std::size_t(jp) * kc * NR;
+      for (int p = 0; p < kc; ++p)
+        for (int j = 0; j < NR; ++j) {
+          const int col = jp * NR + j;
+          d[std::size_t(p) * NR + j] = col < cv.f ? get(k0 + p, col) : T(0);
+        }
+    }
+}
+
+// y[M x f] = im2col(x) * B (+ bias, relu), B packed by pack_weights.
+template <class T>
+void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool relu) {
+  using U = gemm::Microkernel<T>;
+  constexpr int MR = U::MR, NR = U::NR;
+  constexpr int MC = MR * (192 / MR);
+  const int seg = cv.k * cv.c, spb = segments_per_block<T>(cv);
+  const int blocks = (cv.k + spb - 1) / spb;
+  const int npan = (cv.f + NR - 1) / NR;
+  const long M = cv.M();
+  const long tm = (M + MC - 1) / MC;
+  // Split the panels into groups when there are too few pixel blocks to feed every thread.
+  int groups = 1;
+  while (tm * groups < 4L * max_threads() && groups < npan) ++groups;
+  const long tasks = tm * groups;
+  std::vector<std::ptrdiff_t> seg_off(cv.k);
+  for (int ky = 0; ky < cv.k; ++ky) seg_off[ky] = std::ptrdiff_t(ky) * cv.wp * cv.c;
+  const int ohw = cv.oh * cv.ow;
+
+#pragma omp parallel for schedule(static) if (tasks > 1)
+  for (long t = 0; t < tasks; ++t) {
+    const long m0 = (t / groups) * MC;
+    const int g = int(t % groups);
+    const int mc = int(std::min<long>(MC, M - m0));
+    const int jp0 = npan * g / groups, jp1 = npan * (g + 1) / groups;
+    const T* rows[MC + MR];
+    for (int i = 0; i < mc; ++i) {
+      const long p = m0 + i;
+      const int b = int(p / ohw), rem = int(p % ohw), oy = rem / cv.ow, ox = rem % cv.ow;
+      rows[i] = x + ((std::ptrdiff_t(b) * cv.hp + std::ptrdiff_t(oy) * cv.s) * cv.wp + std::ptrdiff_t(ox) * cv.s) * cv.c;
+    }
+    for (int i = mc; i < mc + MR; ++i) rows[i] = rows[mc - 1];  // tail rows: computed, not stored
+    for (int kb = 0; kb < blocks; ++kb) {
+      const int s0 = kb * spb, ns = std::min(cv.k, s0 + spb) - s0;
+      const int kc = ns * seg;
+      const T* bblock = bp + std::size_t(s0) * seg * npan * NR;
+      Epilogue<T> ep;
+      ep.accumulate = kb > 0;
+      const bool last = kb + 1 == blocks;
+      ep.relu = last && relu;
+      for (int jp = jp0; jp < jp1; ++jp) {
+        ep.bias = last && bias ? bias + jp * NR : nullptr;
+        const T* bpanel = bblock + std::size_t(jp) * kc * NR;
+        for (int ir = 0; ir < mc; ir += MR) {
+          const APanel<T> a{rows + ir, seg_off.data() + s0, ns, seg, 1};
+          U::run(a, bpanel, y + (m0 + ir) * cv.f + jp * NR, cv.f, std::min(MR, mc - ir), std::min(NR, cv.f - jp * NR), ep);
+        }
+      }
+    }
+  }
+}
+
+// dw[K x f] = im2col(x)^T * dy and db = column sums of dy.
+template <class T>
+void weight_gradient(const Conv& cv, const T* x, const T* dy, T* dw, T* db, Workspace<T>& ws) {
+  // Short output rows make the segmented walk mostly overhead: then pack A instead.
+  const bool pack_a = cv.ow < 8;
+  using U = gemm::Microkernel<T>;
+  constexpr int MR = U::MR, NR = U::NR;
+  const int K = cv.K(), f = cv.f;
+  const int npan = (f + NR - 1) / NR, tiles_m = (K + MR - 1) / MR;
+  const long out_rows = long(cv.n) * cv.oh;  // reduction runs over output rows of ow pixels
+  const int rows_per_chunk = std::max(1, gemm::Blocking<T>::KC / cv.ow);
+  // k parts: a function of the shape only (reproducible sums).
+  int parts = 1;
+  if (long(tiles_m) * npan < 64) parts = int(std::min<long>(8, std::max<long>(1, out_rows / (4L * rows_per_chunk))));
+  int groups = 1;  // tile groups per part, for load balance only
+  while (long(parts) * groups < 4L * max_threads() && groups < tiles_m) ++groups;
+  const long tasks = long(parts) * groups;
+
+  const std::size_t kf = std::size_t(K) * f;
+  T* scratch = parts > 1 ? ws.get_c(std::size_t(parts) * (kf + f)) : nullptr;
+  // Patch position offsets for every row of dw (ky, kx, ci), with tail rows repeated.
+  std::vector<const T*> patch(std::size_t(tiles_m) * MR);
+  for (int i = 0; i < tiles_m * MR; ++i) {
+    const int ii = std::min(i, K - 1);
+    const int ky = ii / (cv.k * cv.c), rem = ii % (cv.k * cv.c);
+    patch[i] = x + (std::ptrdiff_t(ky) * cv.wp) * cv.c + rem;  // rem = kx*c + ci
+  }
+
+#pragma omp parallel for schedule(static) if (tasks > 1)
+  for (long t = 0; t < tasks; ++t) {
+    const int p = int(t / groups), g = int(t % groups);
+    const int tile0 = tiles_m * g / groups, tile1 = tiles_m * (g + 1) / groups;
+    const long r0 = out_rows * p / parts, r1 = out_rows * (p + 1) / parts;
+    T* dwt = parts > 1 ? scratch + std::size_t(p) * kf : dw;
+    T* dbt = parts > 1 ? scratch + std::size_t(parts) * kf + std::size_t(p) * f : db;
+    const bool do_bias = g == 0;
+    if (do_bias) std::fill(dbt, dbt + f, T(0));
+    if (r1 <= r0) {  // an empty part still owns its (zero) sums
+      for (int tile = tile0; tile < tile1; ++tile)
+        for (int r = tile * MR; r < std::min(K, (tile + 1) * MR); ++r) std::fill(dwt + std::size_t(r) * f, dwt + std::size_t(r + 1) * f, T(0));
+      continue;
+    }
+    T* bp = thread_scratch<T, 2>(std::size_t(rows_per_chunk) * cv.ow * npan * NR);
+    std::vector<std::ptrdiff_t> seg_off(rows_per_chunk);
+    for (long rc = r0; rc < r1; rc += rows_per_chunk) {
+      const int nrows = int(std::min<long>(rows_per_chunk, r1 - rc));
+      const int kc = nrows * cv.ow;
+      // Pack dy rows [rc*ow, rc*ow + kc) into NR panels; sum db on the way.
+      const T* src = dy + std::size_t(rc) * cv.ow * f;
+      for (int jp = 0; jp < npan; ++jp) {
+        T* d = bp + std::size_t(jp) * kc * NR;
+        const int w = std::min(NR, f - jp * NR);
+        for (int q = 0; q < kc; ++q) {
+          const T* s = src + std::size_t(q) * f + jp * NR;
+          for (int j = 0; j < w; ++j) d[std::size_t(q) * NR + j] = s[j];
+          for (int j = w; j < NR; ++j) d[std::size_t(q) * NR + j] = T(0);
+        }
+      }
+      if (do_bias)
+        for (int q = 0; q < kc; ++q)
+          for (int j = 0; j < f; ++j) dbt[j] += src[std::size_t(q) * f + j];
+      for (int i = 0; i < nrows; ++i) {
+        const long row = rc + i;
+        const int b = int(row / cv.oh), oy = int(row % cv.oh);
+        seg_off[i] = (std::ptrdiff_t(b) * cv.hp + std::ptrdiff_t(oy) * cv.s) * cv.wp * cv.c;
+      }
+      Epilogue<T> ep;
+      ep.accumulate = rc > r0;
+      if (pack_a) {
+        // Pack this tile's rows of im2col^T for the chunk ([pixel][MR], contiguous), then run
+        // every B panel past it.
+        T* ap = thread_scratch<T, 3>(std::size_t(kc) * MR);
+        const std::ptrdiff_t step = std::ptrdiff_t(cv.s) * cv.c;
+        const std::ptrdiff_t zero_off = 0;
+        for (int tile = tile0; tile < tile1; ++tile) {
+          const T* const* pr = patch.data() + std::size_t(tile) * MR;
+          T* d = ap;
+          for (int i = 0; i < nrows; ++i)
+            for (int ox = 0; ox < cv.ow; ++ox, d += MR) {
+              const std::ptrdiff_t o = seg_off[i] + ox * step;
+              for (int r = 0; r < MR; ++r) d[r] = pr[r][o];
+            }
+          const T* rows[MR];
+          for (int r = 0; r < MR; ++r) rows[r] = ap + r;
+          const APanel<T> a{rows, &zero_off, 1, kc, MR};
+          for (int jp = 0; jp < npan; ++jp)
+            U::run(a, bp + std::size_t(jp) * kc * NR, dwt + std::size_t(tile) * MR * f + jp * NR, f, std::min(MR, K - tile * MR),
+                   std::min(NR, f - jp * NR), ep);
+        }
+      } else {
+        for (int jp = 0; jp < npan; ++jp) {
+          const T* bpanel = bp + std::size_t(jp) * kc * NR;
+          for (int tile = tile0; tile < tile1; ++tile) {
+            const APanel<T> a{patch.data() + std::size_t(tile) * MR, seg_off.data(), nrows, cv.ow, std::ptrdiff_t(cv.s) * cv.c};
+            U::run(a, bpanel, dwt + std::size_t(tile) * MR * f + jp * NR, f, std::min(MR, K - tile * MR), std::min(NR, f - jp * NR), ep);
+          }
+        }
+      }
+    }
+  }
+  if (parts > 1) {
+    const T* part = scratch;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < long(kf); ++i) {
+      T s = part[i];
+      for (int p = 1; p < parts; ++p) s += part[std::size_t(p) * kf + i];
+      dw[i] = s;
+    }
+    const T* dbp = scratch + std::size_t(parts) * kf;
+    for (int j = 0; j < f; ++j) {
+      T s = dbp[j];
+      for (int p = 1; p < parts; ++p) s += dbp[std::size_t(p) * f + j];
+      db[j] = s;
+    }
+  }
+}
+
+// dx = col2im(dy * w^T): the column gradient of a group of samples is computed into a per-thread
+// buffer with the micro-kernel (A = rows of dy, B = w^T packed once), then scattered back.
+// Samples are never split between threads, so the scatter needs no synchronisation.
+template <class T>
+void input_gradient_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx, Workspace<T>& ws) {
+  using U = gemm::Microkernel<T>;
+  constexpr int MR = U::MR, NR = U::NR, KC = gemm::Blocking<T>::KC;
+  const int P = int(g.patch()), f = g.f, npan = (P + NR - 1) / NR;
+  const int kblocks = (f + KC - 1) / KC;
+  T* bp = ws.get_b(std::size_t(f) * npan * NR);
+#pragma omp parallel for schedule(static) collapse(2)
+  for (int kb = 0; kb < kblocks; ++kb)
+    for (int jp = 0; jp < npan; ++jp) {
+      const int k0 = kb * KC, kc = std::min(KC, f - k0);
+      T* d = bp + std::size_t(k0) * npan * NR + std::size_t(jp) * kc * NR;
+      for (int p = 0; p < kc; ++p)
+        for (int j = 0; j < NR; ++j) {
+          const int col = jp * NR + j;
+          d[std::size_t(p) * NR + j] = col < P ? w[std::size_t(col) * f + k0 + p] : T(0);
+        }
+    }
+  const int rows = g.oh * g.ow;
+  const int per_task = std::max(1, std::min((96 + rows - 1) / rows, (g.n + 2 * max_threads() - 1) / (2 * max_threads())));
+  const int tasks = (g.n + per_task - 1) / per_task;
+  std::vector<std::ptrdiff_t> seg_off(kblocks);
+  for (int kb = 0; kb < kblocks; ++kb) seg_off[kb] = std::ptrdiff_t(kb) * KC;
+#pragma omp parallel for schedule(static) if (tasks > 1)
+  for (int t = 0; t < tasks; ++t) {
+    const int b0 = t * per_task, nb = std::min(per_task, g.n - b0);
+    const int m = nb * rows;
+    T* dcol = thread_scratch<T, 3>(std::size_t(m) * P);
+    const T* dyt = dy + std::size_t(b0) * rows * f;
+    for (int kb = 0; kb < kblocks; ++kb) {
+      const int kc = std::min(KC, f - kb * KC);
+      Epilogue<T> ep;
+      ep.accumulate = kb > 0;
+      for (int jp = 0; jp < npan; ++jp) {
+        const T* bpanel = bp + std::size_t(kb) * KC * npan * NR + std::size_t(jp) * kc * NR;
+        for (int ir = 0; ir < m; ir += MR) {
+          const T* rp[MR];
+          for (int r = 0; r < MR; ++r) rp[r] = dyt + std::size_t(std::min(ir + r, m - 1)) * f;
+          const APanel<T> a{rp, seg_off.data() + kb, 1, kc, 1};
+          U::run(a, bpanel, dcol + std::size_t(ir) * P + jp * NR, P, std::min(MR, m - ir), std::min(NR, P - jp * NR), ep);
+        }
+      }
+    }
+    ConvGeometry part = g;
+    part.n = nb;
+    col2im(part, dcol, dx + std::size_t(b0) * g.h * g.w * g.c);
+  }
+}
+
+}  // namespace implicit_detail
+
+struct ImplicitGemm {
+  static constexpr const char* name = "implicit-gemm";
+
+  // The padded input (or x itself when no padding is needed) and its geometry.
+  template <class T>
+  static const T* padded_input(const ConvGeometry& g, const T* x, Workspace<T>& ws, implicit_detail::Conv& cv) {
+    const int hp = (g.oh - 1) * g.stride + g.k, wp = (g.ow - 1) * g.stride + g.k;
+    cv = {g.n, hp, wp, g.c, g.k, g.stride, g.oh, g.ow, g.f};
+    if (g.pad_top == 0 && g.pad_left == 0 && hp <= g.h && wp <= g.w) {
+      cv.hp = g.h;
+      cv.wp = g.w;
+      return x;
+    }
+    T* xp = ws.get_a(std::size_t(g.n) * hp * wp * g.c);
+    implicit_detail::pad_copy(x, g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, hp, wp, xp);
+    return xp;
+  }
+
+  template <class T>
+  static void forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
+    forward_fused(g, x, w, b, y, ws, false);
+  }
+
+  // forward with max(., 0) fused into the store (for a Conv2D followed by ReLU).
+  template <class T>
+  static void forward_fused(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu) {
+    implicit_detail::Conv cv;
+    const T* xp = padded_input(g, x, ws, cv);
+    constexpr int NR = gemm::Microkernel<T>::NR;
+    T* bp = ws.get_b(std::size_t(cv.K()) * ((g.f + NR - 1) / NR) * NR);
+    const int f = g.f;
+    implicit_detail::pack_weights<T>(cv, [&](int kk, int j) { return w[std::size_t(kk) * f + j]; }, bp);
+    implicit_detail::forward(cv, xp, bp, y, b, relu);
+  }
+
+  template <class T>
+  static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,
+                       Workspace<T>& ws) {
+    implicit_detail::Conv cv;
+    const T* xp = padded_input(g, x, ws, cv);
+    implicit_detail::weight_gradient(cv, xp, dy, dw, db, ws);
+    if (!dx) return;
+    implicit_detail::input_gradient_col2im(g, dy, w, dx, ws);
+  }
+};
+
+}  // namespace hubble::kernels

@@ -1,0 +1,256 @@
+// Convolution kernel variants and the GEMM they are built on, against their references:
+//  * every variant vs kernels::Naive — forward, dw, db, dx — over random shapes, strides 1-3,
+//    valid/same padding, kernel sizes 1/3/5, odd sizes, batch 1-3;
+//    tolerance: double 1e-12, float 1e-4, both relative to the largest reference magnitude
+//    (float sums of up to a few hundred terms, accumulated in different orders);
+//  * gemm::gemm vs gemm::reference over random sizes (not multiples of the blocking), all four
+//    transpose combinations, every epilogue, and k long enough to be split into parts;
+//  * reproducibility: the same result bit for bit on 1 and 2 threads;
+//  * finite differences through Conv2D with each variant (check_layer_gradients).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "hubble/hubble.hpp"
+#include "hubble/kernels/implicit_gemm.hpp"
+#include "hubble/kernels/packed_gemm.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+using namespace hubble;
+using namespace hubble::kernels;
+
+namespace {
+
+template <class T>
+struct Tol;
+template <>
+struct Tol<double> { static constexpr double value = 1e-12; };
+template <>
+struct Tol<float> { static constexpr double value = 1e-4; };
+
+// max |a - b| / max |ref|
+template <class T>
+double rel_error(const std::vector<T>& ref, const std::vector<T>& got) {
+  double err = 0, scale = 1e-300;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    err = std::max(err, std::abs(double(ref[i]) - double(got[i])));
+    scale = std::max(scale, std::abs(double(ref[i])));
+  }
+  return err / scale;
+}
+
+ConvGeometry make_geometry(int n, int h, int w, int c, int k, int s, bool same, int f) {
+  ConvGeometry g;
+  g.n = n; g.h = h; g.w = w; g.c = c; g.k = k; g.stride = s; g.f = f;
+  if (same) {  // TensorFlow's split: the odd pixel of padding goes at the end
+    g.oh = (h + s - 1) / s;
+    g.ow = (w + s - 1) / s;
+    g.pad_top = std::max(0, (g.oh - 1) * s + k - h) / 2;
+    g.pad_left = std::max(0, (g.ow - 1) * s + k - w) / 2;
+  } else {
+    g.oh = (h - k) / s + 1;
+    g.ow = (w - k) / s + 1;
+  }
+  return g;
+}
+
+std::string describe(const ConvGeometry& g) {
+  return "n" + std::to_string(g.n) + " " + std::to_string(g.h) + "x" + std::to_string(g.w) + "x" + std::to_string(g.c) +
+         " k" + std::to_string(g.k) + " s" + std::to_string(g.stride) + " pad" + std::to_string(g.pad_top) + "," +
+         std::to_string(g.pad_left) + " -> " + std::to_string(g.oh) + "x" + std::to_string(g.ow) + "x" + std::to_string(g.f);
+}
+
+struct Errors {
+  double y = 0, dw = 0, db = 0, dx = 0;
+  double max() const { return std::max({y, dw, db, dx}); }
+};
+
+template <class Variant, class T>
+Errors compare_with_naive(const ConvGeometry& g, Rng& rng, bool with_dx = true) {
+  auto fill = [&](std::vector<T>& v) { for (auto& e : v) e = T(rng.uniform(-1, 1)); };
+  std::vector<T> x(g.in_size()), w(g.patch() * g.f), b(g.f), dy(g.out_size());
+  fill(x); fill(w); fill(b); fill(dy);
+  std::vector<T> y0(g.out_size()), y1(g.out_size()), dw0(w.size()), dw1(w.size()), db0(g.f), db1(g.f);
+  std::vector<T> dx0(g.in_size()), dx1(g.in_size(), T(7));  // garbage: dx must be written, not added to
+  Workspace<T> ws0, ws1;
+  Naive::forward(g, x.data(), w.data(), b.data(), y0.data(), ws0);
+  Naive::backward(g, x.data(), w.data(), dy.data(), dw0.data(), db0.data(), dx0.data(), ws0);
+  std::fill(y1.begin(), y1.end(), T(7));
+  std::fill(dw1.begin(), dw1.end(), T(7));
+  Variant::forward(g, x.data(), w.data(), b.data(), y1.data(), ws1);
+  Variant::backward(g, x.data(), w.data(), dy.data(), dw1.data(), db1.data(), with_dx ? dx1.data() : nullptr, ws1);
+  Errors e;
+  e.y = rel_error(y0, y1);
+  e.dw = rel_error(dw0, dw1);
+  e.db = rel_error(db0, db1);
+  e.dx = with_dx ? rel_error(dx0, dx1) : 0.0;
+  return e;
+}
+
+template <class Variant, class T>
+void check_random_shapes(std::uint64_t seed, int cases) {
+  Rng rng(seed);
+  const int kernels_sides[3] = {1, 3, 5};
+  for (int i = 0; i < cases; ++i) {
+    const int k = kernels_sides[rng.below(3)], s = 1 + int(rng.below(3));
+    const bool same = rng.below(2) == 1;
+    const int h = (same ? 1 : k) + int(rng.below(9)), w = (same ? 1 : k) + int(rng.below(9));
+    // channels/filters straddle the micro-kernel's tile sizes (6/8 rows, 8/16/32 columns)
+    const int c = 1 + int(rng.below(9)), f = 1 + int(rng.below(40)), n = 1 + int(rng.below(3));
+    const ConvGeometry g = make_geometry(n, h, w, c, k, s, same, f);
+    const Errors e = compare_with_naive<Variant, T>(g, rng, i % 5 != 4);
+    INFO(Variant::name, " ", describe(g), " errors y ", e.y, " dw ", e.dw, " db ", e.db, " dx ", e.dx);
+    CHECK(e.max() <= Tol<T>::value);
+  }
+}
+
+// A few larger shapes that reach the paths random small shapes do not: several k blocks of the
+// GEMM, k parts of the weight gradient, long and short output rows, many channels.
+template <class Variant, class T>
+void check_wide_shapes() {
+  Rng rng(99);
+  const ConvGeometry shapes[] = {
+      make_geometry(2, 21, 23, 3, 5, 2, false, 32),    // conv1-like: k*c = 15, stride 2
+      make_geometry(2, 11, 12, 70, 3, 1, false, 40),   // K = 630 > KC: several k blocks
+      make_geometry(3, 6, 6, 128, 3, 1, false, 20),    // conv4-like: 4-pixel output rows
+      make_geometry(1, 40, 40, 2, 3, 1, true, 7),      // long rows, tiny K x f: k parts
+      make_geometry(2, 9, 9, 33, 3, 2, true, 50),
+  };
+  for (const auto& g : shapes) {
+    const Errors e = compare_with_naive<Variant, T>(g, rng);
+    INFO(Variant::name, " ", describe(g), " errors y ", e.y, " dw ", e.dw, " db ", e.db, " dx ", e.dx);
+    CHECK(e.max() <= Tol<T>::value);
+  }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, double", V, Im2colEigen, PackedGemm, ImplicitGemm) {
+  check_random_shapes<V, double>(1234, 40);
+  check_wide_shapes<V, double>();
+}
+
+TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, float", V, PackedGemm, ImplicitGemm) {
+  check_random_shapes<V, float>(4321, 40);
+  check_wide_shapes<V, float>();
+}
+
+TEST_CASE_TEMPLATE("conv variant matches Naive on the paper's first layer at batch 1, float", V, PackedGemm, ImplicitGemm) {
+  Rng rng(5);
+  const ConvGeometry g = make_geometry(1, 128, 128, 3, 5, 2, false, 32);
+  const Errors e = compare_with_naive<V, float>(g, rng, false);  // the first layer needs no dx
+  INFO(V::name, " errors y ", e.y, " dw ", e.dw, " db ", e.db);
+  CHECK(e.max() <= Tol<float>::value);
+}
+
+TEST_CASE_TEMPLATE("conv variant gives the same bits on 1 and 2 threads", V, PackedGemm, ImplicitGemm) {
+#ifdef _OPENMP
+  // Small K x f and a long reduction: the weight gradient is split into k parts.
+  const ConvGeometry g = make_geometry(4, 40, 40, 3, 5, 2, false, 8);
+  Rng rng(17);
+  std::vector<float> x(g.in_size()), w(g.patch() * g.f), dy(g.out_size());
+  for (auto& v : x) v = float(rng.uniform(-1, 1));
+  for (auto& v : w) v = float(rng.uniform(-1, 1));
+  for (auto& v : dy) v = float(rng.uniform(-1, 1));
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    std::vector<float> dw(w.size()), db(g.f), dx(g.in_size());
+    Workspace<float> ws;
+    V::backward(g, x.data(), w.data(), dy.data(), dw.data(), db.data(), dx.data(), ws);
+    omp_set_num_threads(before);
+    dw.insert(dw.end(), db.begin(), db.end());
+    dw.insert(dw.end(), dx.begin(), dx.end());
+    return dw;
+  };
+  const auto one = run(1), two = run(2);
+  CHECK(one == two);
+#else
+  MESSAGE("built without OpenMP: nothing to compare");
+#endif
+}
+
+namespace {
+template <class T>
+void check_gemm(std::uint64_t seed, int cases) {
+  Rng rng(seed);
+  using gemm::Trans;
+  for (int i = 0; i < cases; ++i) {
+    const bool long_k = i % 8 == 7;  // small output, long k: split into k parts
+    const int m = 1 + int(rng.below(long_k ? 20 : 140)), n = 1 + int(rng.below(long_k ? 20 : 90));
+    const int k = long_k ? 2000 + int(rng.below(3000)) : int(rng.below(600));
+    const Trans ta = rng.below(2) ? Trans::yes : Trans::no, tb = rng.below(2) ? Trans::yes : Trans::no;
+    // Leading dimensions larger than the matrices, as for sub-blocks.
+    const int lda = (ta == Trans::no ? k : m) + int(rng.below(3)), ldb = (tb == Trans::no ? n : k) + int(rng.below(3));
+    const int ldc = n + int(rng.below(3));
+    std::vector<T> a(std::size_t(ta == Trans::no ? m : k) * lda + 1), b(std::size_t(tb == Trans::no ? k : n) * ldb + 1);
+    std::vector<T> c0(std::size_t(m) * ldc), bias(n);
+    for (auto& v : a) v = T(rng.uniform(-1, 1));
+    for (auto& v : b) v = T(rng.uniform(-1, 1));
+    for (auto& v : c0) v = T(rng.uniform(-1, 1));
+    for (auto& v : bias) v = T(rng.uniform(-1, 1));
+    gemm::Epilogue<T> ep;
+    ep.accumulate = rng.below(2) == 1;
+    ep.bias = rng.below(2) ? bias.data() : nullptr;
+    ep.relu = rng.below(2) == 1;
+    std::vector<T> c1 = c0;
+    gemm::reference(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c0.data(), ldc, ep);
+    gemm::gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c1.data(), ldc, ep);
+    const double err = rel_error(c0, c1);
+    INFO("m ", m, " n ", n, " k ", k, " ta ", int(ta), " tb ", int(tb), " acc ", ep.accumulate, " bias ", bool(ep.bias),
+         " relu ", ep.relu, " error ", err);
+    CHECK(err <= Tol<T>::value);
+  }
+}
+}  // namespace
+
+TEST_CASE("gemm matches its reference: random sizes, transposes and epilogues") {
+  check_gemm<double>(77, 48);
+  check_gemm<float>(78, 48);
+}
+
+TEST_CASE("gemm: empty sum applies only the epilogue; column_sums") {
+  std::vector<double> c = {1, -2, 3, -4}, bias = {0.5, 0.5};
+  gemm::Epilogue<double> ep;
+  ep.accumulate = true;
+  ep.bias = bias.data();
+  ep.relu = true;
+  gemm::gemm<double>(gemm::Trans::no, gemm::Trans::no, 2, 2, 0, nullptr, 0, nullptr, 2, c.data(), 2, ep);
+  CHECK(c == std::vector<double>{1.5, 0, 3.5, 0});
+  std::vector<float> a(5000 * 3);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = float(i % 3 + 1);
+  float sums[3];
+  gemm::column_sums(a.data(), 5000, 3, sums);
+  CHECK(sums[0] == 5000.f);
+  CHECK(sums[2] == 15000.f);
+}
+
+namespace {
+template <class Layer>
+GradientCheckResult conv_gradient_check() {
+  Layer layer;
+  Rng r(3);
+  layer.initialize(r, Init::glorot_uniform);
+  layer.for_each_parameter([&](const char* name, double* v, double*, std::size_t n) {
+    if (std::string(name) == "bias") for (std::size_t i = 0; i < n; ++i) v[i] = r.uniform(-0.5, 0.5);
+  });
+  using S = typename Layer::in_shape;
+  Tensor<double> x(2, S::h, S::w, S::c);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = r.uniform(-1, 1);
+  return check_layer_gradients(layer, x);
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("gradient check: Conv2D with each kernel variant", V, Naive, Im2colEigen, PackedGemm, ImplicitGemm) {
+  const auto a = conv_gradient_check<Conv2DLayer<Shape<9, 10, 3>, double, 5, 3, 1, Valid, V>>();
+  const auto b = conv_gradient_check<Conv2DLayer<Shape<9, 8, 2>, double, 4, 5, 2, Same, V>>();
+  INFO(V::name, ": ", a.worst, " ", a.max_relative_error, " / ", b.worst, " ", b.max_relative_error);
+  CHECK(a.passed(1e-6));
+  CHECK(b.passed(1e-6));
+}
