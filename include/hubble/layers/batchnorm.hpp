@@ -2,8 +2,8 @@
 // BatchNorm: normalises each channel over the batch (and, for images, over every pixel), then
 // scales and shifts it:  y = gamma * xhat + beta,  xhat = (x - mu) / sqrt(var + eps).
 //   train: mu, var = mean and (biased) variance of the channel over the M = n*H*W values;
-//          moving_mean = momentum * moving_mean + (1 - momentum) * mu    (Keras' convention,
-//          likewise moving_variance with the unbiased variance, as Keras and PyTorch do)
+//          moving_mean = momentum * moving_mean + (1 - momentum) * mu    (momentum 0.9, as
+//          PyTorch; likewise moving_variance with the unbiased variance)
 //   eval:  mu, var = moving_mean, moving_variance
 //   backward (train), per channel with means over the M values:
 //          dgamma = sum dy * xhat,   dbeta = sum dy,
@@ -26,7 +26,9 @@ class BatchNormLayer {
   static constexpr std::size_t parameter_count = 2 * std::size_t(C);
   static constexpr bool is_activation = false;
   static constexpr const char* kind = "BatchNorm";
-  static constexpr double momentum = 0.99, eps = 1e-3;  // Keras' defaults
+  // PyTorch's momentum (0.1 in its convention): Keras' 0.99 needs thousands of steps before the
+  // moving statistics forget their initial values, too slow for small data sets. eps is Keras'.
+  static constexpr double momentum = 0.9, eps = 1e-3;
   static std::string spec() { return "BatchNorm"; }
 
   BatchNormLayer()
