@@ -66,7 +66,10 @@ inline std::string render(unsigned long v) { return number(static_cast<long long
 template <class T>
 std::string render(const std::vector<T>& v) {
   std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + render(v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ", ";
+    s += render(v[i]);
+  }
   return s + "]";
 }
 
@@ -74,7 +77,10 @@ class Object {
  public:
   template <class V>
   Object& add(const std::string& key, const V& value) {
-    body_ += (body_.empty() ? "" : ", ") + quote(key) + ": " + render(value);
+    if (!body_.empty()) body_ += ", ";
+    body_ += quote(key);
+    body_ += ": ";
+    body_ += render(value);
     return *this;
   }
   std::string str() const { return "{" + body_ + "}"; }

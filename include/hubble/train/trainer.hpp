@@ -98,7 +98,10 @@ inline TrainConfig config_from(const Recipe& r) {
 // resuming with any of them changed would not continue the same run.
 inline std::map<std::string, std::string> fingerprint(const TrainConfig& c) {
   std::string weights;
-  for (double w : c.class_weights) weights += (weights.empty() ? "" : ",") + json::number(w);
+  for (double w : c.class_weights) {
+    if (!weights.empty()) weights += ',';
+    weights += json::number(w);
+  }
   return {{"train/recipe", c.recipe},
           {"train/batch_size", std::to_string(c.batch_size)},
           {"train/optimizer", name_of(c.optimizer)},

@@ -1,0 +1,619 @@
+// galaxy10_train — trains the Galaxy10 DECaLS paper's ConvNet (Table I, 654,922 parameters) and
+// shows what it learned. With no arguments it trains on hubble's synthetic Galaxy10 (made on
+// first use); --data trains on a real Galaxy10 file. See docs/training.md, or --help.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "hubble/data/augment.hpp"
+#include "hubble/data/galaxy10.hpp"
+#include "hubble/data/split.hpp"
+#include "hubble/data/synthetic.hpp"
+#include "hubble/io/checkpoint.hpp"
+#include "hubble/io/plots.hpp"
+#include "hubble/metrics/classification.hpp"
+#include "hubble/model.hpp"
+#include "hubble/paper_net.hpp"
+#include "hubble/train/recipes.hpp"
+#include "hubble/train/trainer.hpp"
+
+namespace fs = std::filesystem;
+using namespace hubble;
+
+namespace {
+
+constexpr int synthetic_default_count = 1500;
+constexpr int synthetic_default_epochs = 5;
+constexpr const char* synthetic_default_file = "data/synthetic_galaxy10.h5";
+
+// ---- command line ---------------------------------------------------------------------------
+
+struct OptionSpec {
+  const char* name;   // without the leading --
+  const char* value;  // placeholder for --help; nullptr: a switch
+  const char* help;
+};
+
+const std::vector<OptionSpec>& option_specs() {
+  static const std::vector<OptionSpec> specs = {
+      {"data", "FILE", "Galaxy10 HDF5 file to train on ('images' uint8 N x H x W x 3, 'ans' labels).\n"
+                       "Default: hubble's synthetic Galaxy10 (see --synthetic-file)"},
+      {"test-data", "FILE", "a separate Galaxy10 file scored once at the end (never used for training or selection)"},
+      {"synthetic-file", "FILE", "where the synthetic set lives; made when missing (default data/synthetic_galaxy10.h5)"},
+      {"synthetic-count", "N", "images in a newly made synthetic set (default 1500)"},
+      {"crop", "N", "centre crop side in pixels, resized to the network's 128 x 128 input when not 128 (default 128)"},
+      {"val-split", "F", "stratified validation fraction (default 0.2; 0 trains on everything)"},
+      {"max-train-images", "N", "train on at most N of the training images (quick runs; default all)"},
+      {"limit", "N", "read only the first N images of the data file (default all)"},
+      {"recipe", "NAME", "paper (default: the paper's settings) or improved (train/recipes.hpp); flags override it"},
+      {"epochs", "N", "epochs (paper: 50; the synthetic default set: 5)"},
+      {"batch-size", "N", "images per step (default 32)"},
+      {"lr", "X", "learning rate (default 0.001)"},
+      {"optimizer", "NAME", "adam (default), sgd or rmsprop"},
+      {"schedule", "NAME", "learning-rate schedule: constant (paper) or cosine (with warm-up)"},
+      {"warmup-epochs", "X", "cosine: epochs of linear warm-up"},
+      {"final-lr-fraction", "X", "cosine: the last step's rate as a fraction of --lr"},
+      {"weight-decay", "X", "adam: decoupled weight decay (AdamW; default 0)"},
+      {"momentum", "X", "sgd: momentum (default 0.9)"},
+      {"label-smoothing", "X", "label smoothing of the training loss (default 0)"},
+      {"augment", "MODE", "none, rot4 (paper: every training image at 0/90/180/270 degrees) or dihedral\n"
+                          "(a random one of the 8 rotations/flips per image, drawn anew every epoch)"},
+      {"repeats", "N", "show every training image N times per epoch (default 1; improved recipe: 4)"},
+      {"tta", nullptr, "evaluate on the average of the 8 rotated/flipped views of each image"},
+      {"no-tta", nullptr, "evaluate on the images as they are (paper)"},
+      {"seed", "N", "seed of the weights, split, order, augmentation and dropout (default 1)"},
+      {"threads", "N", "OpenMP threads (default: OMP_NUM_THREADS or all cores); a resumed run is only\n"
+                       "bit-identical to an uninterrupted one with the same number"},
+      {"out", "DIR", "output folder (default runs/<recipe>-<date>-<time>)"},
+      {"resume", nullptr, "continue the run in --out from its last.h5 with its saved settings"},
+      {"report", "WHICH", "weights for the final report: last (default) or best (best.h5)"},
+      {"quiet", nullptr, "no progress bar, only one line per epoch"},
+      {"help", nullptr, "show this help"},
+  };
+  return specs;
+}
+
+void print_help() {
+  std::cout <<
+      "usage: galaxy10_train [options]\n"
+      "\n"
+      "Trains the Galaxy10 DECaLS paper's ConvNet (128x128x3 -> 10 classes, 654,922 parameters) and\n"
+      "reports what it learned. Without --data it trains on hubble's synthetic Galaxy10 for 5 epochs,\n"
+      "which takes a few minutes on 2 cores; the paper trains 50 epochs on the real data.\n"
+      "\n"
+      "options:\n";
+  for (const OptionSpec& s : option_specs()) {
+    std::string head = std::string("  --") + s.name + (s.value ? std::string(" ") + s.value : "");
+    std::string help = s.help;
+    std::string indent(26, ' ');
+    if (head.size() < 25) head += std::string(26 - head.size(), ' ');
+    else head += "\n" + indent;
+    std::string text;
+    for (char c : help) text += c == '\n' ? "\n" + indent : std::string(1, c);
+    std::cout << head << text << "\n";
+  }
+  std::cout <<
+      "\n"
+      "output folder: metrics.jsonl (one JSON object per epoch), metrics.json (final figures),\n"
+      "last.h5 and best.h5 (checkpoints), curves.png, confusion_validation.png, confusion_test.png,\n"
+      "filters.png (the 32 learned 5x5 first-layer filters).\n"
+      "Ctrl-C stops after the current batch and keeps the last complete epoch; continue with\n"
+      "  galaxy10_train --out DIR --resume\n"
+      "exit status: 0 done, 1 error, 2 bad command line, 130 interrupted.\n";
+}
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// --name value, --name=value, or a bare switch.
+std::map<std::string, std::string> parse_command_line(int argc, char** argv) {
+  std::map<std::string, std::string> given;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "' (options start with --)");
+    std::string name = arg.substr(2), value;
+    bool has_value = false;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    const auto spec = std::find_if(option_specs().begin(), option_specs().end(),
+                                   [&](const OptionSpec& s) { return name == s.name; });
+    if (spec == option_specs().end()) throw UsageError("unknown option '--" + name + "'");
+    if (!spec->value) {
+      if (has_value) throw UsageError("--" + name + " takes no value");
+      value = "1";
+    } else if (!has_value) {
+      if (i + 1 >= argc) throw UsageError("--" + name + " needs a value (" + spec->value + ")");
+      value = argv[++i];
+    }
+    if (name == "tta" || name == "no-tta") {
+      given["tta"] = std::string(1, name == "tta" ? '1' : '0');
+      continue;
+    }
+    given[name] = value;
+  }
+  return given;
+}
+
+long long to_integer(const std::string& name, const std::string& v, long long lo, long long hi) {
+  std::size_t used = 0;
+  long long x = 0;
+  try {
+    x = std::stoll(v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used != v.size() || v.empty()) throw UsageError("--" + name + " needs a whole number, not '" + v + "'");
+  if (x < lo || x > hi)
+    throw UsageError("--" + name + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", not " + v);
+  return x;
+}
+double to_real(const std::string& name, const std::string& v, double lo, double hi, bool hi_open = false) {
+  std::size_t used = 0;
+  double x = 0;
+  try {
+    x = std::stod(v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used != v.size() || v.empty() || !std::isfinite(x)) throw UsageError("--" + name + " needs a number, not '" + v + "'");
+  if (x < lo || x > hi || (hi_open && x >= hi))
+    throw UsageError("--" + name + " must be in [" + json::number(lo) + ", " + json::number(hi) + (hi_open ? ")" : "]") +
+                     ", not " + v);
+  return x;
+}
+
+// Everything the run uses, resolved from flags > saved settings (--resume) > recipe/defaults.
+struct Settings {
+  std::string data, test_data, synthetic_file = synthetic_default_file, out, report = "last";
+  int synthetic_count = synthetic_default_count, crop = 128, max_train_images = 0, limit = 0;
+  double val_split = 0.2;
+  bool resume = false, quiet = false;
+  train::TrainConfig train;
+  std::map<std::string, std::string> resolved;  // name -> value, saved as run/<name>
+};
+
+Settings resolve(const std::map<std::string, std::string>& given) {
+  Settings s;
+  s.resume = given.count("resume") > 0;
+  s.quiet = given.count("quiet") > 0;
+  std::map<std::string, std::string> saved;
+  if (s.resume) {
+    if (!given.count("out")) throw UsageError("--resume needs --out DIR (the folder of the run to continue)");
+    const std::string last = (fs::path(given.at("out")) / "last.h5").string();
+    if (!fs::exists(last))
+      throw hubble::Error(last + ": nothing to resume (no checkpoint there; the run may not have finished an epoch)");
+    for (const auto& [k, v] : read_checkpoint_data(last).metadata)
+      if (k.rfind("run/", 0) == 0) saved[k.substr(4)] = v;
+  }
+  const auto get = [&](const std::string& n, const std::string& fallback) {
+    if (given.count(n)) return given.at(n);
+    if (saved.count(n)) return saved.at(n);
+    return fallback;
+  };
+
+  const std::string recipe_name = get("recipe", "paper");
+  train::Recipe recipe;
+  try {
+    recipe = train::recipe_by_name(recipe_name);
+  } catch (const hubble::Error& e) {
+    throw UsageError(std::string("--recipe: ") + e.what());
+  }
+  train::TrainConfig& c = s.train;
+  c = train::config_from(recipe);
+
+  s.data = get("data", "");
+  s.test_data = get("test-data", "");
+  s.synthetic_file = get("synthetic-file", synthetic_default_file);
+  s.synthetic_count = int(to_integer("synthetic-count", get("synthetic-count", std::to_string(synthetic_default_count)), 10, 1000000));
+  s.crop = int(to_integer("crop", get("crop", "128"), 1, 100000));
+  s.val_split = to_real("val-split", get("val-split", "0.2"), 0.0, 1.0, true);
+  s.max_train_images = int(to_integer("max-train-images", get("max-train-images", "0"), 0, 100000000));
+  s.limit = int(to_integer("limit", get("limit", "0"), 0, 100000000));
+  const int default_epochs = s.data.empty() ? synthetic_default_epochs : recipe.epochs;
+  c.epochs = int(to_integer("epochs", get("epochs", std::to_string(default_epochs)), 1, 100000));
+  c.batch_size = int(to_integer("batch-size", get("batch-size", std::to_string(recipe.batch_size)), 1, 100000));
+  c.lr = to_real("lr", get("lr", json::number(recipe.lr)), 1e-12, 100.0);
+  c.weight_decay = to_real("weight-decay", get("weight-decay", json::number(recipe.weight_decay)), 0.0, 10.0);
+  c.momentum = to_real("momentum", get("momentum", json::number(recipe.momentum)), 0.0, 1.0, true);
+  c.warmup_epochs = to_real("warmup-epochs", get("warmup-epochs", json::number(recipe.warmup_epochs)), 0.0, 1e6);
+  c.final_lr_fraction = to_real("final-lr-fraction", get("final-lr-fraction", json::number(recipe.final_lr_fraction)), 0.0, 1.0);
+  c.label_smoothing = to_real("label-smoothing", get("label-smoothing", json::number(recipe.label_smoothing)), 0.0, 1.0, true);
+  c.repeats = int(to_integer("repeats", get("repeats", std::to_string(recipe.repeats)), 1, 1000));
+  c.seed = std::uint64_t(to_integer("seed", get("seed", "1"), 0, std::numeric_limits<long long>::max()));
+  c.threads = int(to_integer("threads", get("threads", "0"), 0, 4096));
+  c.tta = get("tta", recipe.tta ? "1" : "0") == "1";
+  try {
+    c.optimizer = train::parse_optimizer(get("optimizer", train::name_of(recipe.optimizer)));
+    c.schedule = train::parse_schedule(get("schedule", train::name_of(recipe.schedule)));
+    c.augment = train::parse_augment(get("augment", train::name_of(recipe.augment)));
+  } catch (const hubble::Error& e) {
+    throw UsageError(e.what());
+  }
+  s.report = get("report", "last");
+  if (s.report != "last" && s.report != "best") throw UsageError("--report must be last or best, not '" + s.report + "'");
+  if (!s.data.empty() && given.count("synthetic-count") && !saved.count("synthetic-count"))
+    throw UsageError("--synthetic-count only applies to the synthetic set, not to --data " + s.data);
+  c.recipe = recipe_name;
+  c.resume = s.resume;
+
+  if (given.count("out")) {
+    s.out = given.at("out");
+  } else {
+    char stamp[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    s.out = "runs/" + recipe_name + "-" + stamp;
+  }
+  c.out_dir = s.out;
+
+  // What a resumed run restores (run/<name> in the checkpoint): the effective values.
+  s.resolved = {{"data", s.data},
+                {"test-data", s.test_data},
+                {"synthetic-file", s.synthetic_file},
+                {"synthetic-count", std::to_string(s.synthetic_count)},
+                {"crop", std::to_string(s.crop)},
+                {"val-split", json::number(s.val_split)},
+                {"max-train-images", std::to_string(s.max_train_images)},
+                {"limit", std::to_string(s.limit)},
+                {"recipe", recipe_name},
+                {"epochs", std::to_string(c.epochs)},
+                {"batch-size", std::to_string(c.batch_size)},
+                {"lr", json::number(c.lr)},
+                {"optimizer", train::name_of(c.optimizer)},
+                {"schedule", train::name_of(c.schedule)},
+                {"warmup-epochs", json::number(c.warmup_epochs)},
+                {"final-lr-fraction", json::number(c.final_lr_fraction)},
+                {"weight-decay", json::number(c.weight_decay)},
+                {"momentum", json::number(c.momentum)},
+                {"label-smoothing", json::number(c.label_smoothing)},
+                {"augment", train::name_of(c.augment)},
+                {"repeats", std::to_string(c.repeats)},
+                {"tta", c.tta ? "1" : "0"},
+                {"seed", std::to_string(c.seed)},
+                {"threads", std::to_string(c.threads)},
+                {"report", s.report}};
+  return s;
+}
+
+// ---- Ctrl-C ---------------------------------------------------------------------------------
+
+std::atomic<int> g_stop{0};
+
+extern "C" void on_signal(int sig) {
+  if (g_stop.fetch_add(1) == 0) {
+    const char msg[] = "\n[stopping after this batch; the last complete epoch is kept. Ctrl-C again quits at once]\n";
+    (void)!::write(2, msg, sizeof msg - 1);
+  } else {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+
+// ---- progress -------------------------------------------------------------------------------
+
+std::string clock_text(double seconds) {
+  const long s = std::lround(std::max(0.0, seconds));
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
+
+class ProgressPrinter {
+ public:
+  ProgressPrinter(bool tty, bool quiet) : tty_(tty), quiet_(quiet) {}
+
+  void batch(const train::BatchProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool last = p.batch == p.batches;
+    if (quiet_) return;
+    if (tty_) {
+      if (!last && now - last_draw_ < std::chrono::milliseconds(100)) return;
+      last_draw_ = now;
+      const int width = 24, filled = int(double(width) * double(p.images) / double(std::max<long long>(1, p.epoch_images)));
+      std::string bar(std::size_t(filled), '=');
+      if (filled < width) bar += '>' + std::string(std::size_t(width - filled - 1), ' ');
+      char line[256];
+      std::snprintf(line, sizeof line, "\repoch %*d/%d [%s] %*lld/%lld  loss %.4f  acc %.3f  %.0f img/s  ETA %s%s",
+                    digits(p.epochs), p.epoch, p.epochs, bar.c_str(), digits(p.epoch_images), p.images, p.epoch_images,
+                    p.loss, p.accuracy, p.images_per_second, clock_text(p.eta_seconds).c_str(),
+                    last ? "  validating...  " : "   ");
+      std::fputs(line, stdout);
+      std::fflush(stdout);
+      drawn_ = true;
+    } else {
+      // Plain lines for logs: about every quarter of an epoch.
+      const int quarter = std::max(1, p.batches / 4);
+      if (last || p.batch % quarter != 0) return;
+      std::printf("epoch %d/%d  %lld/%lld images  loss %.4f  acc %.3f  %.0f img/s  ETA %s\n", p.epoch, p.epochs,
+                  p.images, p.epoch_images, p.loss, p.accuracy, p.images_per_second, clock_text(p.eta_seconds).c_str());
+      std::fflush(stdout);
+    }
+  }
+
+  void epoch(const train::EpochRecord& r, int epochs) {
+    clear();
+    std::printf("epoch %*d/%d  train loss %.4f acc %.3f", digits(epochs), r.epoch, epochs, r.train_loss, r.train_accuracy);
+    if (std::isfinite(r.val_accuracy)) std::printf("  | val loss %.4f acc %.3f", r.val_loss, r.val_accuracy);
+    std::printf("  | %.0f img/s, %s%s\n", r.images_per_second, clock_text(r.seconds).c_str(), r.best ? "  *best" : "");
+    std::fflush(stdout);
+  }
+
+  void message(const std::string& m) {
+    clear();
+    std::printf("%s\n", m.c_str());
+    std::fflush(stdout);
+  }
+
+  void clear() {
+    if (tty_ && drawn_) {
+      std::fputs("\r\033[K", stdout);
+      drawn_ = false;
+    }
+  }
+
+ private:
+  static int digits(long long v) { return int(std::to_string(v).size()); }
+  bool tty_, quiet_, drawn_ = false;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
+// ---- data -----------------------------------------------------------------------------------
+
+std::vector<std::string> class_names() {
+  return {data::galaxy10_class_names.begin(), data::galaxy10_class_names.end()};
+}
+
+// Loads a Galaxy10 file at the network's input size: centre crop `crop`, resized to 128 if needed.
+data::ImageSet load_images(const std::string& path, int crop, int limit, int& source_side) {
+  {
+    const h5::File f = h5::File::open(path);
+    HUBBLE_CHECK(f.has("images"), path, ": no 'images' dataset (expected a Galaxy10 file)");
+    const h5::DatasetInfo info = f.info("images");
+    HUBBLE_CHECK(info.dims.size() == 4, path, ": 'images' has shape ", info.dims_str(), ", expected N x H x W x 3");
+    source_side = int(std::min(info.dims[1], info.dims[2]));
+  }
+  data::LoadOptions o;
+  o.crop = crop;
+  o.limit = std::size_t(limit);
+  data::ImageSet set = data::load_galaxy10(path, o);
+  constexpr int side = PaperNet::input_shape::h;
+  if (set.height == side && set.width == side) return set;
+  data::ImageSet out;
+  out.height = out.width = side;
+  out.channels = 3;
+  out.labels = set.labels;
+  out.pixels.resize(std::size_t(set.size()) * out.image_bytes());
+  for (int i = 0; i < set.size(); ++i) {
+    const std::vector<std::uint8_t> img = prepare_image(set.image(i), set.width, set.height, 3, side);
+    std::copy(img.begin(), img.end(), out.image(i));
+  }
+  return out;
+}
+
+std::string class_count_text(const data::ImageSet& set, const std::vector<int>& idx) {
+  std::vector<int> n(10, 0);
+  for (int i : idx) ++n[std::size_t(set.labels[std::size_t(i)])];
+  std::string s;
+  for (int k = 0; k < 10; ++k) {
+    if (k) s += ", ";
+    s += std::to_string(k) + ":" + std::to_string(n[std::size_t(k)]);
+  }
+  return s;
+}
+
+std::uint64_t weights_digest(PaperNet& net) {  // FNV-1a over the bytes of every weight, in order
+  std::uint64_t h = 1469598103934665603ull;
+  for (const auto& p : net.parameters()) {
+    const auto* b = reinterpret_cast<const unsigned char*>(p.value);
+    for (std::size_t i = 0; i < p.size * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ull;
+  }
+  return h;
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+int run(int argc, char** argv) {
+  std::map<std::string, std::string> given;
+  Settings s;
+  try {
+    given = parse_command_line(argc, argv);
+    if (given.count("help")) {
+      print_help();
+      return 0;
+    }
+    s = resolve(given);
+  } catch (const UsageError& e) {
+    std::cerr << "galaxy10_train: " << e.what() << "\n(see galaxy10_train --help)\n";
+    return 2;
+  }
+  const bool tty = ::isatty(::fileno(stdout)) == 1;
+  ProgressPrinter progress(tty, s.quiet);
+  train::TrainConfig& cfg = s.train;
+  if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+  const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
+
+  // Data.
+  std::string data_path = s.data, data_note;
+  if (data_path.empty()) {
+    data_path = s.synthetic_file;
+    if (!fs::exists(data_path)) {
+      std::printf("making the synthetic Galaxy10 set: %d images of 256x256 -> %s (once; later runs reuse it)\n",
+                  s.synthetic_count, data_path.c_str());
+      std::fflush(stdout);
+      const auto t0 = std::chrono::steady_clock::now();
+      data::SyntheticOptions so;
+      so.count = s.synthetic_count;
+      const data::ImageSet synthetic = data::make_synthetic_galaxy10(so);
+      if (fs::path(data_path).has_parent_path()) fs::create_directories(fs::path(data_path).parent_path());
+      data::write_galaxy10(data_path, synthetic, {{"source", "hubble synthetic Galaxy10 (make_synthetic_galaxy10)"}});
+      std::printf("  done in %s\n", clock_text(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()).c_str());
+    }
+    data_note = "hubble's synthetic Galaxy10 (procedural galaxies, not real data)";
+  } else {
+    data_note = "Galaxy10 file";
+  }
+  int source_side = 0;
+  const data::ImageSet images = load_images(data_path, s.crop, s.limit, source_side);
+  data::Split split;
+  std::vector<int> all(std::size_t(images.size()));
+  for (int i = 0; i < images.size(); ++i) all[std::size_t(i)] = i;
+  if (s.val_split > 0) split = data::stratified_split(images.labels, s.val_split, cfg.seed);
+  else split.train = all;
+  if (s.max_train_images > 0 && int(split.train.size()) > s.max_train_images) {
+    Rng r = Rng(cfg.seed).split(0x3A7);
+    data::shuffle(split.train, r);
+    split.train.resize(std::size_t(s.max_train_images));
+    std::sort(split.train.begin(), split.train.end());
+  }
+  HUBBLE_CHECK(!split.train.empty(), data_path, ": no training images left after the split");
+
+  std::printf("data      %s: %s\n", data_path.c_str(), data_note.c_str());
+  std::printf("          %d images %dx%d, centre crop %d%s; classes %s\n", images.size(), source_side, source_side,
+              std::min(s.crop, source_side), s.crop == 128 ? "" : " resized to 128", class_count_text(images, all).c_str());
+  std::printf("split     %zu training, %zu validation (stratified, seed %llu)\n", split.train.size(), split.validation.size(),
+              static_cast<unsigned long long>(cfg.seed));
+  const long long per_epoch = (long long)split.train.size() * (cfg.augment == train::Augment::rot4 ? 4 : 1) * cfg.repeats;
+  std::printf("network   paper ConvNet, %s parameters, input 128x128x3\n", detail::thousands(PaperNet::parameter_count).c_str());
+  std::printf("recipe    %s: %s lr %g %s%s, batch %d, %d epochs of %lld images (augment %s%s), label smoothing %g, "
+              "tta %s, %d threads\n",
+              cfg.recipe.c_str(), train::name_of(cfg.optimizer), cfg.lr, train::name_of(cfg.schedule),
+              cfg.schedule == train::Schedule::cosine ? (" (warm-up " + json::number(cfg.warmup_epochs) + " epochs)").c_str() : "",
+              cfg.batch_size, cfg.epochs, per_epoch, train::name_of(cfg.augment),
+              cfg.repeats > 1 ? (", x" + std::to_string(cfg.repeats)).c_str() : "", cfg.label_smoothing,
+              cfg.tta ? "on" : "off", threads);
+  std::printf("output    %s\n", s.out.c_str());
+  std::fflush(stdout);
+
+  // What every checkpoint records about the run.
+  for (const auto& [k, v] : s.resolved) cfg.metadata["run/" + k] = v;
+  std::string names_joined;
+  for (const auto& n : class_names()) {
+    if (!names_joined.empty()) names_joined += '\n';
+    names_joined += n;
+  }
+  cfg.metadata["model/class_names"] = names_joined;
+  cfg.metadata["model/crop_fraction"] = json::number(double(std::min(s.crop, source_side)) / double(source_side));
+  cfg.metadata["model/data"] = data_path;
+
+  // Train.
+  auto net = std::make_unique<PaperNet>(cfg.seed);
+  train::Callbacks cb;
+  cb.on_batch = [&](const train::BatchProgress& p) { progress.batch(p); };
+  cb.on_epoch = [&](const train::EpochRecord& r) { progress.epoch(r, cfg.epochs); };
+  cb.on_message = [&](const std::string& m) { progress.message(m); };
+  cb.should_stop = [] { return g_stop.load() > 0; };
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  train::Trainer<PaperNet> trainer(*net, cfg, cb);
+  const train::FitResult fit = trainer.fit(images, split.train, split.validation);
+  progress.clear();
+  const fs::path out(s.out);
+  if (fit.interrupted) {
+    const int done = fit.history.empty() ? 0 : fit.history.back().epoch;
+    std::printf("\ninterrupted during epoch %d of %d.\n", done + 1, cfg.epochs);
+    if (done > 0)
+      std::printf("the last complete checkpoint is %s (epoch %d). Continue with:\n  %s --out %s --resume\n",
+                  (out / "last.h5").string().c_str(), done, argv[0], s.out.c_str());
+    else
+      std::printf("no epoch was completed, so nothing was saved.\n");
+    return 130;
+  }
+  std::signal(SIGINT, SIG_DFL);  // the rest is quick: Ctrl-C simply quits
+  std::signal(SIGTERM, SIG_DFL);
+  if (fit.start_epoch == cfg.epochs && fit.start_epoch > 0)
+    std::printf("the run had already finished its %d epochs; reporting only\n", cfg.epochs);
+
+  // Report.
+  const std::uint64_t last_digest = weights_digest(*net);
+  std::string weights = "last.h5 (after epoch " + std::to_string(cfg.epochs) + ")";
+  if (s.report == "best" && fs::exists(out / "best.h5")) {
+    load_checkpoint((out / "best.h5").string(), *net);
+    weights = "best.h5 (epoch " + std::to_string(fit.best_epoch) + ")";
+  }
+  std::printf("\nfinal weights digest  fnv1a64:%s (last.h5)\n", hex(last_digest).c_str());
+  std::printf("reporting with        %s%s\n", weights.c_str(), cfg.tta ? ", 8-view test-time averaging" : "");
+
+  json::Object summary;
+  summary.add("weights", s.report).add("weights_digest", "fnv1a64:" + hex(last_digest)).add("best_epoch", fit.best_epoch);
+  summary.add("epochs", cfg.epochs).add("recipe", cfg.recipe).add("tta", cfg.tta).add("data", data_path);
+  std::vector<std::string> pngs;
+  const auto score = [&](const std::string& title, const std::string& key, const data::ImageSet& set,
+                         const std::vector<int>& idx) {
+    const train::Evaluation e = train::Trainer<PaperNet>::evaluate_network(*net, set, idx, cfg.tta, cfg.batch_size);
+    const metrics::Report r = e.report(class_names());
+    std::printf("\n%s: %d images, accuracy %.4f, loss %.4f, macro F1 %.4f\n%s\n%s", title.c_str(), e.size(), r.accuracy,
+                e.loss, r.macro_f1, metrics::format_table(r).c_str(), metrics::format_confusion(r).c_str());
+    json::Object o = metrics::to_json(r);
+    o.add("loss", e.loss);
+    summary.add(key, o);
+    const std::string png = (out / ("confusion_" + key + ".png")).string();
+    plots::save_confusion_matrix(png, r.confusion.counts(), r.confusion.classes(), r.class_names,
+                                 title + " (accuracy " + json::number(std::round(r.accuracy * 1000) / 1000) + ")");
+    pngs.push_back(png);
+  };
+  if (!split.validation.empty()) score("validation", "validation", images, split.validation);
+  if (!s.test_data.empty()) {
+    int test_side = 0;
+    const data::ImageSet test = load_images(s.test_data, s.crop, 0, test_side);
+    std::vector<int> idx(std::size_t(test.size()));
+    for (int i = 0; i < test.size(); ++i) idx[std::size_t(i)] = i;
+    score("test (" + s.test_data + ")", "test", test, idx);
+  }
+  if (split.validation.empty() && s.test_data.empty()) score("training images (no validation split)", "train", images, split.train);
+
+  // Curves and filters.
+  std::vector<double> ep, tl, vl, ta, va;
+  for (const auto& r : fit.history) {
+    ep.push_back(r.epoch);
+    tl.push_back(r.train_loss);
+    vl.push_back(r.val_loss);
+    ta.push_back(r.train_accuracy);
+    va.push_back(r.val_accuracy);
+  }
+  plots::save_training_curves((out / "curves.png").string(), ep, tl, vl, ta, va);
+  const auto first = net->parameters().front();  // conv2d_1/kernel: [5, 5, 3, 32]
+  plots::save_filter_grid((out / "filters.png").string(), first.value, 5, 3, 32);
+  train::Trainer<PaperNet>::write_text_atomically((out / "metrics.json").string(), summary.str() + "\n");
+
+  std::printf("\nwrote %s: metrics.json, metrics.jsonl, last.h5, best.h5 (epoch %d), curves.png, filters.png",
+              s.out.c_str(), fit.best_epoch);
+  for (const auto& p : pngs) std::printf(", %s", fs::path(p).filename().string().c_str());
+  std::printf("\nclassify pictures with: galaxy10_classify %s IMAGE...\n", (out / "best.h5").string().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const hubble::Error& e) {
+    std::fflush(stdout);
+    std::cerr << "\ngalaxy10_train: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::cerr << "\ngalaxy10_train: error: " << e.what() << "\n";
+    return 1;
+  }
+}
