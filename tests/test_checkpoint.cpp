@@ -187,3 +187,29 @@ TEST_CASE("checkpoint: a failed save leaves the previous file intact") {
   CHECK(other.parameters()[0].value[0] == net.parameters()[0].value[0]);
   fs::remove_all(fs::path(path).parent_path());
 }
+
+TEST_CASE("checkpoint: BatchNorm's moving statistics (network buffers) are saved and restored") {
+  using BnNet = Sequential<Input<6, 6, 2>, Conv2D<3, 3>, BatchNorm, ReLU, Flatten, Dense<2>, Softmax>;
+  BnNet a(1);
+  Adam<float> adam;
+  Tensor<float> x(4, 6, 6, 2);
+  Rng r(3);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(r.uniform());
+  const std::vector<int> y{0, 1, 0, 1};
+  for (int s = 0; s < 3; ++s) a.train_step(x, y, adam);  // moves the statistics away from 0 / 1
+  const std::string path = scratch("batchnorm.h5").string();
+  save_checkpoint(path, a, &adam);
+  BnNet b(2);
+  Adam<float> adam_b;
+  load_checkpoint(path, b, &adam_b);
+  const auto ba = a.buffers(), bb = b.buffers();
+  REQUIRE(ba.size() == 2);
+  for (std::size_t k = 0; k < ba.size(); ++k)
+    for (std::size_t i = 0; i < ba[k].size; ++i) CHECK(ba[k].value[i] == bb[k].value[i]);
+  CHECK(ba[0].value[0] != 0.0f);
+  const Tensor<float>& pa = a.forward(x, Mode::eval);
+  const std::vector<float> first(pa.data(), pa.data() + pa.size());
+  const Tensor<float>& pb = b.forward(x, Mode::eval);
+  for (std::size_t i = 0; i < first.size(); ++i) CHECK(first[i] == pb[i]);
+  fs::remove_all(fs::path(path).parent_path());
+}

@@ -12,6 +12,8 @@
 //                     scalar          "float" or "double"
 //   weights/<param>                   T[n]     every trainable array, e.g. weights/conv2d_1/kernel
 //                                              (Conv2D kernels are [K,K,C,F] row-major, Dense [in,out])
+//   buffers/<name>                    T[n]     non-trainable state, e.g. buffers/batch_norm_1/moving_mean
+//                                              (Network::buffers(); absent for networks without any)
 //   optimizer/name                    string   "adam", "sgd", "rmsprop"      (absent: no optimiser saved)
 //   optimizer/steps                   int64[1] updates taken so far
 //   optimizer/slots_per_param         int64[1]
@@ -149,6 +151,14 @@ std::vector<V> read_sized(const h5::File& f, const std::string& name, std::size_
   return f.read<V>(name);
 }
 
+// Network::buffers() (non-trainable state such as BatchNorm's moving statistics), or none for
+// networks that predate it.
+template <class Net>
+auto buffers_of(Net& net) {
+  if constexpr (requires { net.buffers(); }) return net.buffers();
+  else return std::vector<ParamRef<typename Net::scalar>>{};
+}
+
 // The trainer streams, metadata and numbers of an open checkpoint.
 inline void read_extras(const h5::File& f, CheckpointData& data) {
   for (const std::string& name : f.datasets("rng/trainer")) {
@@ -219,6 +229,7 @@ void save_checkpoint(const std::string& path, Net& net, const OptimizerState<typ
     f.set_attribute("architecture", Net::architecture());
     f.set_attribute("scalar", std::string(scalar_name<T>()));
     for (const auto& p : params) f.write<T>("weights/" + p.name, p.value, {hsize_t(p.size)});
+    for (const auto& b : detail::buffers_of(net)) f.write<T>("buffers/" + b.name, b.value, {hsize_t(b.size)});
     if (opt) {
       f.write_string("optimizer/name", opt->name());
       const std::vector<std::int64_t> steps{opt->steps}, per{opt->slots_per_param()};
@@ -269,15 +280,18 @@ CheckpointData load_checkpoint(const std::string& path, Net& net, OptimizerState
   }
 
   auto params = net.parameters();
+  const auto buffers = detail::buffers_of(net);
   const std::vector<Rng*> streams = net.random_streams();
   CheckpointData data;
-  std::vector<std::vector<T>> weights;
+  std::vector<std::vector<T>> weights, buffer_values;
   long long steps = 0;
   std::vector<std::vector<T>> slots;
   std::vector<std::array<std::uint64_t, 4>> network_rngs;
   try {
     h5::File f = h5::File::open(path);
     for (const auto& p : params) weights.push_back(detail::read_sized<T>(f, "weights/" + p.name, p.size, p.name));
+    for (const auto& b : buffers)
+      buffer_values.push_back(detail::read_sized<T>(f, "buffers/" + b.name, b.size, b.name));
     if (opt) {
       steps = detail::read_sized<std::int64_t>(f, "optimizer/steps", 1, "optimiser steps")[0];
       const auto per = detail::read_sized<std::int64_t>(f, "optimizer/slots_per_param", 1, "optimiser slots")[0];
@@ -302,6 +316,8 @@ CheckpointData load_checkpoint(const std::string& path, Net& net, OptimizerState
 
   // Everything read and checked: now change the network and the optimiser.
   for (std::size_t p = 0; p < params.size(); ++p) std::copy(weights[p].begin(), weights[p].end(), params[p].value);
+  for (std::size_t b = 0; b < buffers.size(); ++b)
+    std::copy(buffer_values[b].begin(), buffer_values[b].end(), buffers[b].value);
   for (std::size_t i = 0; i < streams.size(); ++i) streams[i]->set_state(network_rngs[i]);
   if (opt) {
     opt->steps = steps;
