@@ -17,6 +17,7 @@
 #include "hubble/hubble.hpp"
 #include "hubble/kernels/implicit_gemm.hpp"
 #include "hubble/kernels/packed_gemm.hpp"
+#include "hubble/kernels/winograd.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -131,12 +132,12 @@ void check_wide_shapes() {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, double", V, Im2colEigen, PackedGemm, ImplicitGemm) {
+TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, double", V, Im2colEigen, PackedGemm, ImplicitGemm, Winograd, Tuned) {
   check_random_shapes<V, double>(1234, 40);
   check_wide_shapes<V, double>();
 }
 
-TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, float", V, PackedGemm, ImplicitGemm) {
+TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, float", V, PackedGemm, ImplicitGemm, Winograd, Tuned) {
   check_random_shapes<V, float>(4321, 40);
   check_wide_shapes<V, float>();
 }
@@ -149,28 +150,31 @@ TEST_CASE_TEMPLATE("conv variant matches Naive on the paper's first layer at bat
   CHECK(e.max() <= Tol<float>::value);
 }
 
-TEST_CASE_TEMPLATE("conv variant gives the same bits on 1 and 2 threads", V, PackedGemm, ImplicitGemm) {
+TEST_CASE_TEMPLATE("conv variant gives the same bits on 1 and 2 threads", V, PackedGemm, ImplicitGemm, Winograd) {
 #ifdef _OPENMP
-  // Small K x f and a long reduction: the weight gradient is split into k parts.
-  const ConvGeometry g = make_geometry(4, 40, 40, 3, 5, 2, false, 8);
-  Rng rng(17);
-  std::vector<float> x(g.in_size()), w(g.patch() * g.f), dy(g.out_size());
-  for (auto& v : x) v = float(rng.uniform(-1, 1));
-  for (auto& v : w) v = float(rng.uniform(-1, 1));
-  for (auto& v : dy) v = float(rng.uniform(-1, 1));
-  auto run = [&](int threads) {
-    const int before = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    std::vector<float> dw(w.size()), db(g.f), dx(g.in_size());
-    Workspace<float> ws;
-    V::backward(g, x.data(), w.data(), dy.data(), dw.data(), db.data(), dx.data(), ws);
-    omp_set_num_threads(before);
-    dw.insert(dw.end(), db.begin(), db.end());
-    dw.insert(dw.end(), dx.begin(), dx.end());
-    return dw;
-  };
-  const auto one = run(1), two = run(2);
-  CHECK(one == two);
+  // Small K x f and a long reduction: the weight gradient is split into k parts; the 3x3 shape
+  // also splits Winograd's tile sums into parts.
+  for (const ConvGeometry& g : {make_geometry(4, 40, 40, 3, 5, 2, false, 8), make_geometry(4, 40, 40, 32, 3, 1, false, 32)}) {
+    Rng rng(17);
+    std::vector<float> x(g.in_size()), w(g.patch() * g.f), dy(g.out_size());
+    for (auto& v : x) v = float(rng.uniform(-1, 1));
+    for (auto& v : w) v = float(rng.uniform(-1, 1));
+    for (auto& v : dy) v = float(rng.uniform(-1, 1));
+    auto run = [&](int threads) {
+      const int before = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      std::vector<float> y(g.out_size()), dw(w.size()), db(g.f), dx(g.in_size()), bias(g.f, 0.5f);
+      Workspace<float> ws;
+      V::forward(g, x.data(), w.data(), bias.data(), y.data(), ws);
+      V::backward(g, x.data(), w.data(), dy.data(), dw.data(), db.data(), dx.data(), ws);
+      omp_set_num_threads(before);
+      for (auto* v : {&dw, &db, &dx}) y.insert(y.end(), v->begin(), v->end());
+      return y;
+    };
+    const auto one = run(1), two = run(2);
+    INFO(V::name, " ", describe(g));
+    CHECK(one == two);
+  }
 #else
   MESSAGE("built without OpenMP: nothing to compare");
 #endif
@@ -247,7 +251,7 @@ GradientCheckResult conv_gradient_check() {
 }
 }  // namespace
 
-TEST_CASE_TEMPLATE("gradient check: Conv2D with each kernel variant", V, Naive, Im2colEigen, PackedGemm, ImplicitGemm) {
+TEST_CASE_TEMPLATE("gradient check: Conv2D with each kernel variant", V, Naive, Im2colEigen, PackedGemm, ImplicitGemm, Winograd, Tuned) {
   const auto a = conv_gradient_check<Conv2DLayer<Shape<9, 10, 3>, double, 5, 3, 1, Valid, V>>();
   const auto b = conv_gradient_check<Conv2DLayer<Shape<9, 8, 2>, double, 4, 5, 2, Same, V>>();
   INFO(V::name, ": ", a.worst, " ", a.max_relative_error, " / ", b.worst, " ", b.max_relative_error);

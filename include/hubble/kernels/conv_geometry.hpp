@@ -3,7 +3,8 @@
 //
 // A convolution kernel variant is a policy type with two static functions:
 //   forward (g, x, w, b, y, ws):          y  = conv(x, w) + b
-//   backward(g, x, w, dy, dw, db, dx, ws): dw, db, and dx (skipped when dx == nullptr)
+//   backward(g, x, w, dy, dw, db, dx, ws): dw, db, and dx (skipped when dx == nullptr; dw and db
+//                                          are skipped when dw == nullptr, e.g. to time dx alone)
 // over these layouts (all row-major, NHWC):
 //   x  [n][h][w][c]          input batch
 //   w  [k][k][c][f]          kernel, i.e. a (k*k*c) x f matrix whose rows follow im2col's patch order

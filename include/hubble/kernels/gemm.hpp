@@ -445,5 +445,63 @@ void column_sums(const T* a, long m, int n, T* out) {
   }
 }
 
+// ---- a product with B packed ahead of time -------------------------------------------------------
+// For callers that multiply many row blocks by the same B (convolution weights, Winograd's
+// transformed filters): B is packed once, by pack_b_panels, into k blocks of KC rows, each cut
+// into NR-wide panels [kc][NR], zero-padded to a multiple of NR columns.
+template <class T>
+std::size_t packed_b_size(int k, int n) {
+  constexpr int NR = Microkernel<T>::NR;
+  return std::size_t(k) * std::size_t((n + NR - 1) / NR) * NR;
+}
+template <class T>
+const T* packed_b_panel(const T* bp, int k, int n, int kb, int jp) {
+  constexpr int NR = Microkernel<T>::NR, KC = Blocking<T>::KC;
+  const int npan = (n + NR - 1) / NR, k0 = kb * KC, kc = std::min(KC, k - k0);
+  return bp + std::size_t(k0) * npan * NR + std::size_t(jp) * kc * NR;
+}
+// get(p, j) returns B[p][j] for p < k, j < n.
+template <class T, class Get>
+void pack_b_panels(int k, int n, Get get, T* dst) {
+  constexpr int NR = Microkernel<T>::NR, KC = Blocking<T>::KC;
+  const int npan = (n + NR - 1) / NR, kblocks = (k + KC - 1) / KC;
+#pragma omp parallel for schedule(static) collapse(2) if (long(k) * n > 32768)
+  for (int kb = 0; kb < kblocks; ++kb)
+    for (int jp = 0; jp < npan; ++jp) {
+      const int k0 = kb * KC, kc = std::min(KC, k - k0);
+      T* d = const_cast<T*>(packed_b_panel(dst, k, n, kb, jp));
+      for (int p = 0; p < kc; ++p)
+        for (int j = 0; j < NR; ++j) d[std::size_t(p) * NR + j] = jp * NR + j < n ? get(k0 + p, jp * NR + j) : T(0);
+    }
+}
+
+// C[m x n] (+)= A B on the calling thread; row i of A is a[i*lda .. i*lda + k), B packed by
+// pack_b_panels. Loop order k block -> panel -> rows: the B panel stays in L1 while A streams.
+template <class T>
+void rows_times_packed(int m, int n, int k, const T* a, std::ptrdiff_t lda, const T* bp, T* c, std::ptrdiff_t ldc,
+                       const Epilogue<T>& ep = {}) {
+  using U = Microkernel<T>;
+  constexpr int MR = U::MR, NR = U::NR, KC = Blocking<T>::KC;
+  const int npan = (n + NR - 1) / NR, kblocks = (k + KC - 1) / KC;
+  for (int kb = 0; kb < kblocks; ++kb) {
+    const std::ptrdiff_t k0 = std::ptrdiff_t(kb) * KC;
+    const int kc = std::min(KC, k - kb * KC);
+    Epilogue<T> e;
+    e.accumulate = kb > 0 || ep.accumulate;
+    const bool last = kb + 1 == kblocks;
+    e.relu = last && ep.relu;
+    for (int jp = 0; jp < npan; ++jp) {
+      e.bias = last && ep.bias ? ep.bias + jp * NR : nullptr;
+      const T* panel = packed_b_panel(bp, k, n, kb, jp);
+      for (int ir = 0; ir < m; ir += MR) {
+        const T* rows[MR];
+        for (int r = 0; r < MR; ++r) rows[r] = a + std::ptrdiff_t(std::min(ir + r, m - 1)) * lda;
+        const APanel<T> ap{rows, &k0, 1, kc, 1};
+        U::run(ap, panel, c + std::ptrdiff_t(ir) * ldc + jp * NR, ldc, std::min(MR, m - ir), std::min(NR, n - jp * NR), e);
+      }
+    }
+  }
+}
+
 }  // namespace gemm
 }  // namespace hubble::kernels

@@ -29,10 +29,12 @@ struct Im2colEigen {
                        Workspace<T>& ws) {
     const Eigen::Index rows = Eigen::Index(g.out_pixels()), patch = Eigen::Index(g.patch());
     T* col = ws.get_a(std::size_t(rows) * patch);
-    im2col(g, x, col);  // recomputed: cheaper than keeping every layer's col alive between passes
     ConstMatrixMap<T> DY(dy, rows, g.f);
-    MatrixMap<T>(dw, patch, g.f).noalias() = ConstMatrixMap<T>(col, rows, patch).transpose() * DY;
-    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db, g.f) = DY.colwise().sum();
+    if (dw) {
+      im2col(g, x, col);  // recomputed: cheaper than keeping every layer's col alive between passes
+      MatrixMap<T>(dw, patch, g.f).noalias() = ConstMatrixMap<T>(col, rows, patch).transpose() * DY;
+      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db, g.f) = DY.colwise().sum();
+    }
     if (!dx) return;
     T* dcol = col;  // col is no longer needed: reuse it for the column gradient
     MatrixMap<T>(dcol, rows, patch).noalias() = DY * ConstMatrixMap<T>(w, patch, g.f).transpose();

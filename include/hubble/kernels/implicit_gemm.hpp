@@ -265,47 +265,19 @@ void weight_gradient(const Conv& cv, const T* x, const T* dy, T* dw, T* db, Work
 // Samples are never split between threads, so the scatter needs no synchronisation.
 template <class T>
 void input_gradient_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx, Workspace<T>& ws) {
-  using U = gemm::Microkernel<T>;
-  constexpr int MR = U::MR, NR = U::NR, KC = gemm::Blocking<T>::KC;
-  const int P = int(g.patch()), f = g.f, npan = (P + NR - 1) / NR;
-  const int kblocks = (f + KC - 1) / KC;
-  T* bp = ws.get_b(std::size_t(f) * npan * NR);
-#pragma omp parallel for schedule(static) collapse(2)
-  for (int kb = 0; kb < kblocks; ++kb)
-    for (int jp = 0; jp < npan; ++jp) {
-      const int k0 = kb * KC, kc = std::min(KC, f - k0);
-      T* d = bp + std::size_t(k0) * npan * NR + std::size_t(jp) * kc * NR;
-      for (int p = 0; p < kc; ++p)
-        for (int j = 0; j < NR; ++j) {
-          const int col = jp * NR + j;
-          d[std::size_t(p) * NR + j] = col < P ? w[std::size_t(col) * f + k0 + p] : T(0);
-        }
-    }
+  const int P = int(g.patch()), f = g.f;
+  T* bp = ws.get_b(gemm::packed_b_size<T>(f, P));
+  gemm::pack_b_panels<T>(f, P, [&](int fi, int j) { return w[std::size_t(j) * f + fi]; }, bp);  // B = w^T
   const int rows = g.oh * g.ow;
+  // Whole samples per task (about 96 rows, so B panels are reused), at least two tasks a thread.
   const int per_task = std::max(1, std::min((96 + rows - 1) / rows, (g.n + 2 * max_threads() - 1) / (2 * max_threads())));
   const int tasks = (g.n + per_task - 1) / per_task;
-  std::vector<std::ptrdiff_t> seg_off(kblocks);
-  for (int kb = 0; kb < kblocks; ++kb) seg_off[kb] = std::ptrdiff_t(kb) * KC;
 #pragma omp parallel for schedule(static) if (tasks > 1)
   for (int t = 0; t < tasks; ++t) {
     const int b0 = t * per_task, nb = std::min(per_task, g.n - b0);
     const int m = nb * rows;
     T* dcol = thread_scratch<T, 3>(std::size_t(m) * P);
-    const T* dyt = dy + std::size_t(b0) * rows * f;
-    for (int kb = 0; kb < kblocks; ++kb) {
-      const int kc = std::min(KC, f - kb * KC);
-      Epilogue<T> ep;
-      ep.accumulate = kb > 0;
-      for (int jp = 0; jp < npan; ++jp) {
-        const T* bpanel = bp + std::size_t(kb) * KC * npan * NR + std::size_t(jp) * kc * NR;
-        for (int ir = 0; ir < m; ir += MR) {
-          const T* rp[MR];
-          for (int r = 0; r < MR; ++r) rp[r] = dyt + std::size_t(std::min(ir + r, m - 1)) * f;
-          const APanel<T> a{rp, seg_off.data() + kb, 1, kc, 1};
-          U::run(a, bpanel, dcol + std::size_t(ir) * P + jp * NR, P, std::min(MR, m - ir), std::min(NR, P - jp * NR), ep);
-        }
-      }
-    }
+    gemm::rows_times_packed(m, P, f, dy + std::size_t(b0) * rows * f, f, bp, dcol, P);
     ConvGeometry part = g;
     part.n = nb;
     col2im(part, dcol, dx + std::size_t(b0) * g.h * g.w * g.c);
@@ -352,9 +324,11 @@ struct ImplicitGemm {
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,
                        Workspace<T>& ws) {
-    implicit_detail::Conv cv;
-    const T* xp = padded_input(g, x, ws, cv);
-    implicit_detail::weight_gradient(cv, xp, dy, dw, db, ws);
+    if (dw) {
+      implicit_detail::Conv cv;
+      const T* xp = padded_input(g, x, ws, cv);
+      implicit_detail::weight_gradient(cv, xp, dy, dw, db, ws);
+    }
     if (!dx) return;
     implicit_detail::input_gradient_col2im(g, dy, w, dx, ws);
   }

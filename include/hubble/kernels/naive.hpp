@@ -39,15 +39,15 @@ struct Naive {
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,
                        Workspace<T>&) {
-    std::fill(dw, dw + g.patch() * g.f, T(0));
-    std::fill(db, db + g.f, T(0));
+    if (dw) std::fill(dw, dw + g.patch() * g.f, T(0));
+    if (db) std::fill(db, db + g.f, T(0));
     if (dx) std::fill(dx, dx + g.in_size(), T(0));
     for (int n = 0; n < g.n; ++n)
       for (int oy = 0; oy < g.oh; ++oy)
         for (int ox = 0; ox < g.ow; ++ox)
           for (int f = 0; f < g.f; ++f) {
             const T d = dy[((std::size_t(n) * g.oh + oy) * g.ow + ox) * g.f + f];
-            db[f] += d;
+            if (db) db[f] += d;
             for (int ky = 0; ky < g.k; ++ky)
               for (int kx = 0; kx < g.k; ++kx) {
                 const int iy = oy * g.stride + ky - g.pad_top, ix = ox * g.stride + kx - g.pad_left;
@@ -55,7 +55,7 @@ struct Naive {
                 for (int c = 0; c < g.c; ++c) {
                   const std::size_t xi = ((std::size_t(n) * g.h + iy) * g.w + ix) * g.c + c;
                   const std::size_t wi = ((std::size_t(ky) * g.k + kx) * g.c + c) * g.f + f;
-                  dw[wi] += x[xi] * d;
+                  if (dw) dw[wi] += x[xi] * d;
                   if (dx) dx[xi] += w[wi] * d;
                 }
               }

@@ -31,9 +31,11 @@ struct PackedGemm {
                        Workspace<T>& ws) {
     const int rows = int(g.out_pixels()), patch = int(g.patch());
     T* col = ws.get_a(std::size_t(rows) * patch);
-    im2col(g, x, col);  // recomputed: cheaper than keeping every layer's col alive between passes
-    gemm::gemm(gemm::Trans::yes, gemm::Trans::no, patch, g.f, rows, col, patch, dy, g.f, dw, g.f);
-    gemm::column_sums(dy, rows, g.f, db);
+    if (dw) {
+      im2col(g, x, col);  // recomputed: cheaper than keeping every layer's col alive between passes
+      gemm::gemm(gemm::Trans::yes, gemm::Trans::no, patch, g.f, rows, col, patch, dy, g.f, dw, g.f);
+      gemm::column_sums(dy, rows, g.f, db);
+    }
     if (!dx) return;
     T* dcol = col;  // col is no longer needed: reuse it for the column gradient
     gemm::gemm(gemm::Trans::no, gemm::Trans::yes, rows, patch, g.f, dy, g.f, w, g.f, dcol, patch);
