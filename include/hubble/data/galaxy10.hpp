@@ -1,0 +1,202 @@
+#pragma once
+// Galaxy10 DECaLS on disk and in memory.
+//
+// The official layout (Leung & Bovy's Galaxy10_DECals.h5, and every file hubble writes):
+//   images  uint8  N x H x W x 3   RGB, row-major NHWC (256 x 256 in the official release)
+//   ans     any integer type, N    the class id 0..9 (see galaxy10_class_names)
+// Other datasets (ra, dec, redshift, src_index, ...) are ignored.
+//
+// load_galaxy10 reads `images` a block of `chunk_rows` rows at a time through HDF5 hyperslabs and
+// centre-crops each image as it arrives, so reading the full 2.7 GB release at crop 128 needs
+// about the cropped set (17,736 x 128 x 128 x 3 = 872 MB) plus one block, never the whole file.
+// The crop window of an H x W image is rows [(H - crop) / 2, (H - crop) / 2 + crop) and the same
+// for columns: for 256 -> 128 that is pixels 64..191.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "hubble/core/error.hpp"
+#include "hubble/io/hdf5.hpp"
+
+namespace hubble::data {
+
+inline constexpr int galaxy10_num_classes = 10;
+inline constexpr std::array<const char*, 10> galaxy10_class_names = {
+    "Disturbed",           "Merging",        "Round Smooth",           "In-between Round Smooth",
+    "Cigar Shaped Smooth", "Barred Spiral",  "Unbarred Tight Spiral",  "Unbarred Loose Spiral",
+    "Edge-on without Bulge", "Edge-on with Bulge"};
+
+// uint8 images, NHWC, all of one size, with a class label per image.
+struct ImageSet {
+  int height = 0, width = 0, channels = 3;
+  std::vector<std::uint8_t> pixels;  // size() * height * width * channels
+  std::vector<int> labels;           // 0..9
+
+  int size() const { return int(labels.size()); }
+  std::size_t image_bytes() const { return std::size_t(height) * width * channels; }
+  const std::uint8_t* image(int i) const { return pixels.data() + std::size_t(i) * image_bytes(); }
+  std::uint8_t* image(int i) { return pixels.data() + std::size_t(i) * image_bytes(); }
+};
+
+// The images `indices` of `set`, in that order (e.g. the training half of a Split).
+inline ImageSet subset(const ImageSet& set, const std::vector<int>& indices) {
+  ImageSet out;
+  out.height = set.height; out.width = set.width; out.channels = set.channels;
+  out.pixels.resize(indices.size() * set.image_bytes());
+  out.labels.reserve(indices.size());
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    const int i = indices[k];
+    HUBBLE_CHECK(i >= 0 && i < set.size(), "subset: index ", i, " is outside the set of ", set.size(), " images");
+    std::copy_n(set.image(i), set.image_bytes(), out.pixels.data() + k * set.image_bytes());
+    out.labels.push_back(set.labels[std::size_t(i)]);
+  }
+  return out;
+}
+
+// Images per class (index = class id).
+inline std::array<int, galaxy10_num_classes> class_counts(const std::vector<int>& labels) {
+  std::array<int, galaxy10_num_classes> n{};
+  for (int l : labels) {
+    HUBBLE_CHECK(l >= 0 && l < galaxy10_num_classes, "class_counts: label ", l, " is outside 0..9");
+    ++n[std::size_t(l)];
+  }
+  return n;
+}
+
+namespace detail {
+// Copies the crop_h x crop_w centre window of one height x width x channels image.
+inline void crop_centre(const std::uint8_t* src, int height, int width, int channels, int crop_h, int crop_w,
+                        std::uint8_t* dst) {
+  const int y0 = (height - crop_h) / 2, x0 = (width - crop_w) / 2;
+  const std::size_t row_bytes = std::size_t(crop_w) * channels;
+  for (int y = 0; y < crop_h; ++y)
+    std::copy_n(src + (std::size_t(y0 + y) * width + x0) * channels, row_bytes, dst + std::size_t(y) * row_bytes);
+}
+}  // namespace detail
+
+// The centre crop x crop window of every image (the window load_galaxy10 reads); crop <= 0 or
+// equal to the image size returns a copy.
+inline ImageSet centre_crop(const ImageSet& set, int crop) {
+  if (crop <= 0 || (crop == set.height && crop == set.width)) return set;
+  HUBBLE_CHECK(crop <= set.height && crop <= set.width, "centre_crop: the images are ", set.height, " x ", set.width,
+               ", smaller than the requested ", crop, " x ", crop, " crop");
+  ImageSet out;
+  out.height = out.width = crop;
+  out.channels = set.channels;
+  out.labels = set.labels;
+  out.pixels.resize(std::size_t(set.size()) * out.image_bytes());
+  for (int i = 0; i < set.size(); ++i)
+    detail::crop_centre(set.image(i), set.height, set.width, set.channels, crop, crop, out.image(i));
+  return out;
+}
+
+struct LoadOptions {
+  int crop = 128;              // centre crop side; <= 0 or equal to the image side keeps the full image
+  std::size_t chunk_rows = 64; // images read per HDF5 hyperslab
+  std::size_t limit = 0;       // read only the first `limit` images; 0 = all
+};
+
+inline ImageSet load_galaxy10(const std::string& path, const LoadOptions& options = {}) {
+  const h5::File file = h5::File::open(path);  // missing / not HDF5 -> Error naming the file
+  const std::string where = path + ": ";
+  const char* layout = " (expected the Galaxy10 layout: 'images' uint8 N x H x W x 3 and 'ans' integer N)";
+  HUBBLE_CHECK(file.has("images"), where, "no 'images' dataset", layout);
+  HUBBLE_CHECK(file.has("ans"), where, "no 'ans' (labels) dataset", layout);
+
+  const h5::DatasetInfo img = file.info("images");
+  HUBBLE_CHECK(img.dims.size() == 4, where, "'images' has rank ", img.dims.size(), " ", img.dims_str(),
+               ", expected 4 (N x H x W x 3)");
+  HUBBLE_CHECK(img.element == h5::ElementClass::integer && img.element_size == 1 && !img.is_signed, where,
+               "'images' must hold uint8 pixels, but its elements are ",
+               img.element == h5::ElementClass::floating ? "floating point" : img.element == h5::ElementClass::integer ? "integers" : "not numbers",
+               " of ", img.element_size, " byte(s)", img.is_signed ? " (signed)" : "");
+  HUBBLE_CHECK(img.dims[3] == 3, where, "'images' has ", img.dims[3], " channels ", img.dims_str(), ", expected 3 (RGB)");
+  const h5::DatasetInfo ans = file.info("ans");
+  HUBBLE_CHECK(ans.dims.size() == 1, where, "'ans' has shape ", ans.dims_str(), ", expected one label per image");
+  HUBBLE_CHECK(ans.element == h5::ElementClass::integer, where, "'ans' must hold integer class ids, not ",
+               ans.element == h5::ElementClass::floating ? "floating point numbers" : "non-numeric data");
+  HUBBLE_CHECK(img.dims[0] == ans.dims[0], where, "'images' has ", img.dims[0], " images but 'ans' has ", ans.dims[0],
+               " labels");
+  HUBBLE_CHECK(img.dims[0] > 0, where, "the file holds no images (0 rows in 'images')");
+
+  const int full_h = int(img.dims[1]), full_w = int(img.dims[2]), channels = 3;
+  HUBBLE_CHECK(full_h > 0 && full_w > 0, where, "'images' has empty images ", img.dims_str());
+  int crop_h = full_h, crop_w = full_w;
+  if (options.crop > 0 && !(options.crop == full_h && options.crop == full_w)) {
+    HUBBLE_CHECK(options.crop <= full_h && options.crop <= full_w, where, "the images are ", full_h, " x ", full_w,
+                 ", smaller than the requested ", options.crop, " x ", options.crop, " crop");
+    crop_h = crop_w = options.crop;
+  }
+  const std::size_t n = options.limit > 0 ? std::min<std::size_t>(options.limit, img.dims[0]) : std::size_t(img.dims[0]);
+
+  // Labels first: a bad label fails before the (slow) pixel read.
+  const std::vector<std::int64_t> all_labels = file.read<std::int64_t>("ans");
+  ImageSet set;
+  set.height = crop_h; set.width = crop_w; set.channels = channels;
+  set.labels.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t l = all_labels[i];
+    HUBBLE_CHECK(l >= 0 && l < galaxy10_num_classes, where, "label ", l, " of image ", i, " is outside 0..9");
+    set.labels[i] = int(l);
+  }
+
+  set.pixels.resize(n * set.image_bytes());
+  const std::size_t block = std::max<std::size_t>(1, options.chunk_rows);
+  const std::size_t full_bytes = std::size_t(full_h) * full_w * channels;
+  const bool cropping = crop_h != full_h || crop_w != full_w;
+  std::vector<std::uint8_t> buffer(cropping ? std::min(block, n) * full_bytes : 0);
+  for (std::size_t first = 0; first < n; first += block) {
+    const std::size_t count = std::min(block, n - first);
+    if (!cropping) {  // straight into place
+      file.read_rows<std::uint8_t>("images", first, count, set.image(int(first)));
+      continue;
+    }
+    file.read_rows<std::uint8_t>("images", first, count, buffer.data());
+    for (std::size_t k = 0; k < count; ++k)
+      detail::crop_centre(buffer.data() + k * full_bytes, full_h, full_w, channels, crop_h, crop_w,
+                          set.image(int(first + k)));
+  }
+  return set;
+}
+
+// Writes `set` in the official layout (images gzip-chunked one image per chunk, ans uint8),
+// plus optional string attributes on the root group. The file appears atomically: it is
+// written to a temporary name beside `path` and renamed over it only when complete.
+inline void write_galaxy10(const std::string& path, const ImageSet& set,
+                           const std::map<std::string, std::string>& attributes = {}) {
+  HUBBLE_CHECK(set.height > 0 && set.width > 0 && set.channels == 3, path, ": cannot write a ", set.height, " x ",
+               set.width, " x ", set.channels, " image set (Galaxy10 images are H x W x 3)");
+  HUBBLE_CHECK(set.pixels.size() == set.labels.size() * set.image_bytes(), path, ": image set is inconsistent: ",
+               set.pixels.size(), " pixel bytes for ", set.labels.size(), " labels of ", set.image_bytes(), " bytes");
+  HUBBLE_CHECK(!set.labels.empty(), path, ": refusing to write an empty image set");
+  std::vector<std::uint8_t> ans(set.labels.size());
+  for (std::size_t i = 0; i < ans.size(); ++i) {
+    HUBBLE_CHECK(set.labels[i] >= 0 && set.labels[i] < galaxy10_num_classes, path, ": label ", set.labels[i],
+                 " of image ", i, " is outside 0..9");
+    ans[i] = std::uint8_t(set.labels[i]);
+  }
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  try {
+    h5::File out = h5::File::create(tmp);
+    out.write<std::uint8_t>("images", set.pixels.data(),
+                            {hsize_t(set.size()), hsize_t(set.height), hsize_t(set.width), hsize_t(set.channels)}, 1);
+    out.write<std::uint8_t>("ans", ans.data(), {hsize_t(ans.size())});
+    for (const auto& [k, v] : attributes) out.set_attribute(k, v);
+    out.flush();
+    out.close();
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    HUBBLE_CHECK(!ec, path, ": cannot move the finished file into place (", ec.message(), ")");
+  } catch (...) {
+    std::error_code ignore;
+    std::filesystem::remove(tmp, ignore);
+    throw;
+  }
+}
+
+}  // namespace hubble::data
