@@ -1,0 +1,56 @@
+#pragma once
+// Stratified, seeded train/validation split.
+//
+// For every class c (in label order) the indices with label c are shuffled (Fisher-Yates with
+// a hubble::Rng stream of their own, derived from the seed and c) and the first
+// round(validation_fraction * n_c) go to validation, the rest to training. So each class keeps
+// its proportion, the result depends only on (labels, fraction, seed), and a class's split does
+// not change when another class gains or loses images. Both lists come back sorted ascending;
+// shuffle per epoch in the training loop.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "hubble/core/error.hpp"
+#include "hubble/core/rng.hpp"
+
+namespace hubble::data {
+
+struct Split {
+  std::vector<int> train, validation;
+};
+
+// Fisher-Yates with hubble::Rng (std::shuffle's use of the generator is implementation-defined,
+// so results would differ between standard libraries).
+template <class T>
+void shuffle(std::vector<T>& v, Rng& rng) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[std::size_t(rng.below(i))]);
+}
+
+inline Split stratified_split(const std::vector<int>& labels, double validation_fraction, std::uint64_t seed) {
+  HUBBLE_CHECK(validation_fraction >= 0.0 && validation_fraction <= 1.0,
+               "stratified_split: validation_fraction ", validation_fraction, " is outside [0, 1]");
+  int classes = 0;
+  for (int l : labels) {
+    HUBBLE_CHECK(l >= 0, "stratified_split: negative label ", l);
+    classes = std::max(classes, l + 1);
+  }
+  std::vector<std::vector<int>> by_class(static_cast<std::size_t>(classes));
+  for (std::size_t i = 0; i < labels.size(); ++i) by_class[std::size_t(labels[i])].push_back(int(i));
+
+  Split split;
+  for (int c = 0; c < classes; ++c) {
+    std::vector<int>& members = by_class[std::size_t(c)];
+    Rng rng = Rng(seed).split(std::uint64_t(c) + 1);
+    shuffle(members, rng);
+    const auto n_val = std::size_t(std::llround(validation_fraction * double(members.size())));
+    split.validation.insert(split.validation.end(), members.begin(), members.begin() + std::ptrdiff_t(n_val));
+    split.train.insert(split.train.end(), members.begin() + std::ptrdiff_t(n_val), members.end());
+  }
+  std::sort(split.train.begin(), split.train.end());
+  std::sort(split.validation.begin(), split.validation.end());
+  return split;
+}
+
+}  // namespace hubble::data
