@@ -258,3 +258,24 @@ TEST_CASE_TEMPLATE("gradient check: Conv2D with each kernel variant", V, Naive, 
   CHECK(a.passed(1e-6));
   CHECK(b.passed(1e-6));
 }
+
+// layers/maxpool.hpp was rewritten for speed alongside these kernels (one pass over dx when the
+// windows do not overlap); stride > size leaves gaps that must get a zero gradient.
+TEST_CASE("gradient check: MaxPool with gaps between windows (stride > size)") {
+  MaxPoolLayer<Shape<8, 9, 3>, double, 2, 3> pool;
+  Tensor<double> x(2, 8, 9, 3);
+  Rng r(5);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = r.uniform(-1, 1);
+  const auto res = check_layer_gradients(pool, x);
+  INFO(res.worst, " ", res.max_relative_error);
+  CHECK(res.passed(1e-6));
+  Tensor<double> y, dx;
+  pool.forward(x, y, Mode::train);
+  Tensor<double> dy = y;
+  for (std::size_t i = 0; i < dy.size(); ++i) dy[i] = 1.0;
+  pool.backward(x, y, dy, &dx);
+  double total = 0;
+  for (std::size_t i = 0; i < dx.size(); ++i) total += dx[i];
+  CHECK(total == doctest::Approx(double(y.size())));  // each output's gradient lands exactly once
+  CHECK(dx(0, 2, 0, 0) == 0.0);                       // row 2 lies between windows
+}

@@ -477,12 +477,13 @@ void pack_b_panels(int k, int n, Get get, T* dst) {
 
 // C[m x n] (+)= A B on the calling thread; row i of A is a[i*lda .. i*lda + k), B packed by
 // pack_b_panels. Loop order k block -> panel -> rows: the B panel stays in L1 while A streams.
+// Only the NR-wide column panels [jp_begin, jp_end) are computed when a range is given.
 template <class T>
 void rows_times_packed(int m, int n, int k, const T* a, std::ptrdiff_t lda, const T* bp, T* c, std::ptrdiff_t ldc,
-                       const Epilogue<T>& ep = {}) {
+                       const Epilogue<T>& ep = {}, int jp_begin = 0, int jp_end = -1) {
   using U = Microkernel<T>;
   constexpr int MR = U::MR, NR = U::NR, KC = Blocking<T>::KC;
-  const int npan = (n + NR - 1) / NR, kblocks = (k + KC - 1) / KC;
+  const int npan = jp_end < 0 ? (n + NR - 1) / NR : jp_end, kblocks = (k + KC - 1) / KC;
   for (int kb = 0; kb < kblocks; ++kb) {
     const std::ptrdiff_t k0 = std::ptrdiff_t(kb) * KC;
     const int kc = std::min(KC, k - kb * KC);
@@ -490,7 +491,7 @@ void rows_times_packed(int m, int n, int k, const T* a, std::ptrdiff_t lda, cons
     e.accumulate = kb > 0 || ep.accumulate;
     const bool last = kb + 1 == kblocks;
     e.relu = last && ep.relu;
-    for (int jp = 0; jp < npan; ++jp) {
+    for (int jp = jp_begin; jp < npan; ++jp) {
       e.bias = last && ep.bias ? ep.bias + jp * NR : nullptr;
       const T* panel = packed_b_panel(bp, k, n, kb, jp);
       for (int ir = 0; ir < m; ir += MR) {

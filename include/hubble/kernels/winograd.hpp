@@ -129,8 +129,17 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
   const long tiles = p.tiles(), blocks = (tiles + tb - 1) / tb;
   const std::size_t per_u = gemm::packed_b_size<T>(p.cin, p.cout);
   const int tw = p.tiles_w(), th = p.tiles_h();
-#pragma omp parallel for schedule(static) if (blocks > 1)
-  for (long blk = 0; blk < blocks; ++blk) {
+  // Few tiles (small images, batch 1): also split the output channels between tasks.
+  constexpr int NR = gemm::Microkernel<T>::NR;
+  const int npan = (p.cout + NR - 1) / NR;
+  int groups = 1;
+  while (blocks * groups < 2L * max_threads() && groups < npan) ++groups;
+  const long tasks = blocks * groups;
+#pragma omp parallel for schedule(static) if (tasks > 1)
+  for (long task = 0; task < tasks; ++task) {
+    const long blk = task / groups;
+    const int grp = int(task % groups), jp0 = npan * grp / groups, jp1 = npan * (grp + 1) / groups;
+    const int f0 = jp0 * NR, f1 = std::min(p.cout, jp1 * NR);
     const long t0 = blk * tb;
     const int nt = int(std::min<long>(tb, tiles - t0));
     T* v = thread_scratch<T, 4>(std::size_t(16) * tb * p.cin);
@@ -146,7 +155,8 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
       input_transform(d, p.cin, vx, std::ptrdiff_t(t) * p.cin);
     }
     for (int xi = 0; xi < 16; ++xi)
-      gemm::rows_times_packed(nt, p.cout, p.cin, vx[xi], p.cin, u + xi * per_u, m + std::size_t(xi) * tb * p.cout, p.cout);
+      gemm::rows_times_packed(nt, p.cout, p.cin, vx[xi], p.cin, u + xi * per_u, m + std::size_t(xi) * tb * p.cout, p.cout,
+                              gemm::Epilogue<T>{}, jp0, jp1);
     for (int t = 0; t < nt; ++t) {  // Y = A^T M A, vectorised over f
       const long tt = t0 + t;
       const int b = int(tt / (long(th) * tw)), rem = int(tt % (long(th) * tw)), ty = rem / tw, tx = rem % tw;
@@ -159,7 +169,7 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
       const T* mt = m + std::size_t(t) * p.cout;
       const std::size_t stride = std::size_t(tb) * p.cout;
 #pragma omp simd
-      for (int f = 0; f < p.cout; ++f) {
+      for (int f = f0; f < f1; ++f) {
         T r[2][4];
         for (int j = 0; j < 4; ++j) {
           const T m0 = mt[(0 * 4 + j) * stride + f], m1 = mt[(1 * 4 + j) * stride + f];

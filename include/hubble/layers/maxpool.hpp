@@ -5,6 +5,7 @@
 //   forward:  y[n,oy,ox,c] = max over the window of x;  remembers which input won (argmax)
 //   backward: the gradient goes to the winner only: dx[argmax] += dy, zero elsewhere
 //             (ties: the first maximum in row-major window order wins, as in PyTorch)
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -15,6 +16,7 @@ namespace hubble {
 template <class In, class T, int P, int S>
 class MaxPoolLayer : public ParameterFreeLayer {
   static_assert(P > 0 && S > 0, "MaxPool: size and stride must be positive");
+  static_assert(P * P <= 256, "MaxPool: window positions are stored in one byte (size <= 16)");
   static_assert(P <= In::h && P <= In::w, "MaxPool: window larger than its input (see the Shape<H,W,C> in 'required from')");
 
  public:
@@ -29,36 +31,76 @@ class MaxPoolLayer : public ParameterFreeLayer {
     y.template resize_for<out_shape>(n);
     argmax_.resize(y.size());
     constexpr int OH = out_shape::h, OW = out_shape::w, C = In::c;
-#pragma omp parallel for schedule(static)
+    const T* xs = x.data();
+    // One window position per output, all channels at once (vectorised over c).
+#pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < n; ++b)
       for (int oy = 0; oy < OH; ++oy)
-        for (int ox = 0; ox < OW; ++ox)
+        for (int ox = 0; ox < OW; ++ox) {
+          const T* win = xs + ((std::size_t(b) * In::h + oy * S) * In::w + ox * S) * C;
+          const std::size_t o = ((std::size_t(b) * OH + oy) * OW + ox) * C;
+          T* yo = y.data() + o;
+          std::uint8_t* ao = argmax_.data() + o;
+#pragma omp simd
           for (int c = 0; c < C; ++c) {
-            T best = -std::numeric_limits<T>::infinity();
-            std::uint32_t arg = 0;
+            T best = win[c];
+            std::uint8_t arg = 0;
             for (int py = 0; py < P; ++py)
               for (int px = 0; px < P; ++px) {
-                const std::uint32_t i = std::uint32_t(((std::size_t(b) * In::h + oy * S + py) * In::w + ox * S + px) * C + c);
-                if (x[i] > best || (py == 0 && px == 0)) { best = x[i]; arg = i; }
+                if (py == 0 && px == 0) continue;
+                const T v = win[(std::size_t(py) * In::w + px) * C + c];
+                if (v > best) { best = v; arg = std::uint8_t(py * P + px); }
               }
-            const std::size_t o = ((std::size_t(b) * OH + oy) * OW + ox) * C + c;
-            y[o] = best;
-            argmax_[o] = arg;
+            yo[c] = best;
+            ao[c] = arg;
           }
+        }
   }
   void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
     if (!dx) return;
     dx->template resize_for<In>(x.batch());
-    dx->fill(T(0));
-    const std::size_t per_sample = out_shape::size;
-    // Windows may overlap when Stride < Size, so each thread owns whole samples.
+    constexpr int OH = out_shape::h, OW = out_shape::w, C = In::c, H = In::h, W = In::w;
+    T* d = dx->data();
+    const T* g = dy.data();
+    const std::uint8_t* am = argmax_.data();
+    if constexpr (S >= P) {
+      // Windows do not overlap: every input position belongs to at most one window, so dx is
+      // written in one pass (the winner gets dy, the rest 0) with no separate zero fill.
+#pragma omp parallel for schedule(static) collapse(2)
+      for (int b = 0; b < x.batch(); ++b)
+        for (int iy = 0; iy < H; ++iy) {
+          T* row = d + (std::size_t(b) * H + iy) * W * C;
+          const int oy = iy / S, py = iy % S;
+          if (oy >= OH || py >= P) { std::fill(row, row + std::size_t(W) * C, T(0)); continue; }
+          for (int ix = 0; ix < W; ++ix) {
+            const int ox = ix / S, px = ix % S;
+            T* out = row + std::size_t(ix) * C;
+            if (ox >= OW || px >= P) { std::fill(out, out + C, T(0)); continue; }
+            const std::uint8_t pos = std::uint8_t(py * P + px);
+            const std::size_t o = ((std::size_t(b) * OH + oy) * OW + ox) * C;
+#pragma omp simd
+            for (int c = 0; c < C; ++c) out[c] = am[o + c] == pos ? g[o + c] : T(0);
+          }
+        }
+    } else {
+      dx->fill(T(0));
+      // Windows overlap, so each thread owns whole samples.
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < x.batch(); ++b)
-      for (std::size_t o = b * per_sample; o < (b + 1) * per_sample; ++o) (*dx)[argmax_[o]] += dy[o];
+      for (int b = 0; b < x.batch(); ++b)
+        for (int oy = 0; oy < OH; ++oy)
+          for (int ox = 0; ox < OW; ++ox) {
+            T* win = d + ((std::size_t(b) * H + oy * S) * W + ox * S) * C;
+            const std::size_t o = ((std::size_t(b) * OH + oy) * OW + ox) * C;
+            for (int c = 0; c < C; ++c) {
+              const int pos = am[o + c];
+              win[(std::size_t(pos / P) * W + pos % P) * C + c] += g[o + c];
+            }
+          }
+    }
   }
 
  private:
-  std::vector<std::uint32_t> argmax_;
+  std::vector<std::uint8_t> argmax_;  // window position (py * P + px) of each output's maximum
 };
 
 template <int Size, int Stride = Size>
