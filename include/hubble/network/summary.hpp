@@ -11,9 +11,14 @@
 namespace hubble {
 
 namespace detail {
+// Built by appending (not std::string::insert, which g++ 12 at -O3 flags with a false -Wrestrict).
 inline std::string thousands(std::size_t v) {
-  std::string s = std::to_string(v);
-  for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(std::size_t(i), ",");
+  const std::string digits = std::to_string(v);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
   return s;
 }
 }  // namespace detail
@@ -24,7 +29,7 @@ std::vector<SummaryRow> Network<T, InputSpec, Specs...>::summary_rows() {
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     ([&] {
       using L = layer_type<I>;
-      if (L::is_activation && !rows.empty()) { rows.back().type += "+" + std::string(L::kind); return; }
+      if (L::is_activation && !rows.empty()) { rows.back().type.append("+").append(L::kind); return; }
       rows.push_back({layer_names()[I], L::kind, L::out_shape::str(), L::parameter_count});
     }(), ...);
   }(std::make_index_sequence<layer_count>{});
