@@ -111,6 +111,10 @@ TEST_CASE("data: load_galaxy10 crops the centre, in any chunk size, and honours 
     CHECK(same);
     CHECK(c.labels == set.labels);
   }
+  const ImageSet in_memory = hubble::data::centre_crop(set, 8);  // the same window without a file
+  CHECK(in_memory.pixels == load_galaxy10(path, {.crop = 8}).pixels);
+  CHECK(hubble::data::centre_crop(set, 0).pixels == set.pixels);
+  CHECK_THROWS_AS(hubble::data::centre_crop(set, 17), hubble::Error);
   const ImageSet first = load_galaxy10(path, {.crop = 8, .chunk_rows = 2, .limit = 5});
   CHECK(first.size() == 5);
   CHECK(first.labels == std::vector<int>(set.labels.begin(), set.labels.begin() + 5));

@@ -23,7 +23,7 @@
 //                          2 arms leaving the bar ends (pitch 12..28 deg), an inner ring in 30%
 //   6 Unbarred Tight Spiral bulge + disk + 2..4 arms of pitch 7..15 deg, low arm contrast
 //   7 Unbarred Loose Spiral smaller bulge + disk + 2..3 strong open arms, pitch 20..38 deg, more clumps
-//   8 Edge-on without Bulge exponential disk seen edge-on (scale length 4..10, height/length
+//   8 Edge-on without Bulge exponential disk seen edge-on (scale length 3..6.5, height/length
 //                          0.12..0.26), blue, a dust lane in 25%
 //   9 Edge-on with Bulge   the same disk (height/length 0.1..0.22) + a red central bulge (re 0.4..0.8
 //                          disk lengths, axis ratio 0.5..0.85); a dust lane in 60%
@@ -469,8 +469,8 @@ inline void add_galaxy(Canvas& cv, int label, double cx, double cy, double scale
     }
     case 8:
     case 9: {  // edge-on disks
-      const double h = draw.uniform(4, 10) * zoom, z0 = h * draw.uniform(label == 8 ? 0.12 : 0.1, label == 8 ? 0.26 : 0.22);
-      add_edge_on_disk(cv, cx, cy, pa, h, z0, draw.uniform(3, 6) * bright, label == 8 ? mix(disk, young, draw.uniform(0, 0.6)) : mix(disk, bulge, 0.3));
+      const double h = draw.uniform(3, 6.5) * zoom, z0 = h * draw.uniform(label == 8 ? 0.12 : 0.1, label == 8 ? 0.26 : 0.22);
+      add_edge_on_disk(cv, cx, cy, pa, h, z0, draw.uniform(2.5, 5) * bright, label == 8 ? mix(disk, young, draw.uniform(0, 0.6)) : mix(disk, bulge, 0.3));
       if (label == 9) {
         const double re = h * draw.uniform(0.4, 0.8);
         add_sersic(cv, Frame(cx, cy, pa, draw.uniform(0.5, 0.85)), re, draw.uniform(1.5, 3.5), draw.uniform(1.0, 2.5) * bright, bulge);
