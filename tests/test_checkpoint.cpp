@@ -89,7 +89,7 @@ TEST_CASE("checkpoint: round trip restores weights, optimiser state, epoch, RNGs
   CHECK(h.epoch == 5);
 }
 
-TEST_CASE("checkpoint: weights only (no optimiser) load into a network; resuming needs the optimiser") {
+TEST_CASE("checkpoint: weights only (no optimiser) load into a network, but resuming needs the optimiser") {
   TinyNet a(3);
   const std::string path = scratch("weights_only.h5").string();
   save_checkpoint(path, a, nullptr);

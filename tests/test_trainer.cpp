@@ -199,7 +199,7 @@ TEST_CASE("trainer: the epoch order is a seeded permutation that changes every e
   CHECK(std::count(twice.begin(), twice.end(), 3) == 2);
 }
 
-TEST_CASE("trainer: rot4 shows every training image 4 times per epoch; it learns the tiny task") {
+TEST_CASE("trainer: it learns the tiny task, and rot4 shows every training image 4 times per epoch") {
   const data::ImageSet images = tiny_images(64, 3);
   TinyNet net(2);
   train::TrainConfig c;
@@ -240,7 +240,7 @@ TEST_CASE("trainer: without validation the best checkpoint follows the training 
   CHECK(d.epoch == r.best_epoch);
 }
 
-TEST_CASE("trainer: evaluation gives probabilities; test-time averaging is exact on symmetric images") {
+TEST_CASE("trainer: evaluation gives probabilities, and test-time averaging is exact on symmetric images") {
   data::ImageSet images = tiny_images(8, 5);
   // Make images 0..3 invariant under the 8 symmetries (a value depending on the distance to the centre).
   for (int i = 0; i < 4; ++i)
