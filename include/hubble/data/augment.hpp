@@ -148,12 +148,8 @@ void to_tensor(const ImageSet& set, std::span<const int> indices, Tensor<T>& out
   }
   out.resize(int(indices.size()), set.height, set.width, set.channels);
   if (indices.empty()) return;
-  static const std::array<T, 256> scale = [] {
-    std::array<T, 256> s{};
-    for (int v = 0; v < 256; ++v) s[std::size_t(v)] = T(v) / T(255);
-    return s;
-  }();
-  const auto convert = [](std::uint8_t v) { return scale[v]; };
+  // Division, not a multiply by 1/255, so values are exactly v / 255 in T; it vectorises.
+  const auto convert = [](std::uint8_t v) { return T(v) / T(255); };
   const auto n = std::ptrdiff_t(indices.size());
   const std::size_t bytes = set.image_bytes();
   // Threads pay off from a few images of 128 x 128 x 3 upwards.
