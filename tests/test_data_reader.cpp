@@ -163,7 +163,7 @@ TEST_CASE("data: load_galaxy10 reports a missing 'images' or 'ans' dataset") {
   check_names_file(error_of([&] { load_galaxy10(no_ans, {.crop = 0}); }), no_ans, "no 'ans'");
 }
 
-TEST_CASE("data: load_galaxy10 reports float images and images of the wrong rank") {
+TEST_CASE("data: load_galaxy10 reports float images, images of the wrong rank and non-RGB images") {
   TempDir dir;
   const std::vector<float> fpx(2 * 8 * 8 * 3, 0.5f);
   const std::vector<std::uint8_t> px(2 * 8 * 8 * 3, 9), ans = {1, 2};
@@ -178,6 +178,9 @@ TEST_CASE("data: load_galaxy10 reports float images and images of the wrong rank
   check_names_file(e1, floats, "uint8");
   CHECK(e1.find("floating point") != std::string::npos);
   check_names_file(error_of([&] { load_galaxy10(rank3, {.crop = 0}); }), rank3, "rank 3");
+  const std::string rgba = dir.file("rgba.h5");
+  write_raw(rgba, std::vector<std::uint8_t>(2 * 8 * 8 * 4, 9), {2, 8, 8, 4}, ans);
+  check_names_file(error_of([&] { load_galaxy10(rgba, {.crop = 0}); }), rgba, "4 channels");
 }
 
 TEST_CASE("data: load_galaxy10 reports images smaller than the crop") {
@@ -222,7 +225,7 @@ TEST_CASE("data: load_galaxy10 reports empty files") {
   }
   { hubble::h5::File f = hubble::h5::File::create(nothing); }
   check_names_file(error_of([&] { load_galaxy10(zero, {.crop = 0}); }), zero, "holds no images");
-  check_names_file(error_of([&] { load_galaxy10(nothing); }), nothing, "no 'images' dataset");
+  check_names_file(error_of([&] { load_galaxy10(nothing); }), nothing, "no 'images' dataset and no 'ans' dataset");
 }
 
 TEST_CASE("data: write_galaxy10 refuses bad sets and unwritable places with the file named") {

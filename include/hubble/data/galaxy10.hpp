@@ -105,6 +105,8 @@ inline ImageSet load_galaxy10(const std::string& path, const LoadOptions& option
   const h5::File file = h5::File::open(path);  // missing / not HDF5 -> Error naming the file
   const std::string where = path + ": ";
   const char* layout = " (expected the Galaxy10 layout: 'images' uint8 N x H x W x 3 and 'ans' integer N)";
+  HUBBLE_CHECK(file.has("images") || file.has("ans"), where, "no 'images' dataset and no 'ans' dataset: not a Galaxy10 file",
+               layout);
   HUBBLE_CHECK(file.has("images"), where, "no 'images' dataset", layout);
   HUBBLE_CHECK(file.has("ans"), where, "no 'ans' (labels) dataset", layout);
 
