@@ -1,10 +1,12 @@
 // galaxy10_train — trains the Galaxy10 DECaLS paper's ConvNet (Table I, 654,922 parameters) and
 // shows what it learned. With no arguments it trains on hubble's synthetic Galaxy10 (made on
 // first use); --data trains on a real Galaxy10 file. See docs/training.md, or --help.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -325,15 +327,33 @@ class ProgressPrinter {
     if (tty_) {
       if (!last && now - last_draw_ < std::chrono::milliseconds(100)) return;
       last_draw_ = now;
-      const int width = 24, filled = int(double(width) * double(p.images) / double(std::max<long long>(1, p.epoch_images)));
-      std::string bar(std::size_t(filled), '=');
-      if (filled < width) bar += '>' + std::string(std::size_t(width - filled - 1), ' ');
-      char line[256];
-      std::snprintf(line, sizeof line, "\repoch %*d/%d [%s] %*lld/%lld  loss %.4f  acc %.3f  %.0f img/s  ETA %s%s",
-                    digits(p.epochs), p.epoch, p.epochs, bar.c_str(), digits(p.epoch_images), p.images, p.epoch_images,
-                    p.loss, p.accuracy, p.images_per_second, clock_text(p.eta_seconds).c_str(),
-                    last ? "  validating...  " : "   ");
-      std::fputs(line, stdout);
+      // The bar takes what the terminal's width leaves, so the line never wraps (a wrapped
+      // line cannot be redrawn with \r).
+      char counts[64], stats[160];
+      std::snprintf(counts, sizeof counts, "epoch %*d/%d ", digits(p.epochs), p.epoch, p.epochs);
+      std::snprintf(stats, sizeof stats, " %*lld/%lld loss %.4f acc %.3f %.0f img/s ETA %s%s", digits(p.epoch_images),
+                    p.images, p.epoch_images, p.loss, p.accuracy, p.images_per_second,
+                    clock_text(p.eta_seconds).c_str(), last ? "  validating..." : "");
+      const int columns = terminal_columns();
+      const int width = std::clamp(columns - 1 - int(std::strlen(counts) + std::strlen(stats)) - 2, 0, 30);
+      const int filled = int(double(width) * double(p.images) / double(std::max<long long>(1, p.epoch_images)));
+      std::string bar;
+      if (width > 0) {
+        bar.assign(1, '[');
+        bar.append(std::size_t(filled), '=');
+        if (filled < width) {
+          bar.push_back('>');
+          bar.append(std::size_t(width - filled - 1), ' ');
+        }
+        bar.push_back(']');
+      }
+      std::string text = counts;
+      text += bar;
+      text += stats;
+      if (int(text.size()) > columns - 1) text.resize(std::size_t(std::max(0, columns - 1)));
+      std::fputs("\r", stdout);
+      std::fputs(text.c_str(), stdout);
+      std::fputs("\033[K", stdout);
       std::fflush(stdout);
       drawn_ = true;
     } else {
@@ -369,6 +389,11 @@ class ProgressPrinter {
 
  private:
   static int digits(long long v) { return int(std::to_string(v).size()); }
+  static int terminal_columns() {
+    winsize w{};
+    if (::ioctl(::fileno(stdout), TIOCGWINSZ, &w) == 0 && w.ws_col > 0) return w.ws_col;
+    return 80;
+  }
   bool tty_, quiet_, drawn_ = false;
   std::chrono::steady_clock::time_point last_draw_{};
 };

@@ -1,4 +1,4 @@
-// Metrics against hand-computed examples.
+// Metrics against hand-computed examples, and the plots that show them.
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -100,4 +100,69 @@ TEST_CASE("metrics: JSON output holds the figures and the confusion matrix") {
   CHECK(j.find("\"support\": 4") != std::string::npos);
   CHECK(json::number(std::nan("")) == "null");
   CHECK(json::number(0.1) == "0.1");
+}
+
+// ---- the plots of io/plots.hpp (drawn by hand; checked through their pixels and PNG headers) ----
+
+#include <filesystem>
+#include <fstream>
+
+#include "hubble/io/plots.hpp"
+
+namespace {
+// Width and height from a PNG file's IHDR chunk (bytes 16..23, big-endian).
+std::pair<int, int> png_size(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::string head(24, '\0');
+  f.read(head.data(), 24);
+  REQUIRE(head.substr(1, 3) == "PNG");
+  const auto be32 = [&](int at) {
+    int v = 0;
+    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(head[std::size_t(at + i)]);
+    return v;
+  };
+  return {be32(16), be32(20)};
+}
+}  // namespace
+
+TEST_CASE("plots: round tick values") {
+  const auto unit = plots::nice_ticks(0, 1, 5);
+  REQUIRE(unit.size() == 6);
+  for (std::size_t i = 0; i < unit.size(); ++i) CHECK(unit[i] == doctest::Approx(0.2 * double(i)));
+  const auto t = plots::nice_ticks(0.3, 2.3, 5);
+  REQUIRE(t.size() == 4);
+  CHECK(t.front() == doctest::Approx(0.5));
+  CHECK(t.back() == doctest::Approx(2.0));
+  CHECK(plots::tick_label(0.25) == "0.25");
+}
+
+TEST_CASE("plots: the bitmap font draws glyphs where asked") {
+  plots::Canvas c(20, 12, plots::white);
+  c.text(1, 1, "I", plots::black);
+  // 'I' is a 3-pixel bar on top and bottom, a stem in the middle column (x = 1 + 2).
+  CHECK(c.at(3, 4).r == 0);
+  CHECK(c.at(2, 1).r == 0);
+  CHECK(c.at(1, 4).r == 255);
+  CHECK(plots::Canvas::text_width("abc") == 17);
+  c.text(10, 1, "\x01", plots::black);  // unknown characters draw as '?', not out of bounds
+}
+
+TEST_CASE("plots: curves, confusion matrix and filter grid are written as PNGs of the expected size") {
+  const auto dir = std::filesystem::temp_directory_path() / ("hubble_test_plots_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::vector<double> epochs{1, 2, 3}, loss{2.0, 1.0, 0.5}, acc{0.3, 0.6, 0.8};
+  const std::vector<double> none(3, std::nan(""));
+  const std::string curves = (dir / "curves.png").string();
+  plots::save_training_curves(curves, epochs, loss, none, acc, none);
+  CHECK(png_size(curves) == std::pair{1000, 420});
+  const std::string cm = (dir / "cm.png").string();
+  plots::save_confusion_matrix(cm, {5, 1, 0, 7}, 2, {"Round", "Spiral"}, "test");
+  CHECK(png_size(cm).first > 100);
+  CHECK_THROWS_AS(plots::save_confusion_matrix(cm, {1, 2, 3}, 2, {}, "bad"), Error);
+  std::vector<float> kernel(5 * 5 * 3 * 32);
+  for (std::size_t i = 0; i < kernel.size(); ++i) kernel[i] = float(i % 7);
+  const std::string filters = (dir / "filters.png").string();
+  plots::save_filter_grid(filters, kernel.data(), 5, 3, 32);
+  CHECK(png_size(filters) == std::pair{8 * (70 + 6) + 6, 34 + 4 * (70 + 6) + 6});
+  std::filesystem::remove_all(dir);
 }

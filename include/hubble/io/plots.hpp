@@ -234,8 +234,12 @@ inline std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
   double step = mag;
   for (const double m : {1.0, 2.0, 2.5, 5.0, 10.0})
     if (m * mag >= raw) { step = m * mag; break; }
-  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
+  const double first = std::ceil(lo / step - 1e-9);
+  for (int i = 0;; ++i) {  // multiples of step: no accumulated rounding
+    const double t = (first + i) * step;
+    if (t > hi + step * 1e-9) break;
     ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  }
   return ticks;
 }
 inline std::string tick_label(double v) {
