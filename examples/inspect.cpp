@@ -385,6 +385,9 @@ int main(int argc, char** argv) {
       }
     }
     HUBBLE_CHECK(o.check_entries >= 0, "--check-entries: ", o.check_entries, " is negative");
+    const auto& layers = PaperNet::layer_names();  // checked now, not after a minute of work
+    HUBBLE_CHECK(std::find(layers.begin(), layers.end(), o.check_layer) != layers.end(), "--check-layer: no layer named '",
+                 o.check_layer, "' (see --help)");
     return run(o);
   } catch (const std::exception& e) {
     std::cerr << "inspect: " << e.what() << "\n";
