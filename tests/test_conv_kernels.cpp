@@ -132,12 +132,12 @@ void check_wide_shapes() {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, double", V, Im2colEigen, PackedGemm, ImplicitGemm, Winograd, Tuned) {
+TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, double", V, Im2colEigen, PackedGemm, ImplicitGemm, Winograd, Winograd4x4, Tuned) {
   check_random_shapes<V, double>(1234, 40);
   check_wide_shapes<V, double>();
 }
 
-TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, float", V, PackedGemm, ImplicitGemm, Winograd, Tuned) {
+TEST_CASE_TEMPLATE("conv variant matches Naive: random shapes, float", V, PackedGemm, ImplicitGemm, Winograd, Winograd4x4, Tuned) {
   check_random_shapes<V, float>(4321, 40);
   check_wide_shapes<V, float>();
 }
@@ -150,7 +150,7 @@ TEST_CASE_TEMPLATE("conv variant matches Naive on the paper's first layer at bat
   CHECK(e.max() <= Tol<float>::value);
 }
 
-TEST_CASE_TEMPLATE("conv variant gives the same bits on 1 and 2 threads", V, PackedGemm, ImplicitGemm, Winograd) {
+TEST_CASE_TEMPLATE("conv variant gives the same bits on 1 and 2 threads", V, PackedGemm, ImplicitGemm, Winograd, Winograd4x4) {
 #ifdef _OPENMP
   // Small K x f and a long reduction: the weight gradient is split into k parts; the 3x3 shape
   // also splits Winograd's tile sums into parts.
@@ -178,6 +178,24 @@ TEST_CASE_TEMPLATE("conv variant gives the same bits on 1 and 2 threads", V, Pac
 #else
   MESSAGE("built without OpenMP: nothing to compare");
 #endif
+}
+
+TEST_CASE_TEMPLATE("conv variant sees weights changed in place between calls (prepared-weights cache)", V, ImplicitGemm,
+                   Winograd, Winograd4x4, Tuned) {
+  const ConvGeometry g = make_geometry(2, 20, 20, 5, 3, 1, false, 9);
+  Rng rng(23);
+  std::vector<double> x(g.in_size()), w(g.patch() * g.f), b(g.f, 0.25), y0(g.out_size()), y1(g.out_size());
+  for (auto& v : x) v = rng.uniform(-1, 1);
+  for (auto& v : w) v = rng.uniform(-1, 1);
+  Workspace<double> ws, ws_ref;
+  V::forward(g, x.data(), w.data(), b.data(), y1.data(), ws);
+  V::forward(g, x.data(), w.data(), b.data(), y1.data(), ws);  // second call: from the cache
+  Naive::forward(g, x.data(), w.data(), b.data(), y0.data(), ws_ref);
+  CHECK(rel_error(y0, y1) <= 1e-12);
+  w[w.size() / 2] += 0.5;  // an optimiser step, in place
+  V::forward(g, x.data(), w.data(), b.data(), y1.data(), ws);
+  Naive::forward(g, x.data(), w.data(), b.data(), y0.data(), ws_ref);
+  CHECK(rel_error(y0, y1) <= 1e-12);
 }
 
 namespace {
@@ -251,7 +269,7 @@ GradientCheckResult conv_gradient_check() {
 }
 }  // namespace
 
-TEST_CASE_TEMPLATE("gradient check: Conv2D with each kernel variant", V, Naive, Im2colEigen, PackedGemm, ImplicitGemm, Winograd, Tuned) {
+TEST_CASE_TEMPLATE("gradient check: Conv2D with each kernel variant", V, Naive, Im2colEigen, PackedGemm, ImplicitGemm, Winograd, Winograd4x4, Tuned) {
   const auto a = conv_gradient_check<Conv2DLayer<Shape<9, 10, 3>, double, 5, 3, 1, Valid, V>>();
   const auto b = conv_gradient_check<Conv2DLayer<Shape<9, 8, 2>, double, 4, 5, 2, Same, V>>();
   INFO(V::name, ": ", a.worst, " ", a.max_relative_error, " / ", b.worst, " ", b.max_relative_error);

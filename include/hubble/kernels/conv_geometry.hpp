@@ -14,6 +14,7 @@
 // Every variant must match kernels::Naive (the reference) to rounding; tests/test_conv_kernels.cpp
 // and the benchmarks check that before timing anything.
 #include <cstddef>
+#include <cstring>
 #include <vector>
 
 #include "hubble/core/aligned.hpp"
@@ -42,6 +43,22 @@ struct Workspace {
   T* get_a(std::size_t n) { if (a.size() < n) a.resize(n); return a.data(); }
   T* get_b(std::size_t n) { if (b.size() < n) b.resize(n); return b.data(); }
   T* get_c(std::size_t n) { if (c.size() < n) c.resize(n); return c.data(); }  // e.g. partial sums
+
+  // Weights prepared for the forward pass (packed, Winograd-transformed), kept while the weights
+  // do not change, so inference does not redo it on every call. `kind` names the preparation.
+  AlignedVector<T> prepared, prepared_from;
+  int prepared_kind = 0;
+  // True when `prepared` holds preparation `kind` of exactly these n weights (bit for bit).
+  bool has_prepared(int kind, const T* w, std::size_t n) const {
+    return prepared_kind == kind && prepared_from.size() == n && std::memcmp(w, prepared_from.data(), n * sizeof(T)) == 0;
+  }
+  // Records that `kind` of these weights is about to be written to the returned buffer.
+  T* prepare(int kind, const T* w, std::size_t n, std::size_t size) {
+    prepared_kind = kind;
+    prepared_from.assign(w, w + n);
+    if (prepared.size() < size) prepared.resize(size);
+    return prepared.data();
+  }
 };
 
 }  // namespace hubble::kernels

@@ -63,25 +63,42 @@ struct Conv {
   long M() const { return long(n) * oh * ow; }
 };
 
-// Segments (kernel rows) per k block: a packed B panel of kc x NR should stay in L1.
+// How the forward walks k: each kernel row (k*c contiguous values) is cut into q equal pieces
+// so that no piece is longer than KC (when a small q divides the row), and whole pieces are grouped into k blocks of at most KC
+// (a packed B panel of kc x NR then stays in L1).
+struct SegmentPlan {
+  int count = 0, len = 0, per_block = 0, blocks = 0;
+  std::vector<std::ptrdiff_t> off;  // offset of each piece from the window's origin
+};
 template <class T>
-int segments_per_block(const Conv& cv) {
-  const int seg = cv.k * cv.c;
-  return std::max(1, std::min(cv.k, gemm::Blocking<T>::KC / seg));
+SegmentPlan plan_segments(const Conv& cv) {
+  constexpr int KC = gemm::Blocking<T>::KC;
+  const int row = cv.k * cv.c;
+  int q = 1;  // the smallest divisor of row (up to 8) that brings a piece under KC; else whole rows
+  for (int d = 2; d <= 8 && row / q > KC; ++d)
+    if (row % d == 0 && row / d <= KC) q = d;
+  SegmentPlan p;
+  p.len = row / q;
+  p.count = cv.k * q;
+  p.per_block = std::max(1, KC / p.len);
+  p.blocks = (p.count + p.per_block - 1) / p.per_block;
+  p.off.resize(p.count);
+  for (int ky = 0; ky < cv.k; ++ky)
+    for (int j = 0; j < q; ++j) p.off[ky * q + j] = std::ptrdiff_t(ky) * cv.wp * cv.c + std::ptrdiff_t(j) * p.len;
+  return p;
 }
 
-// Packs a K x f matrix (row kk gives B row kk; get(kk, j) its entries) into the forward layout:
-// for each k block, NR-wide panels [kc][NR], zero-padded to a multiple of NR columns.
+// Packs a K x f matrix (get(kk, j) = B[kk][j]) into the forward layout: for each k block of
+// plan_segments, NR-wide panels [kc][NR], zero-padded to a multiple of NR columns.
 template <class T, class Get>
 void pack_weights(const Conv& cv, Get get, T* dst) {
   constexpr int NR = gemm::Microkernel<T>::NR;
-  const int seg = cv.k * cv.c, spb = segments_per_block<T>(cv);
+  const SegmentPlan sp = plan_segments<T>(cv);
   const int npan = (cv.f + NR - 1) / NR;
-  const int blocks = (cv.k + spb - 1) / spb;
 #pragma omp parallel for schedule(static) collapse(2)
-  for (int kb = 0; kb < blocks; ++kb)
+  for (int kb = 0; kb < sp.blocks; ++kb)
     for (int jp = 0; jp < npan; ++jp) {
-      const int k0 = kb * spb * seg, kc = std::min(cv.k, (kb + 1) * spb) * seg - k0;
+      const int k0 = kb * sp.per_block * sp.len, kc = std::min(sp.count, (kb + 1) * sp.per_block) * sp.len - k0;
       T* d = dst + std::size_t(k0) * npan * NR + std::size_t(jp) * kc * NR;
       for (int p = 0; p < kc; ++p)
         for (int j = 0; j < NR; ++j) {
@@ -97,17 +114,14 @@ void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool 
   using U = gemm::Microkernel<T>;
   constexpr int MR = U::MR, NR = U::NR;
   constexpr int MC = MR * (192 / MR);
-  const int seg = cv.k * cv.c, spb = segments_per_block<T>(cv);
-  const int blocks = (cv.k + spb - 1) / spb;
+  const SegmentPlan sp = plan_segments<T>(cv);
   const int npan = (cv.f + NR - 1) / NR;
   const long M = cv.M();
   const long tm = (M + MC - 1) / MC;
   // Split the panels into groups when there are too few pixel blocks to feed every thread.
   int groups = 1;
-  while (tm * groups < 4L * max_threads() && groups < npan) ++groups;
+  while (tm * groups < 8L * max_threads() && groups < npan) ++groups;
   const long tasks = tm * groups;
-  std::vector<std::ptrdiff_t> seg_off(cv.k);
-  for (int ky = 0; ky < cv.k; ++ky) seg_off[ky] = std::ptrdiff_t(ky) * cv.wp * cv.c;
   const int ohw = cv.oh * cv.ow;
 
 #pragma omp parallel for schedule(static) if (tasks > 1)
@@ -123,19 +137,19 @@ void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool 
       rows[i] = x + ((std::ptrdiff_t(b) * cv.hp + std::ptrdiff_t(oy) * cv.s) * cv.wp + std::ptrdiff_t(ox) * cv.s) * cv.c;
     }
     for (int i = mc; i < mc + MR; ++i) rows[i] = rows[mc - 1];  // tail rows: computed, not stored
-    for (int kb = 0; kb < blocks; ++kb) {
-      const int s0 = kb * spb, ns = std::min(cv.k, s0 + spb) - s0;
-      const int kc = ns * seg;
-      const T* bblock = bp + std::size_t(s0) * seg * npan * NR;
+    for (int kb = 0; kb < sp.blocks; ++kb) {
+      const int s0 = kb * sp.per_block, ns = std::min(sp.count, s0 + sp.per_block) - s0;
+      const int kc = ns * sp.len;
+      const T* bblock = bp + std::size_t(s0) * sp.len * npan * NR;
       Epilogue<T> ep;
       ep.accumulate = kb > 0;
-      const bool last = kb + 1 == blocks;
+      const bool last = kb + 1 == sp.blocks;
       ep.relu = last && relu;
       for (int jp = jp0; jp < jp1; ++jp) {
         ep.bias = last && bias ? bias + jp * NR : nullptr;
         const T* bpanel = bblock + std::size_t(jp) * kc * NR;
         for (int ir = 0; ir < mc; ir += MR) {
-          const APanel<T> a{rows + ir, seg_off.data() + s0, ns, seg, 1};
+          const APanel<T> a{rows + ir, sp.off.data() + s0, ns, sp.len, 1};
           U::run(a, bpanel, y + (m0 + ir) * cv.f + jp * NR, cv.f, std::min(MR, mc - ir), std::min(NR, cv.f - jp * NR), ep);
         }
       }
@@ -269,8 +283,8 @@ void input_gradient_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx
   T* bp = ws.get_b(gemm::packed_b_size<T>(f, P));
   gemm::pack_b_panels<T>(f, P, [&](int fi, int j) { return w[std::size_t(j) * f + fi]; }, bp);  // B = w^T
   const int rows = g.oh * g.ow;
-  // Whole samples per task (about 96 rows, so B panels are reused), at least two tasks a thread.
-  const int per_task = std::max(1, std::min((96 + rows - 1) / rows, (g.n + 2 * max_threads() - 1) / (2 * max_threads())));
+  // Whole samples per task (about 96 rows, so B panels are reused), about four tasks a thread.
+  const int per_task = std::max(1, std::min((96 + rows - 1) / rows, (g.n + 4 * max_threads() - 1) / (4 * max_threads())));
   const int tasks = (g.n + per_task - 1) / per_task;
 #pragma omp parallel for schedule(static) if (tasks > 1)
   for (int t = 0; t < tasks; ++t) {
@@ -315,10 +329,14 @@ struct ImplicitGemm {
     implicit_detail::Conv cv;
     const T* xp = padded_input(g, x, ws, cv);
     constexpr int NR = gemm::Microkernel<T>::NR;
-    T* bp = ws.get_b(std::size_t(cv.K()) * ((g.f + NR - 1) / NR) * NR);
-    const int f = g.f;
-    implicit_detail::pack_weights<T>(cv, [&](int kk, int j) { return w[std::size_t(kk) * f + j]; }, bp);
-    implicit_detail::forward(cv, xp, bp, y, b, relu);
+    const std::size_t nw = std::size_t(cv.K()) * g.f;
+    constexpr int kind = 1;  // Workspace::prepared: the packed weights (kept for inference)
+    if (!ws.has_prepared(kind, w, nw)) {
+      T* bp = ws.prepare(kind, w, nw, std::size_t(cv.K()) * ((g.f + NR - 1) / NR) * NR);
+      const int f = g.f;
+      implicit_detail::pack_weights<T>(cv, [&](int kk, int j) { return w[std::size_t(kk) * f + j]; }, bp);
+    }
+    implicit_detail::forward(cv, xp, ws.prepared.data(), y, b, relu);
   }
 
   template <class T>

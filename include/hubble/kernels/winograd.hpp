@@ -1,29 +1,31 @@
 #pragma once
-// kernels::Winograd — Winograd's minimal filtering F(2x2, 3x3) for 3x3, stride-1 convolutions
-// (Lavin & Gray 2016); every other shape is handed to ImplicitGemm.
+// kernels::Winograd (F(2x2,3x3)) and kernels::Winograd4x4 (F(4x4,3x3)) — Winograd's minimal
+// filtering for 3x3, stride-1 convolutions (Lavin & Gray 2016); every other shape is handed to
+// ImplicitGemm.
 //
-// A 2x2 block of outputs needs a 4x4 tile d of the input. With
-//     B^T = [1  0 -1  0]      G = [ 1    0    0 ]      A^T = [1  1  1  0]
-//           [0  1  1  0]          [1/2  1/2  1/2]            [0  1 -1 -1]
-//           [0 -1  1  0]          [1/2 -1/2  1/2]
-//           [0  1  0 -1]          [ 0    0    1 ]
-//   forward:  Y = A^T [ sum_c (G g_cf G^T) .* (B^T d_c B) ] A          (per tile, per filter f)
-// i.e. for each of the 16 positions xi of the 4x4 "Winograd domain", one matrix product
+// An m x m block of outputs needs an a x a tile d of the input, a = m + 2. With the constant
+// matrices B^T (a x a), G (a x 3) and A^T (m x a) of Basis<m> below,
+//   forward:  Y = A^T [ sum_c (G g_cf G^T) .* (B^T d_c B) ] A           (per tile, per filter f)
+// i.e. for each of the a*a positions xi of the "Winograd domain", one matrix product
 //     M_xi[tile][f] = sum_c V_xi[tile][c] * U_xi[c][f],   V = B^T d B,  U = G g G^T
-// 16 products of (tiles x c)(c x f) replace the direct (4 tiles x 9c)(9c x f): 2.25x fewer
-// multiplications, paid for by the cheap adds of the transforms.
+// a*a products of (tiles x c)(c x f) replace the direct (m*m tiles x 9c)(9c x f): 9m^2/a^2 fewer
+// multiplications — 2.25x for F(2x2,3x3), 4x for F(4x4,3x3) — paid for by the transforms' adds.
 //   weights:  dg_cf = G^T [ sum_tiles V_c .* (A dY_f A^T) ] G           (the adjoint of the above)
-//             i.e. 16 products (c x tiles)(tiles x f), then the 4x4 -> 3x3 transform.
+//             i.e. a*a products (c x tiles)(tiles x f), then the a x a -> 3 x 3 transform.
 //   input:    dx = full correlation of dy with the kernel rotated 180 degrees and c <-> f swapped:
-//             the forward algorithm again, on dy with padding k-1-pad. Where the input is much
+//             the forward algorithm again, on dy with padding 2 - pad. Where the input is much
 //             larger than the output (conv4: 36 vs 16 pixels) that multiplies mostly zeros, so
 //             dx goes to ImplicitGemm's col2im path when h*w > 1.6 oh*ow.
-// Tiles are processed in blocks sized so that a block's V and M (16 x tiles x channels) stay in
-// L2; the 16 products run on gemm.hpp's micro-kernel. The weight gradient sums its tiles in parts
-// fixed by the shape, added in order (reproducible for any thread count). In float the result
-// differs from direct convolution by a few ulps times the transform's growth (measured ~1e-6
-// relative on the paper layers).
+// The transforms are written once, generically: each is a product with a constant matrix whose
+// coefficients are template arguments, so zero terms vanish and +-1 become adds at compile time;
+// they run on whole vectors of channels (NHWC keeps channels contiguous). Tiles are processed in
+// blocks sized so that a block's V and M stay in L2; the products run on gemm.hpp's micro-kernel.
+// The weight gradient sums its tiles in parts fixed by the shape, added in order (reproducible
+// for any thread count). F(4x4,3x3)'s larger coefficients cost accuracy: in float it differs from
+// direct convolution by ~1e-5 relative, F(2x2,3x3) by ~1e-6 (tests allow 1e-4).
 #include <algorithm>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "hubble/kernels/conv_geometry.hpp"
@@ -34,101 +36,238 @@ namespace hubble::kernels {
 
 namespace winograd_detail {
 
-// A 3x3 stride-1 correlation: input [n][h][w][cin] read at (2ty + i - pad_top, 2tx + j - pad_left)
+template <int M>
+struct Basis;
+template <>
+struct Basis<2> {  // F(2x2, 3x3)
+  static constexpr int m = 2, a = 4;
+  static constexpr double BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static constexpr double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+};
+template <>
+struct Basis<4> {  // F(4x4, 3x3), interpolation points 0, +-1, +-2, infinity
+  static constexpr int m = 4, a = 6;
+  static constexpr double BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                      {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},          {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  static constexpr double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+};
+
+// ---- products with a constant matrix, unrolled at compile time --------------------------------
+enum class Mat { BT, G, AT };
+// Coefficient (i, j) of the matrix, or of its transpose when Tr.
+template <class B, Mat W, bool Tr>
+constexpr double coef(int i, int j) {
+  if (Tr) std::swap(i, j);
+  if constexpr (W == Mat::BT) return B::BT[i][j];
+  else if constexpr (W == Mat::G) return B::G[i][j];
+  else return B::AT[i][j];
+}
+template <class B, Mat W, bool Tr, int I, int N>
+constexpr int first_nonzero() {
+  for (int j = 0; j < N; ++j)
+    if (coef<B, W, Tr>(I, j) != 0.0) return j;
+  return -1;
+}
+template <double C, class S, class L>
+inline L scaled(const L& x) {
+  if constexpr (C == 1.0) return x;
+  else if constexpr (C == -1.0) return -x;
+  else return x * S(C);
+}
+template <bool On, double C, class S, class L>
+inline void add_term(L& acc, const L& x) {
+  if constexpr (On && C == 1.0) acc += x;
+  else if constexpr (On && C == -1.0) acc -= x;
+  else if constexpr (On && C != 0.0) acc += x * S(C);
+}
+template <class B, Mat W, bool Tr, int I, int N, class S, class L, int... J>
+inline L dot(const L* in, std::integer_sequence<int, J...>) {
+  constexpr int f = first_nonzero<B, W, Tr, I, N>();
+  static_assert(f >= 0, "a transform matrix row is all zeros");
+  L acc = scaled<coef<B, W, Tr>(I, f), S>(in[f]);
+  (add_term<(J != f), coef<B, W, Tr>(I, J), S>(acc, in[J]), ...);
+  return acc;
+}
+// out[i] = sum_j coef(i, j) in[j] for i < R, j < N.
+template <class B, Mat W, bool Tr, int R, int N, class S, class L>
+inline void apply(const L* in, L* out) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((out[I] = dot<B, W, Tr, I, N, S>(in, std::make_integer_sequence<int, N>{})), ...);
+  }(std::make_integer_sequence<int, R>{});
+}
+
+// A "lane": a vector of channels (GCC vector extension, 32 bytes) or, for the tail, one scalar.
+template <class T>
+struct Lane {
+  typedef T vec __attribute__((vector_size(32)));
+  static constexpr int width = 32 / int(sizeof(T));
+};
+template <class L, class T>
+inline L load(const T* p) {
+  L v;
+  std::memcpy(&v, p, sizeof(L));
+  return v;
+}
+template <class L, class T>
+inline void store(T* p, const L& v) {
+  std::memcpy(p, &v, sizeof(L));
+}
+
+// Runs body.template operator()<L>(c) over channels [c0, c1): vector lanes, then scalar lanes.
+template <class T, class Body>
+inline void for_lanes(int c0, int c1, Body&& body) {
+  using V = typename Lane<T>::vec;
+  constexpr int W = Lane<T>::width;
+  int c = c0;
+  for (; c + W <= c1; c += W) body.template operator()<V>(c);
+  for (; c < c1; ++c) body.template operator()<T>(c);
+}
+
+// V = B^T d B for one tile and channels [c, c + lane): d[i*a + j] points at the tile's pixel (i, j).
+template <class B, class T, class L>
+inline void input_tile(const T* const* d, int c, T* const* v, std::ptrdiff_t voff) {
+  constexpr int a = B::a;
+  L t[a][a];
+  for (int j = 0; j < a; ++j) {  // t = B^T d, a column at a time
+    L col[a], out[a];
+    for (int k = 0; k < a; ++k) col[k] = load<L>(d[k * a + j] + c);
+    apply<B, Mat::BT, false, a, a, T>(col, out);
+    for (int i = 0; i < a; ++i) t[i][j] = out[i];
+  }
+  for (int i = 0; i < a; ++i) {  // V = t B: row i of V is B^T applied to row i of t
+    L out[a];
+    apply<B, Mat::BT, false, a, a, T>(t[i], out);
+    for (int j = 0; j < a; ++j) store(v[i * a + j] + voff + c, out[j]);
+  }
+}
+
+// Y = A^T M A (+ bias) for one tile and filters [f, f + lane): mt[xi] points at M_xi of the tile.
+template <class B, class T, class L>
+inline void output_tile(const T* const* mt, int f, const T* bias, T* const* out) {
+  constexpr int a = B::a, m = B::m;
+  L r[m][a];
+  for (int j = 0; j < a; ++j) {  // r = A^T M
+    L col[a], o[m];
+    for (int k = 0; k < a; ++k) col[k] = load<L>(mt[k * a + j] + f);
+    apply<B, Mat::AT, false, m, a, T>(col, o);
+    for (int i = 0; i < m; ++i) r[i][j] = o[i];
+  }
+  L bv = L{} + T(0);
+  if (bias) bv = load<L>(bias + f);
+  for (int i = 0; i < m; ++i) {  // Y = r A
+    L o[m];
+    apply<B, Mat::AT, false, m, a, T>(r[i], o);
+    for (int j = 0; j < m; ++j) store(out[i * m + j] + f, o[j] + bv);
+  }
+}
+
+// dY~ = A dY A^T for one tile and filters [f, f + lane): g[p*m + q] points at dY(p, q).
+template <class B, class T, class L>
+inline void gradient_tile(const T* const* g, int f, T* const* dst, std::ptrdiff_t doff) {
+  constexpr int a = B::a, m = B::m;
+  L s[a][m];
+  for (int q = 0; q < m; ++q) {  // s = A dY, A = (A^T)^T
+    L col[m], o[a];
+    for (int p = 0; p < m; ++p) col[p] = load<L>(g[p * m + q] + f);
+    apply<B, Mat::AT, true, a, m, T>(col, o);
+    for (int i = 0; i < a; ++i) s[i][q] = o[i];
+  }
+  for (int i = 0; i < a; ++i) {  // dY~ = s A^T
+    L o[a];
+    apply<B, Mat::AT, true, a, m, T>(s[i], o);
+    for (int j = 0; j < a; ++j) store(dst[i * a + j] + doff, o[j]);
+  }
+}
+
+// A 3x3 stride-1 correlation: input [n][h][w][cin] read at (m*ty + i - pad_top, m*tx + j - pad_left)
 // for tile (ty, tx), zero outside; output [n][oh][ow][cout].
 struct Problem {
   int n, h, w, cin;
   int pad_top, pad_left;
   int oh, ow, cout;
-  int tiles_h() const { return (oh + 1) / 2; }
-  int tiles_w() const { return (ow + 1) / 2; }
-  long tiles() const { return long(n) * tiles_h() * tiles_w(); }
 };
 
-// Tiles per block: V (16 x tb x cin) and M or dY~ (16 x tb x cout) within ~512 KiB, a multiple of
-// MR, at most KC (the weight gradient reduces over a block in one k block).
-template <class T>
-int tiles_per_block(const Problem& p) {
-  constexpr int MR = gemm::Microkernel<T>::MR, KC = gemm::Blocking<T>::KC;
-  const long per_tile = 16L * (p.cin + p.cout) * long(sizeof(T));
-  const int tb = int(std::clamp<long>((512L * 1024) / per_tile, MR, std::min(192, KC)));
+template <int M>
+struct Tiling {
+  const Problem& p;
+  int th, tw;
+  explicit Tiling(const Problem& pr) : p(pr), th((pr.oh + M - 1) / M), tw((pr.ow + M - 1) / M) {}
+  long tiles() const { return long(p.n) * th * tw; }
+  void locate(long t, int& b, int& ty, int& tx) const {
+    b = int(t / (long(th) * tw));
+    const int rem = int(t % (long(th) * tw));
+    ty = rem / tw;
+    tx = rem % tw;
+  }
+};
+
+// Tiles per block: V (a^2 x tb x cin) and M or dY~ (a^2 x tb x cout) within ~512 KiB, a multiple
+// of MR, at most KC (the weight gradient reduces over a block in one k block).
+template <int M, class T>
+int tiles_per_block(const Problem& p, long budget = 512L * 1024) {
+  constexpr int MR = gemm::Microkernel<T>::MR, KC = gemm::Blocking<T>::KC, a = M + 2;
+  const long per_tile = long(a * a) * (p.cin + p.cout) * long(sizeof(T));
+  const int tb = int(std::clamp<long>(budget / per_tile, MR, std::min(192, KC)));
   return std::max(MR, tb / MR * MR);
 }
 
-// The 16 input pointers of tile t (zeros where the tile hangs over the border).
-template <class T>
-void tile_pointers(const Problem& p, const T* x, long t, const T* zeros, const T* ptr[16]) {
-  const int tw = p.tiles_w(), th = p.tiles_h();
-  const int b = int(t / (long(th) * tw)), rem = int(t % (long(th) * tw)), ty = rem / tw, tx = rem % tw;
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
-      const int iy = 2 * ty + i - p.pad_top, ix = 2 * tx + j - p.pad_left;
-      ptr[i * 4 + j] = (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w)
-                           ? zeros
-                           : x + ((std::ptrdiff_t(b) * p.h + iy) * p.w + ix) * p.cin;
+// The a*a input pointers of tile t (zeros where the tile hangs over the border).
+template <int M, class T>
+void tile_pointers(const Tiling<M>& tl, const T* x, long t, const T* zeros, const T** ptr) {
+  constexpr int a = M + 2;
+  const Problem& p = tl.p;
+  int b, ty, tx;
+  tl.locate(t, b, ty, tx);
+  for (int i = 0; i < a; ++i)
+    for (int j = 0; j < a; ++j) {
+      const int iy = M * ty + i - p.pad_top, ix = M * tx + j - p.pad_left;
+      ptr[i * a + j] = (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) ? zeros
+                                                                     : x + ((std::ptrdiff_t(b) * p.h + iy) * p.w + ix) * p.cin;
     }
-}
-
-// V = B^T d B for one tile, all channels at once (vectorised over c); v[xi] + c is the output.
-template <class T>
-inline void input_transform(const T* const d[16], int c_count, T* const v[16], std::ptrdiff_t voff) {
-#pragma omp simd
-  for (int c = 0; c < c_count; ++c) {
-    T t[4][4];
-    for (int j = 0; j < 4; ++j) {
-      const T d0 = d[j][c], d1 = d[4 + j][c], d2 = d[8 + j][c], d3 = d[12 + j][c];
-      t[0][j] = d0 - d2;
-      t[1][j] = d1 + d2;
-      t[2][j] = d2 - d1;
-      t[3][j] = d1 - d3;
-    }
-    for (int i = 0; i < 4; ++i) {
-      v[i * 4 + 0][voff + c] = t[i][0] - t[i][2];
-      v[i * 4 + 1][voff + c] = t[i][1] + t[i][2];
-      v[i * 4 + 2][voff + c] = t[i][2] - t[i][1];
-      v[i * 4 + 3][voff + c] = t[i][1] - t[i][3];
-    }
-  }
 }
 
 // U = G g G^T for every (c, f), written in gemm's packed-B layout, one matrix per xi.
-template <class T>
-void transform_weights(int cin, int cout, const T* g /* [3][3][cin][cout] */, T* packed /* 16 x packed_b_size */) {
+template <int M, class T>
+void transform_weights(int cin, int cout, const T* g /* [3][3][cin][cout] */, T* packed /* a^2 x packed_b_size */) {
+  using B = Basis<M>;
+  constexpr int a = B::a;
   const std::size_t per = gemm::packed_b_size<T>(cin, cout);
-  std::vector<T> u(std::size_t(16) * cin * cout);
   const std::size_t cf = std::size_t(cin) * cout;
+  std::vector<T> u(std::size_t(a * a) * cf);
 #pragma omp parallel for schedule(static) if (cf > 4096)
   for (long i = 0; i < long(cf); ++i) {
-    T w[3][3];
-    for (int ky = 0; ky < 3; ++ky)
-      for (int kx = 0; kx < 3; ++kx) w[ky][kx] = g[(ky * 3 + kx) * cf + i];
-    T gg[4][3];  // G g
-    for (int j = 0; j < 3; ++j) {
-      gg[0][j] = w[0][j];
-      gg[1][j] = T(0.5) * (w[0][j] + w[1][j] + w[2][j]);
-      gg[2][j] = T(0.5) * (w[0][j] - w[1][j] + w[2][j]);
-      gg[3][j] = w[2][j];
+    T w[3][3], gg[a][3];
+    for (int k = 0; k < 9; ++k) w[k / 3][k % 3] = g[k * cf + i];
+    for (int j = 0; j < 3; ++j) {  // G g, a column at a time
+      const T col[3] = {w[0][j], w[1][j], w[2][j]};
+      T o[a];
+      apply<B, Mat::G, false, a, 3, T>(col, o);
+      for (int r = 0; r < a; ++r) gg[r][j] = o[r];
     }
-    for (int r = 0; r < 4; ++r) {  // (G g) G^T
-      u[(r * 4 + 0) * cf + i] = gg[r][0];
-      u[(r * 4 + 1) * cf + i] = T(0.5) * (gg[r][0] + gg[r][1] + gg[r][2]);
-      u[(r * 4 + 2) * cf + i] = T(0.5) * (gg[r][0] - gg[r][1] + gg[r][2]);
-      u[(r * 4 + 3) * cf + i] = gg[r][2];
+    for (int r = 0; r < a; ++r) {  // (G g) G^T
+      T o[a];
+      apply<B, Mat::G, false, a, 3, T>(gg[r], o);
+      for (int j = 0; j < a; ++j) u[(r * a + j) * cf + i] = o[j];
     }
   }
-  for (int xi = 0; xi < 16; ++xi) {
+  for (int xi = 0; xi < a * a; ++xi) {
     const T* m = u.data() + xi * cf;
     gemm::pack_b_panels<T>(cin, cout, [&](int c, int f) { return m[std::size_t(c) * cout + f]; }, packed + xi * per);
   }
 }
 
 // y = winograd(x, U) + bias, U from transform_weights.
-template <class T>
+template <int M, class T>
 void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
-  const int tb = tiles_per_block<T>(p);
-  const long tiles = p.tiles(), blocks = (tiles + tb - 1) / tb;
+  using B = Basis<M>;
+  constexpr int a = B::a, A2 = a * a;
+  const Tiling<M> tl(p);
+  const int tb = tiles_per_block<M, T>(p);
+  const long tiles = tl.tiles(), blocks = (tiles + tb - 1) / tb;
   const std::size_t per_u = gemm::packed_b_size<T>(p.cin, p.cout);
-  const int tw = p.tiles_w(), th = p.tiles_h();
   // Few tiles (small images, batch 1): also split the output channels between tasks.
   constexpr int NR = gemm::Microkernel<T>::NR;
   const int npan = (p.cout + NR - 1) / NR;
@@ -142,112 +281,93 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
     const int f0 = jp0 * NR, f1 = std::min(p.cout, jp1 * NR);
     const long t0 = blk * tb;
     const int nt = int(std::min<long>(tb, tiles - t0));
-    T* v = thread_scratch<T, 4>(std::size_t(16) * tb * p.cin);
-    T* m = thread_scratch<T, 5>(std::size_t(16) * tb * p.cout);
+    T* v = thread_scratch<T, 4>(std::size_t(A2) * tb * p.cin);
+    T* mm = thread_scratch<T, 5>(std::size_t(A2) * tb * p.cout);
     T* zeros = thread_scratch<T, 6>(std::size_t(p.cin) + p.cout);
     std::fill(zeros, zeros + p.cin + p.cout, T(0));
     T* junk = zeros + p.cin;  // where outputs beyond the image are written
-    T* vx[16];
-    for (int xi = 0; xi < 16; ++xi) vx[xi] = v + std::size_t(xi) * tb * p.cin;
+    T* vx[A2];
+    for (int xi = 0; xi < A2; ++xi) vx[xi] = v + std::size_t(xi) * tb * p.cin;
     for (int t = 0; t < nt; ++t) {
-      const T* d[16];
-      tile_pointers(p, x, t0 + t, zeros, d);
-      input_transform(d, p.cin, vx, std::ptrdiff_t(t) * p.cin);
+      const T* d[A2];
+      tile_pointers(tl, x, t0 + t, zeros, d);
+      const std::ptrdiff_t voff = std::ptrdiff_t(t) * p.cin;
+      for_lanes<T>(0, p.cin, [&]<class L>(int c) { input_tile<B, T, L>(d, c, vx, voff); });
     }
-    for (int xi = 0; xi < 16; ++xi)
-      gemm::rows_times_packed(nt, p.cout, p.cin, vx[xi], p.cin, u + xi * per_u, m + std::size_t(xi) * tb * p.cout, p.cout,
-                              gemm::Epilogue<T>{}, jp0, jp1);
-    for (int t = 0; t < nt; ++t) {  // Y = A^T M A, vectorised over f
-      const long tt = t0 + t;
-      const int b = int(tt / (long(th) * tw)), rem = int(tt % (long(th) * tw)), ty = rem / tw, tx = rem % tw;
-      T* out[4];
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) {
-          const int oy = 2 * ty + i, ox = 2 * tx + j;
-          out[i * 2 + j] = oy < p.oh && ox < p.ow ? y + ((std::ptrdiff_t(b) * p.oh + oy) * p.ow + ox) * p.cout : junk;
+    for (int xi = 0; xi < A2; ++xi)
+      gemm::rows_times_packed(nt, p.cout, p.cin, vx[xi], p.cin, u + xi * per_u, mm + std::size_t(xi) * tb * p.cout,
+                              p.cout, gemm::Epilogue<T>{}, jp0, jp1);
+    for (int t = 0; t < nt; ++t) {
+      int b, ty, tx;
+      tl.locate(t0 + t, b, ty, tx);
+      T* out[M * M];
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < M; ++j) {
+          const int oy = M * ty + i, ox = M * tx + j;
+          out[i * M + j] = oy < p.oh && ox < p.ow ? y + ((std::ptrdiff_t(b) * p.oh + oy) * p.ow + ox) * p.cout : junk;
         }
-      const T* mt = m + std::size_t(t) * p.cout;
-      const std::size_t stride = std::size_t(tb) * p.cout;
-#pragma omp simd
-      for (int f = f0; f < f1; ++f) {
-        T r[2][4];
-        for (int j = 0; j < 4; ++j) {
-          const T m0 = mt[(0 * 4 + j) * stride + f], m1 = mt[(1 * 4 + j) * stride + f];
-          const T m2 = mt[(2 * 4 + j) * stride + f], m3 = mt[(3 * 4 + j) * stride + f];
-          r[0][j] = m0 + m1 + m2;
-          r[1][j] = m1 - m2 - m3;
-        }
-        const T bf = bias ? bias[f] : T(0);
-        for (int i = 0; i < 2; ++i) {
-          out[i * 2 + 0][f] = r[i][0] + r[i][1] + r[i][2] + bf;
-          out[i * 2 + 1][f] = r[i][1] - r[i][2] - r[i][3] + bf;
-        }
-      }
+      const T* mt[A2];
+      for (int xi = 0; xi < A2; ++xi) mt[xi] = mm + (std::size_t(xi) * tb + t) * p.cout;
+      for_lanes<T>(f0, f1, [&]<class L>(int f) { output_tile<B, T, L>(mt, f, bias, out); });
     }
   }
 }
 
 // dw = G^T [ sum_tiles V .* (A dY A^T) ] G over the tiles of x and dy; db is not computed here.
-template <class T>
+template <int M, class T>
 void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace<T>& ws) {
+  using B = Basis<M>;
   using U = gemm::Microkernel<T>;
-  constexpr int MR = U::MR, NR = U::NR;
-  const int tb = tiles_per_block<T>(p);
-  const long tiles = p.tiles(), blocks = (tiles + tb - 1) / tb;
+  constexpr int MR = U::MR, NR = U::NR, a = B::a, A2 = a * a;
+  const Tiling<M> tl(p);
+  const int tb = tiles_per_block<M, T>(p);
+  const long tiles = tl.tiles(), blocks = (tiles + tb - 1) / tb;
   const int cin = p.cin, cout = p.cout, npan = (cout + NR - 1) / NR, mtiles = (cin + MR - 1) / MR;
+  const int cpad = npan * NR;  // dY rows are copied zero-padded to whole panels
   const std::size_t cf = std::size_t(cin) * cout;
   // Parts: a function of the shape only (reproducible sums).
   const int parts = int(std::clamp<long>(blocks / 4, 1, 4));
-  T* acc = ws.get_c(std::size_t(parts) * 16 * cf);  // [part][xi][cin][cout]
-  const int tw = p.tiles_w(), th = p.tiles_h();
+  T* acc = ws.get_c(std::size_t(parts) * A2 * cf);  // [part][xi][cin][cout]
   int groups = 1;  // xi groups per part, for load balance only (the sums keep their order)
-  while (parts * groups < 2 * max_threads() && groups < 16) groups *= 2;
+  while (parts * groups < 2 * max_threads() && groups < A2) groups *= 2;
 #pragma omp parallel for schedule(static) if (parts * groups > 1)
   for (int task = 0; task < parts * groups; ++task) {
     const int part = task / groups, grp = task % groups;
-    const int xi0 = 16 * grp / groups, xi1 = 16 * (grp + 1) / groups;
+    const int xi0 = A2 * grp / groups, xi1 = A2 * (grp + 1) / groups;
     const long b0 = blocks * part / parts, b1 = blocks * (part + 1) / parts;
-    T* v = thread_scratch<T, 4>(std::size_t(16) * tb * cin);
-    T* yp = thread_scratch<T, 5>(std::size_t(16) * tb * npan * NR);  // dY~ in packed-B layout
-    T* zeros = thread_scratch<T, 6>(std::size_t(cin) + cout);
-    std::fill(zeros, zeros + cin + cout, T(0));
-    T* vx[16];
-    for (int xi = 0; xi < 16; ++xi) vx[xi] = v + std::size_t(xi) * tb * cin;
-    T* accp = acc + std::size_t(part) * 16 * cf;
+    T* v = thread_scratch<T, 4>(std::size_t(A2) * tb * cin);
+    T* yp = thread_scratch<T, 5>(std::size_t(A2) * tb * cpad);  // dY~ in packed-B layout [xi][jp][t][NR]
+    T* zeros = thread_scratch<T, 6>(std::size_t(cin) + std::size_t(M * M + 1) * cpad);
+    std::fill(zeros, zeros + cin, T(0));
+    T* dyt = zeros + cin;  // the tile's dY rows, zero-padded to cpad
+    T* vx[A2];
+    for (int xi = 0; xi < A2; ++xi) vx[xi] = v + std::size_t(xi) * tb * cin;
+    T* accp = acc + std::size_t(part) * A2 * cf;
     for (long blk = b0; blk < b1; ++blk) {
       const long t0 = blk * tb;
       const int nt = int(std::min<long>(tb, tiles - t0));
       for (int t = 0; t < nt; ++t) {
-        const T* d[16];
-        tile_pointers(p, x, t0 + t, zeros, d);
-        input_transform(d, cin, vx, std::ptrdiff_t(t) * cin);
-        // dY~ = A dY A^T (2x2 -> 4x4), written as row t of each xi's packed panels.
-        const long tt = t0 + t;
-        const int b = int(tt / (long(th) * tw)), rem = int(tt % (long(th) * tw)), ty = rem / tw, tx = rem % tw;
-        const T* g[4];
-        for (int i = 0; i < 2; ++i)
-          for (int j = 0; j < 2; ++j) {
-            const int oy = 2 * ty + i, ox = 2 * tx + j;
-            g[i * 2 + j] = oy < p.oh && ox < p.ow ? dy + ((std::ptrdiff_t(b) * p.oh + oy) * p.ow + ox) * cout : zeros + cin;
+        const T* d[A2];
+        tile_pointers(tl, x, t0 + t, zeros, d);
+        const std::ptrdiff_t voff = std::ptrdiff_t(t) * cin;
+        for_lanes<T>(0, cin, [&]<class L>(int c) { input_tile<B, T, L>(d, c, vx, voff); });
+        int b, ty, tx;
+        tl.locate(t0 + t, b, ty, tx);
+        const T* g[M * M];
+        for (int i = 0; i < M; ++i)
+          for (int j = 0; j < M; ++j) {
+            T* row = dyt + std::size_t(i * M + j) * cpad;
+            const int oy = M * ty + i, ox = M * tx + j;
+            if (oy < p.oh && ox < p.ow) std::memcpy(row, dy + ((std::ptrdiff_t(b) * p.oh + oy) * p.ow + ox) * cout, sizeof(T) * cout);
+            else std::fill(row, row + cout, T(0));
+            std::fill(row + cout, row + cpad, T(0));
+            g[i * M + j] = row;
           }
+        // Row t of each xi's packed panels: element f goes to panel f / NR, column f % NR.
         for (int jp = 0; jp < npan; ++jp) {
-          const int width = std::min(NR, cout - jp * NR);
-          T* dst = yp + (std::size_t(jp) * tb + t) * NR;
-          const std::size_t xs = std::size_t(npan) * tb * NR;  // distance between xi matrices
-#pragma omp simd
-          for (int j = 0; j < NR; ++j) {
-            const int f = jp * NR + std::min(j, width - 1);
-            const T keep = j < width ? T(1) : T(0);
-            const T a0 = g[0][f] * keep, a1 = g[1][f] * keep, a2 = g[2][f] * keep, a3 = g[3][f] * keep;
-            // rows: s = A dY  (s0 = row0, s1 = row0 + row1, s2 = row0 - row1, s3 = -row1)
-            const T s[4][2] = {{a0, a1}, {a0 + a2, a1 + a3}, {a0 - a2, a1 - a3}, {-a2, -a3}};
-            for (int i = 0; i < 4; ++i) {
-              dst[(i * 4 + 0) * xs + j] = s[i][0];
-              dst[(i * 4 + 1) * xs + j] = s[i][0] + s[i][1];
-              dst[(i * 4 + 2) * xs + j] = s[i][0] - s[i][1];
-              dst[(i * 4 + 3) * xs + j] = -s[i][1];
-            }
-          }
+          T* dst[A2];
+          for (int xi = 0; xi < A2; ++xi) dst[xi] = yp + ((std::size_t(xi) * npan + jp) * tb + t) * NR;
+          for_lanes<T>(jp * NR, (jp + 1) * NR, [&]<class L>(int f) { gradient_tile<B, T, L>(g, f, dst, f - jp * NR); });
         }
       }
       // acc_xi[c][f] += sum_t V_xi[t][c] dY~_xi[t][f]: A = V_xi^T read in place (step cin).
@@ -259,9 +379,9 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
         for (int it = 0; it < mtiles; ++it) {
           const T* rows[MR];
           for (int r = 0; r < MR; ++r) rows[r] = vx[xi] + std::min(it * MR + r, cin - 1);
-          const gemm::APanel<T> a{rows, &zero_off, 1, nt, cin};
+          const gemm::APanel<T> ap{rows, &zero_off, 1, nt, cin};
           for (int jp = 0; jp < npan; ++jp)
-            U::run(a, panel0 + std::size_t(jp) * tb * NR, accp + std::size_t(xi) * cf + std::size_t(it) * MR * cout + jp * NR,
+            U::run(ap, panel0 + std::size_t(jp) * tb * NR, accp + std::size_t(xi) * cf + std::size_t(it) * MR * cout + jp * NR,
                    cout, std::min(MR, cin - it * MR), std::min(NR, cout - jp * NR), ep);
         }
       }
@@ -270,30 +390,33 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
   // Sum the parts in order, then dg = G^T M G.
 #pragma omp parallel for schedule(static) if (cf > 4096)
   for (long i = 0; i < long(cf); ++i) {
-    T m[4][4];
-    for (int xi = 0; xi < 16; ++xi) {
+    T mt[a][a], q[3][a];
+    for (int xi = 0; xi < A2; ++xi) {
       T s = acc[xi * cf + i];
-      for (int q = 1; q < parts; ++q) s += acc[(std::size_t(q) * 16 + xi) * cf + i];
-      m[xi / 4][xi % 4] = s;
+      for (int pp = 1; pp < parts; ++pp) s += acc[(std::size_t(pp) * A2 + xi) * cf + i];
+      mt[xi / a][xi % a] = s;
     }
-    T q[3][4];  // G^T M
-    for (int j = 0; j < 4; ++j) {
-      q[0][j] = m[0][j] + T(0.5) * (m[1][j] + m[2][j]);
-      q[1][j] = T(0.5) * (m[1][j] - m[2][j]);
-      q[2][j] = T(0.5) * (m[1][j] + m[2][j]) + m[3][j];
+    for (int j = 0; j < a; ++j) {  // q = G^T M, a column at a time
+      T col[a], o[3];
+      for (int k = 0; k < a; ++k) col[k] = mt[k][j];
+      apply<B, Mat::G, true, 3, a, T>(col, o);
+      for (int r = 0; r < 3; ++r) q[r][j] = o[r];
     }
-    for (int r = 0; r < 3; ++r) {  // (G^T M) G
-      dw[(r * 3 + 0) * cf + i] = q[r][0] + T(0.5) * (q[r][1] + q[r][2]);
-      dw[(r * 3 + 1) * cf + i] = T(0.5) * (q[r][1] - q[r][2]);
-      dw[(r * 3 + 2) * cf + i] = T(0.5) * (q[r][1] + q[r][2]) + q[r][3];
+    for (int r = 0; r < 3; ++r) {  // dg = q G
+      T o[3];
+      apply<B, Mat::G, true, 3, a, T>(q[r], o);
+      for (int j = 0; j < 3; ++j) dw[(r * 3 + j) * cf + i] = o[j];
     }
   }
 }
 
 }  // namespace winograd_detail
 
-struct Winograd {
-  static constexpr const char* name = "winograd";
+// F(M x M, 3 x 3); M = 2 or 4.
+template <int M>
+struct WinogradT {
+  static constexpr const char* name = M == 2 ? "winograd" : "winograd-4x4";
+  static constexpr int A2 = (M + 2) * (M + 2);
 
   static bool applies(const ConvGeometry& g) { return g.k == 3 && g.stride == 1; }
   // The input gradient multiplies the zero border of dy too; past this ratio col2im is cheaper.
@@ -304,11 +427,12 @@ struct Winograd {
   template <class T>
   static void forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
     if (!applies(g)) return ImplicitGemm::forward(g, x, w, b, y, ws);
-    const std::size_t per = gemm::packed_b_size<T>(g.c, g.f);
-    T* u = ws.get_b(16 * per);
-    winograd_detail::transform_weights(g.c, g.f, w, u);
+    const std::size_t nw = 9 * std::size_t(g.c) * g.f;
+    constexpr int kind = 100 + M;  // Workspace::prepared: the transformed weights (kept for inference)
+    if (!ws.has_prepared(kind, w, nw))
+      winograd_detail::transform_weights<M>(g.c, g.f, w, ws.prepare(kind, w, nw, A2 * gemm::packed_b_size<T>(g.c, g.f)));
     const winograd_detail::Problem p{g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, g.oh, g.ow, g.f};
-    winograd_detail::convolve(p, x, u, b, y);
+    winograd_detail::convolve<M>(p, x, ws.prepared.data(), b, y);
   }
 
   template <class T>
@@ -317,24 +441,27 @@ struct Winograd {
     if (!applies(g)) return ImplicitGemm::backward(g, x, w, dy, dw, db, dx, ws);
     if (dw) {
       const winograd_detail::Problem p{g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, g.oh, g.ow, g.f};
-      winograd_detail::weight_gradient(p, x, dy, dw, ws);
+      winograd_detail::weight_gradient<M>(p, x, dy, dw, ws);
       gemm::column_sums(dy, long(g.out_pixels()), g.f, db);
     }
     if (!dx) return;
     if (!input_gradient_applies(g)) return ImplicitGemm::backward(g, x, w, dy, (T*)nullptr, (T*)nullptr, dx, ws);
     // dx = correlation of dy (padded by 2 - pad) with w rotated 180 degrees, c and f swapped.
-    const std::size_t per = gemm::packed_b_size<T>(g.f, g.c);
-    T* u = ws.get_b(16 * per);
+    T* u = ws.get_b(A2 * gemm::packed_b_size<T>(g.f, g.c));
     const std::size_t cf = std::size_t(g.c) * g.f;
     T* wr = ws.get_a(9 * cf);  // [ky][kx][f][c]
     for (int ky = 0; ky < 3; ++ky)
       for (int kx = 0; kx < 3; ++kx)
         for (int c = 0; c < g.c; ++c)
-          for (int f = 0; f < g.f; ++f) wr[(ky * 3 + kx) * cf + std::size_t(f) * g.c + c] = w[((2 - ky) * 3 + (2 - kx)) * cf + std::size_t(c) * g.f + f];
-    winograd_detail::transform_weights(g.f, g.c, wr, u);
+          for (int f = 0; f < g.f; ++f)
+            wr[(ky * 3 + kx) * cf + std::size_t(f) * g.c + c] = w[((2 - ky) * 3 + (2 - kx)) * cf + std::size_t(c) * g.f + f];
+    winograd_detail::transform_weights<M>(g.f, g.c, wr, u);
     const winograd_detail::Problem p{g.n, g.oh, g.ow, g.f, 2 - g.pad_top, 2 - g.pad_left, g.h, g.w, g.c};
-    winograd_detail::convolve(p, dy, u, (const T*)nullptr, dx);
+    winograd_detail::convolve<M>(p, dy, u, (const T*)nullptr, dx);
   }
 };
+
+using Winograd = WinogradT<2>;
+using Winograd4x4 = WinogradT<4>;
 
 }  // namespace hubble::kernels
