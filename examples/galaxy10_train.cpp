@@ -26,6 +26,7 @@
 #include "hubble/io/plots.hpp"
 #include "hubble/metrics/classification.hpp"
 #include "hubble/model.hpp"
+#include "hubble/improved_net.hpp"
 #include "hubble/paper_net.hpp"
 #include "hubble/train/recipes.hpp"
 #include "hubble/train/trainer.hpp"
@@ -59,6 +60,7 @@ const std::vector<OptionSpec>& option_specs() {
       {"max-train-images", "N", "train on at most N of the training images (quick runs; default all)"},
       {"limit", "N", "read only the first N images of the data file (default all)"},
       {"recipe", "NAME", "paper (default: the paper's settings) or improved (train/recipes.hpp); flags override it"},
+      {"network", "NAME", "paper (PaperNet, the paper's recipe) or improved (ImprovedNet: BatchNorm + global average pooling)"},
       {"epochs", "N", "epochs (paper: 50; default 50 with --data, 8 on the synthetic set)"},
       {"batch-size", "N", "images per step (default 32)"},
       {"lr", "X", "learning rate (default 0.001)"},
@@ -181,7 +183,7 @@ double to_real(const std::string& name, const std::string& v, double lo, double 
 
 // Everything the run uses, resolved from flags > saved settings (--resume) > recipe/defaults.
 struct Settings {
-  std::string data, test_data, synthetic_file = synthetic_default_file, out, report = "last";
+  std::string data, test_data, synthetic_file = synthetic_default_file, out, report = "last", network = "paper";
   int synthetic_count = synthetic_default_count, crop = 128, max_train_images = 0, limit = 0;
   double val_split = 0.2;
   bool resume = false, quiet = false;
@@ -246,6 +248,8 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   } catch (const hubble::Error& e) {
     throw UsageError(e.what());
   }
+  s.network = get("network", recipe.network);
+  if (s.network != "paper" && s.network != "improved") throw UsageError("--network must be paper or improved, not '" + s.network + "'");
   s.report = get("report", "last");
   if (s.report != "last" && s.report != "best") throw UsageError("--report must be last or best, not '" + s.report + "'");
   if (!s.data.empty() && given.count("synthetic-count") && !saved.count("synthetic-count"))
@@ -273,6 +277,7 @@ Settings resolve(const std::map<std::string, std::string>& given) {
                 {"max-train-images", std::to_string(s.max_train_images)},
                 {"limit", std::to_string(s.limit)},
                 {"recipe", recipe_name},
+                {"network", s.network},
                 {"epochs", std::to_string(c.epochs)},
                 {"batch-size", std::to_string(c.batch_size)},
                 {"lr", json::number(c.lr)},
@@ -442,7 +447,8 @@ std::string class_count_text(const data::ImageSet& set, const std::vector<int>& 
   return s;
 }
 
-std::uint64_t weights_digest(PaperNet& net) {  // FNV-1a over the bytes of every weight, in order
+template <class Net>
+std::uint64_t weights_digest(Net& net) {  // FNV-1a over the bytes of every weight, in order
   std::uint64_t h = 1469598103934665603ull;
   for (const auto& p : net.parameters()) {
     const auto* b = reinterpret_cast<const unsigned char*>(p.value);
@@ -456,6 +462,17 @@ std::string hex(std::uint64_t v) {
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
   return buf;
 }
+
+// The data a run trains on, prepared before the network type is chosen.
+struct Prepared {
+  const data::ImageSet& images;
+  const data::Split& split;
+  std::string data_path;
+  int source_side;
+};
+
+template <class Net>
+int train_and_report(Settings& s, const Prepared& prepared, const char* program, ProgressPrinter& progress);
 
 int run(int argc, char** argv) {
   std::map<std::string, std::string> given;
@@ -518,7 +535,6 @@ int run(int argc, char** argv) {
   std::printf("split     %zu training, %zu validation (stratified, seed %llu)\n", split.train.size(), split.validation.size(),
               static_cast<unsigned long long>(cfg.seed));
   const long long per_epoch = (long long)split.train.size() * (cfg.augment == train::Augment::rot4 ? 4 : 1) * cfg.repeats;
-  std::printf("network   paper ConvNet, %s parameters, input 128x128x3\n", detail::thousands(PaperNet::parameter_count).c_str());
   std::printf("recipe    %s: %s lr %g %s%s, batch %d, %d epochs of %lld images (augment %s%s), label smoothing %g, "
               "tta %s, %d threads\n",
               cfg.recipe.c_str(), train::name_of(cfg.optimizer), cfg.lr, train::name_of(cfg.schedule),
@@ -540,8 +556,25 @@ int run(int argc, char** argv) {
   cfg.metadata["model/crop_fraction"] = json::number(double(std::min(s.crop, source_side)) / double(source_side));
   cfg.metadata["model/data"] = data_path;
 
+  const Prepared prepared{images, split, data_path, source_side};
+  if (s.network == "improved") return train_and_report<ImprovedNet>(s, prepared, argv[0], progress);
+  return train_and_report<PaperNet>(s, prepared, argv[0], progress);
+}
+
+// Trains network Net on the prepared data and writes the report, checkpoints and pictures.
+template <class Net>
+int train_and_report(Settings& s, const Prepared& prepared, const char* program, ProgressPrinter& progress) {
+  train::TrainConfig& cfg = s.train;
+  const data::ImageSet& images = prepared.images;
+  const data::Split& split = prepared.split;
+  const std::string& data_path = prepared.data_path;
+  std::printf("network   %s, %s parameters, input 128x128x3\n",
+              s.network == "paper" ? "the paper's ConvNet (PaperNet)" : "ImprovedNet (BatchNorm, global average pooling)",
+              detail::thousands(Net::parameter_count).c_str());
+  std::fflush(stdout);
+
   // Train.
-  auto net = std::make_unique<PaperNet>(cfg.seed);
+  auto net = std::make_unique<Net>(cfg.seed);
   train::Callbacks cb;
   cb.on_batch = [&](const train::BatchProgress& p) { progress.batch(p); };
   cb.on_epoch = [&](const train::EpochRecord& r) { progress.epoch(r, cfg.epochs); };
@@ -549,7 +582,7 @@ int run(int argc, char** argv) {
   cb.should_stop = [] { return g_stop.load() > 0; };
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  train::Trainer<PaperNet> trainer(*net, cfg, cb);
+  train::Trainer<Net> trainer(*net, cfg, cb);
   const train::FitResult fit = trainer.fit(images, split.train, split.validation);
   progress.clear();
   const fs::path out(s.out);
@@ -558,7 +591,7 @@ int run(int argc, char** argv) {
     std::printf("\ninterrupted during epoch %d of %d.\n", done + 1, cfg.epochs);
     if (done > 0)
       std::printf("the last complete checkpoint is %s (epoch %d). Continue with:\n  %s --out %s --resume\n",
-                  (out / "last.h5").string().c_str(), done, argv[0], s.out.c_str());
+                  (out / "last.h5").string().c_str(), done, program, s.out.c_str());
     else
       std::printf("no epoch was completed, so nothing was saved.\n");
     return 130;
@@ -580,11 +613,11 @@ int run(int argc, char** argv) {
 
   json::Object summary;
   summary.add("weights", s.report).add("weights_digest", "fnv1a64:" + hex(last_digest)).add("best_epoch", fit.best_epoch);
-  summary.add("epochs", cfg.epochs).add("recipe", cfg.recipe).add("tta", cfg.tta).add("data", data_path);
+  summary.add("epochs", cfg.epochs).add("recipe", cfg.recipe).add("network", s.network).add("tta", cfg.tta).add("data", data_path);
   std::vector<std::string> pngs;
   const auto score = [&](const std::string& title, const std::string& key, const data::ImageSet& set,
                          const std::vector<int>& idx) {
-    const train::Evaluation e = train::Trainer<PaperNet>::evaluate_network(*net, set, idx, cfg.tta, cfg.batch_size);
+    const train::Evaluation e = train::Trainer<Net>::evaluate_network(*net, set, idx, cfg.tta, cfg.batch_size);
     const metrics::Report r = e.report(class_names());
     std::printf("\n%s: %d images, accuracy %.4f, loss %.4f, macro F1 %.4f\n%s\n%s", title.c_str(), e.size(), r.accuracy,
                 e.loss, r.macro_f1, metrics::format_table(r).c_str(), metrics::format_confusion(r).c_str());
@@ -618,7 +651,7 @@ int run(int argc, char** argv) {
   plots::save_training_curves((out / "curves.png").string(), ep, tl, vl, ta, va);
   const auto first = net->parameters().front();  // conv2d_1/kernel: [5, 5, 3, 32]
   plots::save_filter_grid((out / "filters.png").string(), first.value, 5, 3, 32);
-  train::Trainer<PaperNet>::write_text_atomically((out / "metrics.json").string(), summary.str() + "\n");
+  train::Trainer<Net>::write_text_atomically((out / "metrics.json").string(), summary.str() + "\n");
 
   std::printf("\nwrote %s: metrics.json, metrics.jsonl, last.h5, best.h5 (epoch %d), curves.png, filters.png",
               s.out.c_str(), fit.best_epoch);

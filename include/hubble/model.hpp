@@ -35,6 +35,7 @@
 #include "hubble/core/tensor.hpp"
 #include "hubble/data/galaxy10.hpp"
 #include "hubble/io/checkpoint.hpp"
+#include "hubble/improved_net.hpp"
 #include "hubble/paper_net.hpp"
 
 namespace hubble {
@@ -288,23 +289,28 @@ class Model {
     static std::mutex m;
     return m;
   }
-  // Architecture text -> how to load it. The paper network is registered from the start.
+  // Architecture text -> how to load it. The Galaxy10 networks (PaperNet, ImprovedNet) are
+  // registered from the start.
   static std::map<std::string, Registration>& registry() {
     static std::map<std::string, Registration> r = [] {
       std::map<std::string, Registration> init;
-      Registration reg;
-      using S = PaperNet::input_shape;
-      reg.h = S::h;
-      reg.w = S::w;
-      reg.c = S::c;
-      reg.k = PaperNet::classes;
-      reg.names.assign(data::galaxy10_class_names.begin(), data::galaxy10_class_names.end());
-      reg.load = [](const std::string& path, CheckpointData& data) -> std::unique_ptr<Engine> {
-        auto e = std::make_unique<EngineFor<PaperNet>>();
-        data = load_checkpoint(path, *e->net);
-        return e;
+      const auto add = [&init]<class Net>(Net*) {
+        Registration reg;
+        using S = typename Net::input_shape;
+        reg.h = S::h;
+        reg.w = S::w;
+        reg.c = S::c;
+        reg.k = Net::classes;
+        reg.names.assign(data::galaxy10_class_names.begin(), data::galaxy10_class_names.end());
+        reg.load = [](const std::string& path, CheckpointData& data) -> std::unique_ptr<Engine> {
+          auto e = std::make_unique<EngineFor<Net>>();
+          data = load_checkpoint(path, *e->net);
+          return e;
+        };
+        init[Net::architecture()] = std::move(reg);
       };
-      init[PaperNet::architecture()] = std::move(reg);
+      add(static_cast<PaperNet*>(nullptr));
+      add(static_cast<ImprovedNet*>(nullptr));
       return init;
     }();
     return r;

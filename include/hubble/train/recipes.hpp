@@ -50,6 +50,7 @@ inline Schedule parse_schedule(const std::string& s) {
 
 struct Recipe {
   std::string name;
+  std::string network = "paper";    // paper (PaperNet) or improved (ImprovedNet, improved_net.hpp)
   int epochs = 50;
   int batch_size = 32;
   OptimizerKind optimizer = OptimizerKind::adam;
@@ -74,19 +75,24 @@ inline Recipe paper_recipe() {
   return r;
 }
 
-// Same network and budget, modern training: all 8 symmetries drawn on the fly (4 fresh random
-// views of every image per epoch, so an epoch has as many steps as the paper's x4), AdamW decay, cosine schedule with warm-up, label smoothing, and
-// test-time averaging over the 8 views.
+// hubble's recipe: ImprovedNet (BatchNorm, global average pooling; 393,482 parameters), all 8
+// symmetries drawn on the fly, a cosine schedule with warm-up at twice the rate, AdamW decay,
+// label smoothing and test-time averaging over the 8 views. 40 epochs of 2 views per image cost
+// 40% of the paper's 50 epochs x 4 rotations. Chosen on a validation split of the training file
+// only (docs/galaxy10.md).
 inline Recipe improved_recipe() {
   Recipe r;
   r.name = "improved";
+  r.network = "improved";  // BatchNorm after each conv, global average pooling instead of Dense 256
+  r.epochs = 40;
+  r.lr = 2e-3;             // BatchNorm tolerates twice the paper's rate
   r.weight_decay = 1e-4;
   r.schedule = Schedule::cosine;
-  r.warmup_epochs = 2;
+  r.warmup_epochs = 3;
   r.final_lr_fraction = 0.01;
   r.label_smoothing = 0.1;
   r.augment = Augment::dihedral;
-  r.repeats = 4;
+  r.repeats = 2;           // two fresh random views of every image per epoch: 80 views in all
   r.tta = true;
   return r;
 }
