@@ -214,6 +214,17 @@ int tiles_per_block(const Problem& p, long budget = 512L * 1024) {
   return std::max(MR, tb / MR * MR);
 }
 
+// Distance between consecutive xi matrices of a block: rounded up to an odd number of cache
+// lines. The a*a matrices are read and written together, and a power-of-two-ish stride would put
+// all of them in the same few L1 sets (measured: 3-5x slower transforms).
+template <class T>
+std::size_t xi_stride(std::size_t elements) {
+  constexpr std::size_t line = 64 / sizeof(T);
+  std::size_t lines = (elements + line - 1) / line;
+  if (lines % 2 == 0) ++lines;
+  return lines * line;
+}
+
 // The a*a input pointers of tile t (zeros where the tile hangs over the border).
 template <int M, class T>
 void tile_pointers(const Tiling<M>& tl, const T* x, long t, const T* zeros, const T** ptr) {
@@ -229,33 +240,50 @@ void tile_pointers(const Tiling<M>& tl, const T* x, long t, const T* zeros, cons
     }
 }
 
-// U = G g G^T for every (c, f), written in gemm's packed-B layout, one matrix per xi.
+// U = G g G^T for one input channel and filters [f, f + lane): g points at w[0][0][c][f], cf is
+// the distance between kernel positions; dst[xi] + f gets U_xi's lane.
+template <class B, class T, class L>
+inline void weight_lane(const T* g, std::size_t cf, T* const* dst, int f) {
+  constexpr int a = B::a;
+  L w[3][3], gg[a][3];
+  for (int k = 0; k < 9; ++k) w[k / 3][k % 3] = load<L>(g + k * cf + f);
+  for (int j = 0; j < 3; ++j) {  // G g, a column at a time
+    const L col[3] = {w[0][j], w[1][j], w[2][j]};
+    L o[a];
+    apply<B, Mat::G, false, a, 3, T>(col, o);
+    for (int r = 0; r < a; ++r) gg[r][j] = o[r];
+  }
+  for (int r = 0; r < a; ++r) {  // (G g) G^T
+    L o[a];
+    apply<B, Mat::G, false, a, 3, T>(gg[r], o);
+    for (int j = 0; j < a; ++j) store(dst[r * a + j] + f, o[j]);
+  }
+}
+
+// U = G g G^T for every (c, f), written straight into gemm's packed-B layout, one matrix per xi
+// (vectorised over f: a lane of filters never straddles an NR panel).
 template <int M, class T>
 void transform_weights(int cin, int cout, const T* g /* [3][3][cin][cout] */, T* packed /* a^2 x packed_b_size */) {
   using B = Basis<M>;
-  constexpr int a = B::a;
+  constexpr int a = B::a, A2 = a * a, NR = gemm::Microkernel<T>::NR, KC = gemm::Blocking<T>::KC;
+  static_assert(NR % Lane<T>::width == 0, "a lane must not straddle a packed panel");
   const std::size_t per = gemm::packed_b_size<T>(cin, cout);
   const std::size_t cf = std::size_t(cin) * cout;
-  std::vector<T> u(std::size_t(a * a) * cf);
+  const int npan = (cout + NR - 1) / NR;
 #pragma omp parallel for schedule(static) if (cf > 4096)
-  for (long i = 0; i < long(cf); ++i) {
-    T w[3][3], gg[a][3];
-    for (int k = 0; k < 9; ++k) w[k / 3][k % 3] = g[k * cf + i];
-    for (int j = 0; j < 3; ++j) {  // G g, a column at a time
-      const T col[3] = {w[0][j], w[1][j], w[2][j]};
-      T o[a];
-      apply<B, Mat::G, false, a, 3, T>(col, o);
-      for (int r = 0; r < a; ++r) gg[r][j] = o[r];
+  for (int c = 0; c < cin; ++c) {
+    const int kb = c / KC, kc = std::min(KC, cin - kb * KC);
+    for (int jp = 0; jp < npan; ++jp) {
+      // Row c of panel jp in every xi matrix; dst[xi] + f addresses filter f of that row.
+      T* dst[A2];
+      for (int xi = 0; xi < A2; ++xi)
+        dst[xi] = const_cast<T*>(gemm::packed_b_panel(packed + xi * per, cin, cout, kb, jp)) + std::size_t(c - kb * KC) * NR - jp * NR;
+      (void)kc;
+      const int f1 = std::min(cout, (jp + 1) * NR);
+      for_lanes<T>(jp * NR, f1, [&]<class L>(int f) { weight_lane<B, T, L>(g + std::size_t(c) * cout, cf, dst, f); });
+      for (int f = f1; f < (jp + 1) * NR; ++f)  // zero padding of the last panel
+        for (int xi = 0; xi < A2; ++xi) dst[xi][f] = T(0);
     }
-    for (int r = 0; r < a; ++r) {  // (G g) G^T
-      T o[a];
-      apply<B, Mat::G, false, a, 3, T>(gg[r], o);
-      for (int j = 0; j < a; ++j) u[(r * a + j) * cf + i] = o[j];
-    }
-  }
-  for (int xi = 0; xi < a * a; ++xi) {
-    const T* m = u.data() + xi * cf;
-    gemm::pack_b_panels<T>(cin, cout, [&](int c, int f) { return m[std::size_t(c) * cout + f]; }, packed + xi * per);
   }
 }
 
@@ -281,13 +309,14 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
     const int f0 = jp0 * NR, f1 = std::min(p.cout, jp1 * NR);
     const long t0 = blk * tb;
     const int nt = int(std::min<long>(tb, tiles - t0));
-    T* v = thread_scratch<T, 4>(std::size_t(A2) * tb * p.cin);
-    T* mm = thread_scratch<T, 5>(std::size_t(A2) * tb * p.cout);
+    const std::size_t ldv = xi_stride<T>(std::size_t(tb) * p.cin), ldm = xi_stride<T>(std::size_t(tb) * p.cout);
+    T* v = thread_scratch<T, 4>(A2 * ldv);
+    T* mm = thread_scratch<T, 5>(A2 * ldm);
     T* zeros = thread_scratch<T, 6>(std::size_t(p.cin) + p.cout);
     std::fill(zeros, zeros + p.cin + p.cout, T(0));
     T* junk = zeros + p.cin;  // where outputs beyond the image are written
     T* vx[A2];
-    for (int xi = 0; xi < A2; ++xi) vx[xi] = v + std::size_t(xi) * tb * p.cin;
+    for (int xi = 0; xi < A2; ++xi) vx[xi] = v + xi * ldv;
     for (int t = 0; t < nt; ++t) {
       const T* d[A2];
       tile_pointers(tl, x, t0 + t, zeros, d);
@@ -295,7 +324,7 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
       for_lanes<T>(0, p.cin, [&]<class L>(int c) { input_tile<B, T, L>(d, c, vx, voff); });
     }
     for (int xi = 0; xi < A2; ++xi)
-      gemm::rows_times_packed(nt, p.cout, p.cin, vx[xi], p.cin, u + xi * per_u, mm + std::size_t(xi) * tb * p.cout,
+      gemm::rows_times_packed(nt, p.cout, p.cin, vx[xi], p.cin, u + xi * per_u, mm + xi * ldm,
                               p.cout, gemm::Epilogue<T>{}, jp0, jp1);
     for (int t = 0; t < nt; ++t) {
       int b, ty, tx;
@@ -307,7 +336,7 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
           out[i * M + j] = oy < p.oh && ox < p.ow ? y + ((std::ptrdiff_t(b) * p.oh + oy) * p.ow + ox) * p.cout : junk;
         }
       const T* mt[A2];
-      for (int xi = 0; xi < A2; ++xi) mt[xi] = mm + (std::size_t(xi) * tb + t) * p.cout;
+      for (int xi = 0; xi < A2; ++xi) mt[xi] = mm + xi * ldm + std::size_t(t) * p.cout;
       for_lanes<T>(f0, f1, [&]<class L>(int f) { output_tile<B, T, L>(mt, f, bias, out); });
     }
   }
@@ -320,7 +349,9 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
   using U = gemm::Microkernel<T>;
   constexpr int MR = U::MR, NR = U::NR, a = B::a, A2 = a * a;
   const Tiling<M> tl(p);
-  const int tb = tiles_per_block<M, T>(p);
+  // The block is also the k of each product (the C tile is reloaded once per block): at least
+  // 36 tiles, even if that overflows L2 a little (conv3 with F(4x4): 18 -> 36 tiles, 1.4x faster).
+  const int tb = std::min(gemm::Blocking<T>::KC, std::max(tiles_per_block<M, T>(p), MR * ((36 + MR - 1) / MR)));
   const long tiles = tl.tiles(), blocks = (tiles + tb - 1) / tb;
   const int cin = p.cin, cout = p.cout, npan = (cout + NR - 1) / NR, mtiles = (cin + MR - 1) / MR;
   const int cpad = npan * NR;  // dY rows are copied zero-padded to whole panels
@@ -335,13 +366,14 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
     const int part = task / groups, grp = task % groups;
     const int xi0 = A2 * grp / groups, xi1 = A2 * (grp + 1) / groups;
     const long b0 = blocks * part / parts, b1 = blocks * (part + 1) / parts;
-    T* v = thread_scratch<T, 4>(std::size_t(A2) * tb * cin);
-    T* yp = thread_scratch<T, 5>(std::size_t(A2) * tb * cpad);  // dY~ in packed-B layout [xi][jp][t][NR]
+    const std::size_t ldv = xi_stride<T>(std::size_t(tb) * cin), ldy = xi_stride<T>(std::size_t(tb) * cpad);
+    T* v = thread_scratch<T, 4>(A2 * ldv);
+    T* yp = thread_scratch<T, 5>(A2 * ldy);  // dY~ in packed-B layout [xi][jp][t][NR]
     T* zeros = thread_scratch<T, 6>(std::size_t(cin) + std::size_t(M * M + 1) * cpad);
     std::fill(zeros, zeros + cin, T(0));
     T* dyt = zeros + cin;  // the tile's dY rows, zero-padded to cpad
     T* vx[A2];
-    for (int xi = 0; xi < A2; ++xi) vx[xi] = v + std::size_t(xi) * tb * cin;
+    for (int xi = 0; xi < A2; ++xi) vx[xi] = v + xi * ldv;
     T* accp = acc + std::size_t(part) * A2 * cf;
     for (long blk = b0; blk < b1; ++blk) {
       const long t0 = blk * tb;
@@ -366,7 +398,7 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
         // Row t of each xi's packed panels: element f goes to panel f / NR, column f % NR.
         for (int jp = 0; jp < npan; ++jp) {
           T* dst[A2];
-          for (int xi = 0; xi < A2; ++xi) dst[xi] = yp + ((std::size_t(xi) * npan + jp) * tb + t) * NR;
+          for (int xi = 0; xi < A2; ++xi) dst[xi] = yp + xi * ldy + (std::size_t(jp) * tb + t) * NR;
           for_lanes<T>(jp * NR, (jp + 1) * NR, [&]<class L>(int f) { gradient_tile<B, T, L>(g, f, dst, f - jp * NR); });
         }
       }
@@ -375,7 +407,7 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
       ep.accumulate = blk > b0;
       const std::ptrdiff_t zero_off = 0;
       for (int xi = xi0; xi < xi1; ++xi) {
-        const T* panel0 = yp + std::size_t(xi) * npan * tb * NR;
+        const T* panel0 = yp + xi * ldy;
         for (int it = 0; it < mtiles; ++it) {
           const T* rows[MR];
           for (int r = 0; r < MR; ++r) rows[r] = vx[xi] + std::min(it * MR + r, cin - 1);
