@@ -635,7 +635,7 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
     const data::ImageSet test = load_images(s.test_data, s.crop, 0, test_side);
     std::vector<int> idx(std::size_t(test.size()));
     for (int i = 0; i < test.size(); ++i) idx[std::size_t(i)] = i;
-    score("test (" + s.test_data + ")", "test", test, idx);
+    score("test (" + fs::path(s.test_data).filename().string() + ")", "test", test, idx);
   }
   if (split.validation.empty() && s.test_data.empty()) score("training images (no validation split)", "train", images, split.train);
 
