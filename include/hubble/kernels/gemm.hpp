@@ -111,7 +111,8 @@ void reference(Trans ta, Trans tb, int m, int n, int k, const T* a, std::ptrdiff
 // ---- the micro-kernel -------------------------------------------------------------------------
 // How the micro-kernel walks its MR rows of A:  k = s * seg_len + t  reads
 //   rows[r][seg_off[s] + t * step]        (s < segments, t < seg_len)
-// B is a packed panel: b[k * NR + j].
+// B is a packed panel, b[k * NR + j], or any row-major matrix with rows ldb apart whose NR
+// columns are all valid (run's last argument).
 template <class T>
 struct APanel {
   const T* const* rows;
@@ -141,12 +142,13 @@ template <class T, int MR_, int NR_>
 struct GenericMicrokernel {
   static constexpr int MR = MR_, NR = NR_;
   static constexpr const char* isa = "generic";
-  static void run(const APanel<T>& a, const T* b, T* c, std::ptrdiff_t ldc, int mr, int nr, const Epilogue<T>& ep) {
+  static void run(const APanel<T>& a, const T* b, T* c, std::ptrdiff_t ldc, int mr, int nr, const Epilogue<T>& ep,
+                  std::ptrdiff_t ldb = NR) {
     alignas(64) T acc[MR * NR] = {};
     for (int s = 0; s < a.segments; ++s) {
       const T* p[MR];
       for (int r = 0; r < MR; ++r) p[r] = a.rows[r] + a.seg_off[s];
-      for (int t = 0; t < a.seg_len; ++t, b += NR) {
+      for (int t = 0; t < a.seg_len; ++t, b += ldb) {
         const std::ptrdiff_t idx = t * a.step;
         for (int r = 0; r < MR; ++r) {
           const T av = p[r][idx];
@@ -165,7 +167,7 @@ struct Avx2Microkernel {
   static constexpr int MR = 6, NR = 16;
   static constexpr const char* isa = "avx2";
   static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr, int nr,
-                  const Epilogue<float>& ep) {
+                  const Epilogue<float>& ep, std::ptrdiff_t ldb = NR) {
     __m256 acc[MR][2];
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int s = 0; s < a.segments; ++s) {
@@ -174,7 +176,7 @@ struct Avx2Microkernel {
       const std::ptrdiff_t step = a.step;
       std::ptrdiff_t idx = 0;
 #pragma GCC unroll 4
-      for (int t = 0; t < a.seg_len; ++t, idx += step, b += NR) {
+      for (int t = 0; t < a.seg_len; ++t, idx += step, b += ldb) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         for (int r = 0; r < MR; ++r) {
           const __m256 av = _mm256_broadcast_ss(p[r] + idx);
@@ -211,7 +213,7 @@ struct Avx512Microkernel {
   static constexpr int MR = 8, NR = 32;
   static constexpr const char* isa = "avx512";
   static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr, int nr,
-                  const Epilogue<float>& ep) {
+                  const Epilogue<float>& ep, std::ptrdiff_t ldb = NR) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int s = 0; s < a.segments; ++s) {
@@ -220,7 +222,7 @@ struct Avx512Microkernel {
       const std::ptrdiff_t step = a.step;
       std::ptrdiff_t idx = 0;
 #pragma GCC unroll 4
-      for (int t = 0; t < a.seg_len; ++t, idx += step, b += NR) {
+      for (int t = 0; t < a.seg_len; ++t, idx += step, b += ldb) {
         const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
         for (int r = 0; r < MR; ++r) {
           const __m512 av = _mm512_set1_ps(p[r][idx]);

@@ -165,9 +165,12 @@ void weight_gradient(const Conv& cv, const T* x, const T* dy, T* dw, T* db, Work
   using U = gemm::Microkernel<T>;
   constexpr int MR = U::MR, NR = U::NR;
   const int K = cv.K(), f = cv.f;
+  const bool direct_b = f % NR == 0;  // dy rows hold whole panels: B read in place, no copy
   const int npan = (f + NR - 1) / NR, tiles_m = (K + MR - 1) / MR;
   const long out_rows = long(cv.n) * cv.oh;  // reduction runs over output rows of ow pixels
-  const int rows_per_chunk = std::max(1, gemm::Blocking<T>::KC / cv.ow);
+  // About KC/2 pixels per chunk: the B panel (chunk x NR) and the input rows under the chunk
+  // then fit L1 together (conv1: 2 output rows, 8 KiB + 11 KiB).
+  const int rows_per_chunk = std::max(1, gemm::Blocking<T>::KC / 2 / cv.ow);
   // k parts: a function of the shape only (reproducible sums).
   int parts = 1;
   if (long(tiles_m) * npan < 64) parts = int(std::min<long>(8, std::max<long>(1, out_rows / (4L * rows_per_chunk))));
@@ -204,9 +207,11 @@ void weight_gradient(const Conv& cv, const T* x, const T* dy, T* dw, T* db, Work
     for (long rc = r0; rc < r1; rc += rows_per_chunk) {
       const int nrows = int(std::min<long>(rows_per_chunk, r1 - rc));
       const int kc = nrows * cv.ow;
-      // Pack dy rows [rc*ow, rc*ow + kc) into NR panels; sum db on the way.
+      // B = dy rows [rc*ow, rc*ow + kc): read in place when every panel is full, else packed.
       const T* src = dy + std::size_t(rc) * cv.ow * f;
-      for (int jp = 0; jp < npan; ++jp) {
+      const T* bsrc = direct_b ? src : bp;
+      const std::ptrdiff_t ldb = direct_b ? f : NR, pstride = direct_b ? NR : std::ptrdiff_t(kc) * NR;
+      for (int jp = 0; jp < npan && !direct_b; ++jp) {
         T* d = bp + std::size_t(jp) * kc * NR;
         const int w = std::min(NR, f - jp * NR);
         for (int q = 0; q < kc; ++q) {
@@ -243,15 +248,16 @@ void weight_gradient(const Conv& cv, const T* x, const T* dy, T* dw, T* db, Work
           for (int r = 0; r < MR; ++r) rows[r] = ap + r;
           const APanel<T> a{rows, &zero_off, 1, kc, MR};
           for (int jp = 0; jp < npan; ++jp)
-            U::run(a, bp + std::size_t(jp) * kc * NR, dwt + std::size_t(tile) * MR * f + jp * NR, f, std::min(MR, K - tile * MR),
-                   std::min(NR, f - jp * NR), ep);
+            U::run(a, bsrc + jp * pstride, dwt + std::size_t(tile) * MR * f + jp * NR, f, std::min(MR, K - tile * MR),
+                   std::min(NR, f - jp * NR), ep, ldb);
         }
       } else {
         for (int jp = 0; jp < npan; ++jp) {
-          const T* bpanel = bp + std::size_t(jp) * kc * NR;
+          const T* bpanel = bsrc + jp * pstride;
           for (int tile = tile0; tile < tile1; ++tile) {
             const APanel<T> a{patch.data() + std::size_t(tile) * MR, seg_off.data(), nrows, cv.ow, std::ptrdiff_t(cv.s) * cv.c};
-            U::run(a, bpanel, dwt + std::size_t(tile) * MR * f + jp * NR, f, std::min(MR, K - tile * MR), std::min(NR, f - jp * NR), ep);
+            U::run(a, bpanel, dwt + std::size_t(tile) * MR * f + jp * NR, f, std::min(MR, K - tile * MR), std::min(NR, f - jp * NR),
+                   ep, ldb);
           }
         }
       }
