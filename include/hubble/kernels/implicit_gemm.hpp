@@ -108,9 +108,10 @@ void pack_weights(const Conv& cv, Get get, T* dst) {
     }
 }
 
-// y[M x f] = im2col(x) * B (+ bias, relu), B packed by pack_weights.
+// y[M x f] = im2col(x) * B (+ bias, relu). B is packed by pack_weights, or (ldb > 0) read in
+// place as a row-major K x f matrix with rows ldb apart, which needs f to be a multiple of NR.
 template <class T>
-void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool relu) {
+void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool relu, std::ptrdiff_t ldb = 0) {
   using U = gemm::Microkernel<T>;
   constexpr int MR = U::MR, NR = U::NR;
   constexpr int MC = MR * (192 / MR);
@@ -140,17 +141,18 @@ void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool 
     for (int kb = 0; kb < sp.blocks; ++kb) {
       const int s0 = kb * sp.per_block, ns = std::min(sp.count, s0 + sp.per_block) - s0;
       const int kc = ns * sp.len;
-      const T* bblock = bp + std::size_t(s0) * sp.len * npan * NR;
+      const T* bblock = ldb > 0 ? bp + std::size_t(s0) * sp.len * ldb : bp + std::size_t(s0) * sp.len * npan * NR;
       Epilogue<T> ep;
       ep.accumulate = kb > 0;
       const bool last = kb + 1 == sp.blocks;
       ep.relu = last && relu;
       for (int jp = jp0; jp < jp1; ++jp) {
         ep.bias = last && bias ? bias + jp * NR : nullptr;
-        const T* bpanel = bblock + std::size_t(jp) * kc * NR;
+        const T* bpanel = ldb > 0 ? bblock + jp * NR : bblock + std::size_t(jp) * kc * NR;
         for (int ir = 0; ir < mc; ir += MR) {
           const APanel<T> a{rows + ir, sp.off.data() + s0, ns, sp.len, 1};
-          U::run(a, bpanel, y + (m0 + ir) * cv.f + jp * NR, cv.f, std::min(MR, mc - ir), std::min(NR, cv.f - jp * NR), ep);
+          U::run(a, bpanel, y + (m0 + ir) * cv.f + jp * NR, cv.f, std::min(MR, mc - ir), std::min(NR, cv.f - jp * NR), ep,
+                 ldb > 0 ? ldb : NR);
         }
       }
     }
@@ -335,6 +337,7 @@ struct ImplicitGemm {
     implicit_detail::Conv cv;
     const T* xp = padded_input(g, x, ws, cv);
     constexpr int NR = gemm::Microkernel<T>::NR;
+    if (g.f % NR == 0) return implicit_detail::forward(cv, xp, w, y, b, relu, g.f);  // w is already NR panels
     const std::size_t nw = std::size_t(cv.K()) * g.f;
     constexpr int kind = 1;  // Workspace::prepared: the packed weights (kept for inference)
     if (!ws.has_prepared(kind, w, nw)) {
