@@ -342,6 +342,30 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
   }
 }
 
+// dg = G^T M G for weights [i, i + lane) of every (c, f), M = the sum of the parts' a x a
+// accumulators (added in part order); acc is [part][xi][cin*cout], dw is [3][3][cin*cout].
+template <class B, class T, class L>
+inline void finish_lane(const T* acc, int parts, std::size_t cf, T* dw, int i) {
+  constexpr int a = B::a, A2 = a * a;
+  L mt[a][a], q[3][a];
+  for (int xi = 0; xi < A2; ++xi) {
+    L sum = load<L>(acc + xi * cf + i);
+    for (int pp = 1; pp < parts; ++pp) sum += load<L>(acc + (std::size_t(pp) * A2 + xi) * cf + i);
+    mt[xi / a][xi % a] = sum;
+  }
+  for (int j = 0; j < a; ++j) {  // q = G^T M, a column at a time
+    L col[a], o[3];
+    for (int k = 0; k < a; ++k) col[k] = mt[k][j];
+    apply<B, Mat::G, true, 3, a, T>(col, o);
+    for (int r = 0; r < 3; ++r) q[r][j] = o[r];
+  }
+  for (int r = 0; r < 3; ++r) {  // dg = q G
+    L o[3];
+    apply<B, Mat::G, true, 3, a, T>(q[r], o);
+    for (int j = 0; j < 3; ++j) store(dw + (r * 3 + j) * cf + i, o[j]);
+  }
+}
+
 // dw = G^T [ sum_tiles V .* (A dY A^T) ] G over the tiles of x and dy; db is not computed here.
 template <int M, class T>
 void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace<T>& ws) {
@@ -356,8 +380,9 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
   const int cin = p.cin, cout = p.cout, npan = (cout + NR - 1) / NR, mtiles = (cin + MR - 1) / MR;
   const int cpad = npan * NR;  // dY rows are copied zero-padded to whole panels
   const std::size_t cf = std::size_t(cin) * cout;
-  // Parts: a function of the shape only (reproducible sums).
-  const int parts = int(std::clamp<long>(blocks / 4, 1, 4));
+  // Parts: a function of the shape only (reproducible sums); more threads than parts share a
+  // part by splitting its xi matrices (below).
+  const int parts = int(std::clamp<long>(blocks / 4, 1, 2));
   T* acc = ws.get_c(std::size_t(parts) * A2 * cf);  // [part][xi][cin][cout]
   int groups = 1;  // xi groups per part, for load balance only (the sums keep their order)
   while (parts * groups < 2 * max_threads() && groups < A2) groups *= 2;
@@ -371,7 +396,8 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
     T* yp = thread_scratch<T, 5>(A2 * ldy);  // dY~ in packed-B layout [xi][jp][t][NR]
     T* zeros = thread_scratch<T, 6>(std::size_t(cin) + std::size_t(M * M + 1) * cpad);
     std::fill(zeros, zeros + cin, T(0));
-    T* dyt = zeros + cin;  // the tile's dY rows, zero-padded to cpad
+    T* dyt = zeros + cin;  // the tile's dY rows, zero-padded to cpad, then one row of zeros
+    std::fill(dyt + std::size_t(M * M) * cpad, dyt + std::size_t(M * M + 1) * cpad, T(0));
     T* vx[A2];
     for (int xi = 0; xi < A2; ++xi) vx[xi] = v + xi * ldv;
     T* accp = acc + std::size_t(part) * A2 * cf;
@@ -385,13 +411,18 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
         for_lanes<T>(0, cin, [&]<class L>(int c) { input_tile<B, T, L>(d, c, vx, voff); });
         int b, ty, tx;
         tl.locate(t0 + t, b, ty, tx);
+        // dY rows of the tile: read in place when they are whole panels, else copied zero-padded;
+        // positions beyond the image read a row of zeros.
         const T* g[M * M];
+        T* zero_row = dyt + std::size_t(M * M) * cpad;
         for (int i = 0; i < M; ++i)
           for (int j = 0; j < M; ++j) {
-            T* row = dyt + std::size_t(i * M + j) * cpad;
             const int oy = M * ty + i, ox = M * tx + j;
-            if (oy < p.oh && ox < p.ow) std::memcpy(row, dy + ((std::ptrdiff_t(b) * p.oh + oy) * p.ow + ox) * cout, sizeof(T) * cout);
-            else std::fill(row, row + cout, T(0));
+            if (oy >= p.oh || ox >= p.ow) { g[i * M + j] = zero_row; continue; }
+            const T* src = dy + ((std::ptrdiff_t(b) * p.oh + oy) * p.ow + ox) * cout;
+            if (cpad == cout) { g[i * M + j] = src; continue; }
+            T* row = dyt + std::size_t(i * M + j) * cpad;
+            std::memcpy(row, src, sizeof(T) * cout);
             std::fill(row + cout, row + cpad, T(0));
             g[i * M + j] = row;
           }
@@ -419,27 +450,12 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
       }
     }
   }
-  // Sum the parts in order, then dg = G^T M G.
+  // Sum the parts in order, then dg = G^T M G, vectorised over (c, f).
+  const long lanes_total = long(cf);
+  const long chunk = 256;
 #pragma omp parallel for schedule(static) if (cf > 4096)
-  for (long i = 0; i < long(cf); ++i) {
-    T mt[a][a], q[3][a];
-    for (int xi = 0; xi < A2; ++xi) {
-      T s = acc[xi * cf + i];
-      for (int pp = 1; pp < parts; ++pp) s += acc[(std::size_t(pp) * A2 + xi) * cf + i];
-      mt[xi / a][xi % a] = s;
-    }
-    for (int j = 0; j < a; ++j) {  // q = G^T M, a column at a time
-      T col[a], o[3];
-      for (int k = 0; k < a; ++k) col[k] = mt[k][j];
-      apply<B, Mat::G, true, 3, a, T>(col, o);
-      for (int r = 0; r < 3; ++r) q[r][j] = o[r];
-    }
-    for (int r = 0; r < 3; ++r) {  // dg = q G
-      T o[3];
-      apply<B, Mat::G, true, 3, a, T>(q[r], o);
-      for (int j = 0; j < 3; ++j) dw[(r * 3 + j) * cf + i] = o[j];
-    }
-  }
+  for (long i0 = 0; i0 < lanes_total; i0 += chunk)
+    for_lanes<T>(int(i0), int(std::min(lanes_total, i0 + chunk)), [&]<class L>(int i) { finish_lane<B, T, L>(acc, parts, cf, dw, i); });
 }
 
 }  // namespace winograd_detail
