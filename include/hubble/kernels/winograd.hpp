@@ -385,7 +385,7 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
   const int parts = int(std::clamp<long>(blocks / 4, 1, 2));
   T* acc = ws.get_c(std::size_t(parts) * A2 * cf);  // [part][xi][cin][cout]
   int groups = 1;  // xi groups per part, for load balance only (the sums keep their order)
-  while (parts * groups < 2 * max_threads() && groups < A2) groups *= 2;
+  while (parts * groups < max_threads() && groups < A2) groups *= 2;  // (each group redoes the transforms)
 #pragma omp parallel for schedule(static) if (parts * groups > 1)
   for (int task = 0; task < parts * groups; ++task) {
     const int part = task / groups, grp = task % groups;
