@@ -5,8 +5,11 @@ same threads, same batch, in one run.
 Each case is measured --reps times, alternating hubble and PyTorch (and swapping which goes first
 every repetition) so that a noisy neighbour hurts both alike; the medians are compared. hubble
 runs as `bench_paper_net --plain ...` (built by the project's CMake; its timing excludes process
-start-up and two warm-up steps); PyTorch runs in this process, in channels-last memory format
-(oneDNN's NHWC kernels, the fast path on CPU), after the same warm-up.
+start-up and two warm-up steps); PyTorch runs in this process after the same warm-up: training
+eager in channels-last memory format (oneDNN's NHWC kernels, the fast path on CPU), inference in
+whichever of eager channels-last, TorchScript frozen + optimize_for_inference on channels-last
+or on NCHW input is fastest for that batch (probed once at start; eager at batch 1 falls back to
+PyTorch's slow reference convolution for two layers, ~15x slower).
 
     /usr/bin/python3 benchmarks/compare_pytorch.py [--bench build/benchmarks/bench_paper_net]
                                                    [--threads 2] [--reps 5] [--seconds 2]
@@ -52,13 +55,19 @@ class PaperNet(nn.Module):
         return self.dense_2(self.dropout_2(x))
 
 
-def torch_rate(mode, batch, seconds):
+INFER_CONFIGS = ("eager-channels-last", "script-channels-last", "script-nchw")
+
+
+def torch_rate(mode, batch, seconds, config="eager-channels-last"):
+    """Images/s of PyTorch's training step (eager, channels-last) or inference in `config`:
+    eager, or TorchScript traced + frozen + optimize_for_inference (oneDNN's fused inference path),
+    fed channels-last or NCHW-contiguous input."""
     torch.manual_seed(0)
-    net = PaperNet().to(memory_format=torch.channels_last)
+    net = PaperNet()
     x = torch.rand(batch, 128, 128, 3)
     y = torch.randint(0, 10, (batch,))
     if mode == "train":
-        net.train()
+        net = net.to(memory_format=torch.channels_last).train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
 
         def step():
@@ -68,6 +77,25 @@ def torch_rate(mode, batch, seconds):
             opt.step()
     else:
         net.eval()
+        if config.endswith("channels-last"):
+            net = net.to(memory_format=torch.channels_last)
+            x = x  # the network permutes NHWC to a channels-last NCHW view itself
+        else:
+            x = x.contiguous()
+        if config.startswith("script"):
+            class Nchw(nn.Module):  # traced on NCHW input so the script sees the conv layout directly
+                def __init__(self, inner):
+                    super().__init__()
+                    self.inner = inner
+
+                def forward(self, z):
+                    return self.inner(z.permute(0, 2, 3, 1))
+            xin = x.permute(0, 3, 1, 2)
+            if config == "script-nchw":
+                xin = xin.contiguous()
+            with torch.no_grad():
+                net = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(Nchw(net).eval(), xin)))
+            x = xin
 
         def step():
             with torch.inference_mode():
@@ -114,6 +142,15 @@ def main():
           f"channels-last; {args.reps} x {args.seconds:g} s per case and framework", flush=True)
 
     cases = [("train_b32", "train", 32), ("train_b64", "train", 64), ("infer_b1", "infer", 1), ("infer_b64", "infer", 64)]
+    # PyTorch's fastest inference path differs with the batch: probe each configuration once.
+    config = {}
+    for key, mode, batch in cases:
+        if mode == "train":
+            config[key] = "eager-channels-last"
+            continue
+        probe = {c: torch_rate(mode, batch, min(1.0, args.seconds), c) for c in INFER_CONFIGS}
+        config[key] = max(probe, key=probe.get)
+        print(f"  {key}: torch " + ", ".join(f"{c} {r:.0f}" for c, r in probe.items()) + f" img/s -> {config[key]}", flush=True)
     rates = {key: {"hubble": [], "torch": []} for key, _, _ in cases}
     for rep in range(args.reps):
         for key, mode, batch in cases:
@@ -122,7 +159,7 @@ def main():
                 if who == "hubble":
                     r = hubble_rate(bench, mode, batch, args.seconds, args.threads, args.variant)
                 else:
-                    r = torch_rate(mode, batch, args.seconds)
+                    r = torch_rate(mode, batch, args.seconds, config[key])
                 rates[key][who].append(r)
             print(f"  rep {rep + 1}: {key:<10} hubble {rates[key]['hubble'][-1]:8.1f}  torch {rates[key]['torch'][-1]:8.1f} img/s",
                   flush=True)

@@ -1,13 +1,17 @@
 #pragma once
 // The convolution variant a Conv2D uses when none is named: kernels::Tuned, which picks per layer
-// shape the variant measured fastest on the paper network (docs/kernels.md has the tables and the
-// commands that reproduce them):
-//   3x3, stride 1, output >= 8x8  -> Winograd F(4x4,3x3)   (conv2, conv3)
-//   everything else               -> ImplicitGemm          (conv1, conv4)
-// Below 8x8 outputs Winograd's tiles are too few to amortise its transforms (conv4: 4x4 output,
-// Winograd measured 0.4-0.9x ImplicitGemm); F(4x4,3x3) beat F(2x2,3x3) on conv2 and conv3 in every
-// pass. The choice depends on the shape only, so a layer always runs the same arithmetic;
-// PaperNetT<T, ConvKernel> takes any single variant instead.
+// geometry the variant measured fastest on the paper network (docs/kernels.md has the tables and
+// the commands that reproduce them):
+//   3x3, stride 1, at least 8 output tiles of 4x4 in the batch -> Winograd F(4x4,3x3)
+//                                                  (conv2, conv3; conv4 from batch 8 on)
+//   everything else                              -> ImplicitGemm (conv1; conv4 below batch 8)
+// Winograd's GEMMs run one row per tile, so with fewer tiles than the micro-kernel has rows most
+// of its work is wasted: conv4 (4x4 output, one tile per image) at batch 1 is 1.6x slower than
+// ImplicitGemm, at batch 32 1.6x faster. F(4x4,3x3) beat F(2x2,3x3) on every paper layer.
+// The choice depends on the geometry only (never on threads or timing), so runs are
+// reproducible; a layer with a tiny output may run different arithmetic at batch < 8 than at
+// batch >= 8 (results then differ by rounding, ~1e-6 relative). PyTorch-style per-variant
+// networks: PaperNetT<T, ConvKernel> takes any single variant instead.
 // Every variant is included here so that Conv2D<..., kernels::X> works after any layer header.
 #include "hubble/kernels/im2col_eigen.hpp"
 #include "hubble/kernels/implicit_gemm.hpp"
@@ -19,7 +23,9 @@ namespace hubble::kernels {
 
 struct Tuned {
   static constexpr const char* name = "tuned";
-  static bool use_winograd(const ConvGeometry& g) { return Winograd4x4::applies(g) && g.oh >= 8 && g.ow >= 8; }
+  static bool use_winograd(const ConvGeometry& g) {
+    return Winograd4x4::applies(g) && long(g.n) * ((g.oh + 3) / 4) * ((g.ow + 3) / 4) >= 8;
+  }
 
   template <class T>
   static void forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
