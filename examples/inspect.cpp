@@ -265,6 +265,7 @@ void gradient_check(PaperNet& net, const Tensor<float>& x, const Options& o) {
 int run(const Options& o) {
   // ---- the network
   PaperNet net(o.seed);
+  net.set_fusion(false);  // keep every layer's output and gradient (fused pairs skip two of them)
   double crop_fraction = -1;
   std::printf("== network: PaperNet, %zu parameters\n", PaperNet::parameter_count);
   if (!o.checkpoint.empty()) {

@@ -33,6 +33,11 @@ struct Tuned {
     else ImplicitGemm::forward(g, x, w, b, y, ws);
   }
   template <class T>
+  static void forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
+    if (use_winograd(g)) Winograd4x4::forward_relu(g, x, w, b, y, ws);
+    else ImplicitGemm::forward_relu(g, x, w, b, y, ws);
+  }
+  template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,
                        Workspace<T>& ws) {
     if (use_winograd(g)) Winograd4x4::backward(g, x, w, dy, dw, db, dx, ws);

@@ -328,24 +328,12 @@ struct ImplicitGemm {
 
   template <class T>
   static void forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
-    forward_fused(g, x, w, b, y, ws, false);
+    forward_impl(g, x, w, b, y, ws, false);
   }
-
-  // forward with max(., 0) fused into the store (for a Conv2D followed by ReLU).
+  // y = max(conv(x, w) + b, 0) in one pass: the ReLU is applied in the micro-kernel's store.
   template <class T>
-  static void forward_fused(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu) {
-    implicit_detail::Conv cv;
-    const T* xp = padded_input(g, x, ws, cv);
-    constexpr int NR = gemm::Microkernel<T>::NR;
-    if (g.f % NR == 0) return implicit_detail::forward(cv, xp, w, y, b, relu, g.f);  // w is already NR panels
-    const std::size_t nw = std::size_t(cv.K()) * g.f;
-    constexpr int kind = 1;  // Workspace::prepared: the packed weights (kept for inference)
-    if (!ws.has_prepared(kind, w, nw)) {
-      T* bp = ws.prepare(kind, w, nw, std::size_t(cv.K()) * ((g.f + NR - 1) / NR) * NR);
-      const int f = g.f;
-      implicit_detail::pack_weights<T>(cv, [&](int kk, int j) { return w[std::size_t(kk) * f + j]; }, bp);
-    }
-    implicit_detail::forward(cv, xp, ws.prepared.data(), y, b, relu);
+  static void forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
+    forward_impl(g, x, w, b, y, ws, true);
   }
 
   template <class T>
@@ -358,6 +346,23 @@ struct ImplicitGemm {
     }
     if (!dx) return;
     implicit_detail::input_gradient_col2im(g, dy, w, dx, ws);
+  }
+
+ private:
+  template <class T>
+  static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu) {
+    implicit_detail::Conv cv;
+    const T* xp = padded_input(g, x, ws, cv);
+    constexpr int NR = gemm::Microkernel<T>::NR;
+    if (g.f % NR == 0) return implicit_detail::forward(cv, xp, w, y, b, relu, g.f);  // w is already NR panels
+    const std::size_t nw = std::size_t(cv.K()) * g.f;
+    constexpr int kind = 1;  // Workspace::prepared: the packed weights (kept for inference)
+    if (!ws.has_prepared(kind, w, nw)) {
+      T* bp = ws.prepare(kind, w, nw, std::size_t(cv.K()) * ((g.f + NR - 1) / NR) * NR);
+      const int f = g.f;
+      implicit_detail::pack_weights<T>(cv, [&](int kk, int j) { return w[std::size_t(kk) * f + j]; }, bp);
+    }
+    implicit_detail::forward(cv, xp, ws.prepared.data(), y, b, relu);
   }
 };
 

@@ -17,13 +17,21 @@ struct PackedGemm {
   static constexpr const char* name = "im2col+packed-gemm";
 
   template <class T>
-  static void forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
+  static void forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws,
+                      bool relu = false) {
     const int rows = int(g.out_pixels()), patch = int(g.patch());
     T* col = ws.get_a(std::size_t(rows) * patch);
     im2col(g, x, col);
     gemm::Epilogue<T> ep;
     ep.bias = b;
+    ep.relu = relu;
     gemm::gemm(gemm::Trans::no, gemm::Trans::no, rows, g.f, patch, col, patch, w, g.f, y, g.f, ep);
+  }
+
+  // y = max(conv(x, w) + b, 0): the ReLU is applied in the micro-kernel's store.
+  template <class T>
+  static void forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
+    forward(g, x, w, b, y, ws, true);
   }
 
   template <class T>

@@ -144,9 +144,10 @@ inline void input_tile(const T* const* d, int c, T* const* v, std::ptrdiff_t vof
   }
 }
 
-// Y = A^T M A (+ bias) for one tile and filters [f, f + lane): mt[xi] points at M_xi of the tile.
+// Y = A^T M A (+ bias, then max(., 0) when relu) for one tile and filters [f, f + lane): mt[xi]
+// points at M_xi of the tile.
 template <class B, class T, class L>
-inline void output_tile(const T* const* mt, int f, const T* bias, T* const* out) {
+inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* const* out) {
   constexpr int a = B::a, m = B::m;
   L r[m][a];
   for (int j = 0; j < a; ++j) {  // r = A^T M
@@ -160,7 +161,10 @@ inline void output_tile(const T* const* mt, int f, const T* bias, T* const* out)
   for (int i = 0; i < m; ++i) {  // Y = r A
     L o[m];
     apply<B, Mat::AT, false, m, a, T>(r[i], o);
-    for (int j = 0; j < m; ++j) store(out[i * m + j] + f, o[j] + bv);
+    for (int j = 0; j < m; ++j) {
+      const L v = o[j] + bv;
+      store(out[i * m + j] + f, relu ? (v > T(0) ? v : L{} + T(0)) : v);
+    }
   }
 }
 
@@ -287,9 +291,9 @@ void transform_weights(int cin, int cout, const T* g /* [3][3][cin][cout] */, T*
   }
 }
 
-// y = winograd(x, U) + bias, U from transform_weights.
+// y = winograd(x, U) + bias (then max(., 0) when relu), U from transform_weights.
 template <int M, class T>
-void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
+void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, bool relu = false) {
   using B = Basis<M>;
   constexpr int a = B::a, A2 = a * a;
   const Tiling<M> tl(p);
@@ -337,7 +341,7 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y) {
         }
       const T* mt[A2];
       for (int xi = 0; xi < A2; ++xi) mt[xi] = mm + xi * ldm + std::size_t(t) * p.cout;
-      for_lanes<T>(f0, f1, [&]<class L>(int f) { output_tile<B, T, L>(mt, f, bias, out); });
+      for_lanes<T>(f0, f1, [&]<class L>(int f) { output_tile<B, T, L>(mt, f, bias, relu, out); });
     }
   }
 }
@@ -474,13 +478,12 @@ struct WinogradT {
 
   template <class T>
   static void forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
-    if (!applies(g)) return ImplicitGemm::forward(g, x, w, b, y, ws);
-    const std::size_t nw = 9 * std::size_t(g.c) * g.f;
-    constexpr int kind = 100 + M;  // Workspace::prepared: the transformed weights (kept for inference)
-    if (!ws.has_prepared(kind, w, nw))
-      winograd_detail::transform_weights<M>(g.c, g.f, w, ws.prepare(kind, w, nw, A2 * gemm::packed_b_size<T>(g.c, g.f)));
-    const winograd_detail::Problem p{g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, g.oh, g.ow, g.f};
-    winograd_detail::convolve<M>(p, x, ws.prepared.data(), b, y);
+    forward_impl(g, x, w, b, y, ws, false);
+  }
+  // y = max(conv(x, w) + b, 0) in one pass: the ReLU is applied in the output transform.
+  template <class T>
+  static void forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
+    forward_impl(g, x, w, b, y, ws, true);
   }
 
   template <class T>
@@ -506,6 +509,18 @@ struct WinogradT {
     winograd_detail::transform_weights<M>(g.f, g.c, wr, u);
     const winograd_detail::Problem p{g.n, g.oh, g.ow, g.f, 2 - g.pad_top, 2 - g.pad_left, g.h, g.w, g.c};
     winograd_detail::convolve<M>(p, dy, u, (const T*)nullptr, dx);
+  }
+
+ private:
+  template <class T>
+  static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu) {
+    if (!applies(g)) return relu ? ImplicitGemm::forward_relu(g, x, w, b, y, ws) : ImplicitGemm::forward(g, x, w, b, y, ws);
+    const std::size_t nw = 9 * std::size_t(g.c) * g.f;
+    constexpr int kind = 100 + M;  // Workspace::prepared: the transformed weights (kept for inference)
+    if (!ws.has_prepared(kind, w, nw))
+      winograd_detail::transform_weights<M>(g.c, g.f, w, ws.prepare(kind, w, nw, A2 * gemm::packed_b_size<T>(g.c, g.f)));
+    const winograd_detail::Problem p{g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, g.oh, g.ow, g.f};
+    winograd_detail::convolve<M>(p, x, ws.prepared.data(), b, y, relu);
   }
 };
 

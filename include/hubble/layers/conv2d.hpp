@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "hubble/kernels/default.hpp"
+#include "hubble/layers/activations.hpp"
 #include "hubble/layers/layer_abstract.hpp"
 
 namespace hubble {
@@ -65,6 +66,19 @@ class Conv2DLayer {
     y.template resize_for<out_shape>(x.batch());
     Kernel::forward(geometry(x.batch()), x.data(), w_.data(), b_.data(), y.data(), ws_);
   }
+  // y = max(conv(x, w) + b, 0): the Conv2D and the ReLU after it in one pass (Network fuses the
+  // pair). Variants with a forward_relu apply the max in their store; others get a second pass.
+  void forward_relu(const Tensor<T>& x, Tensor<T>& y) {
+    check_input<In>(x, "Conv2D");
+    y.template resize_for<out_shape>(x.batch());
+    if constexpr (requires { Kernel::forward_relu(geometry(1), x.data(), w_.data(), b_.data(), y.data(), ws_); }) {
+      Kernel::forward_relu(geometry(x.batch()), x.data(), w_.data(), b_.data(), y.data(), ws_);
+    } else {
+      Kernel::forward(geometry(x.batch()), x.data(), w_.data(), b_.data(), y.data(), ws_);
+      activation::ReLU::forward(y.data(), y.data(), y.size(), std::size_t(F));
+    }
+  }
+  // Needs x only: y (the second argument) may be empty when the forward pass was fused.
   void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
     if (dx) dx->template resize_for<In>(x.batch());
     Kernel::backward(geometry(x.batch()), x.data(), w_.data(), dy.data(), dw_.data(), db_.data(),

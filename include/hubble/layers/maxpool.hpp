@@ -5,6 +5,9 @@
 //   forward:  y[n,oy,ox,c] = max over the window of x;  remembers which input won (argmax)
 //   backward: the gradient goes to the winner only: dx[argmax] += dy, zero elsewhere
 //             (ties: the first maximum in row-major window order wins, as in PyTorch)
+//   backward_relu: the backward of ReLU -> MaxPool in one pass (Network fuses the pair):
+//             dz = dLoss/d(ReLU's input) = dx * [x > 0], and at a winner x > 0 <=> y > 0, so
+//             dz[argmax] = y > 0 ? dy : 0, zero elsewhere.  Bit for bit the two-pass result.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -56,13 +59,26 @@ class MaxPoolLayer : public ParameterFreeLayer {
           }
         }
   }
-  void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
+    backward_masked<false>(x, y, dy, dx);
+  }
+  // x = the ReLU's output, dz = dLoss/d(the ReLU's input).
+  void backward_relu(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dz) {
+    backward_masked<true>(x, y, dy, dz);
+  }
+
+ private:
+  template <bool ReluMask>
+  void backward_masked(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
     if (!dx) return;
     dx->template resize_for<In>(x.batch());
     constexpr int OH = out_shape::h, OW = out_shape::w, C = In::c, H = In::h, W = In::w;
     T* d = dx->data();
     const T* g = dy.data();
     const std::uint8_t* am = argmax_.data();
+    const T* ys = y.data();
+    // Does output o pass its gradient on (always, or only when the ReLU before the pool let it)?
+    const auto passes = [ys](std::size_t o) { return !ReluMask || ys[o] > T(0); };
     if constexpr (S >= P) {
       // Windows do not overlap: every input position belongs to at most one window, so dx is
       // written in one pass (the winner gets dy, the rest 0) with no separate zero fill.
@@ -79,7 +95,7 @@ class MaxPoolLayer : public ParameterFreeLayer {
             const std::uint8_t pos = std::uint8_t(py * P + px);
             const std::size_t o = ((std::size_t(b) * OH + oy) * OW + ox) * C;
 #pragma omp simd
-            for (int c = 0; c < C; ++c) out[c] = am[o + c] == pos ? g[o + c] : T(0);
+            for (int c = 0; c < C; ++c) out[c] = am[o + c] == pos && passes(o + c) ? g[o + c] : T(0);
           }
         }
     } else {
@@ -93,13 +109,12 @@ class MaxPoolLayer : public ParameterFreeLayer {
             const std::size_t o = ((std::size_t(b) * OH + oy) * OW + ox) * C;
             for (int c = 0; c < C; ++c) {
               const int pos = am[o + c];
-              win[(std::size_t(pos / P) * W + pos % P) * C + c] += g[o + c];
+              if (passes(o + c)) win[(std::size_t(pos / P) * W + pos % P) * C + c] += g[o + c];
             }
           }
     }
   }
 
- private:
   std::vector<std::uint8_t> argmax_;  // window position (py * P + px) of each output's maximum
 };
 

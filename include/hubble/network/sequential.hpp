@@ -10,6 +10,12 @@
 //
 // The network owns every activation and gradient buffer (sized on the first batch, reused
 // after). forward() keeps a pointer to its input: keep the input alive until backward().
+//
+// Fusion: a Conv2D directly followed by ReLU runs as one pass (the ReLU is applied in the
+// convolution's store), and a ReLU directly followed by MaxPool runs its backward inside the
+// pool's. Results are bit for bit those of the separate layers; what changes is that the
+// conv's pre-ReLU output and the gradient at the ReLU's output are never stored (empty in
+// activation() / activation_gradient()). set_fusion(false) keeps every tensor, for inspection.
 #include <array>
 #include <cstdint>
 #include <ostream>
@@ -47,6 +53,13 @@ struct bind_chain<In, T, S, Rest...> {
 };
 template <class L> struct is_softmax : std::false_type {};
 template <class In, class T> struct is_softmax<ActivationLayer<In, T, activation::Softmax>> : std::true_type {};
+template <class L> struct is_relu : std::false_type {};
+template <class In, class T> struct is_relu<ActivationLayer<In, T, activation::ReLU>> : std::true_type {};
+// Layer pairs the network runs as one pass (see Network::set_fusion).
+template <class L, class T>
+concept writes_relu_output = requires(L& l, const Tensor<T>& x, Tensor<T>& y) { l.forward_relu(x, y); };
+template <class L, class T>
+concept masks_relu_gradient = requires(L& l, const Tensor<T>& t, Tensor<T>* d) { l.backward_relu(t, t, t, d); };
 template <class> struct is_input : std::false_type {};
 template <int H, int W, int C> struct is_input<Input<H, W, C>> : std::true_type {};
 }  // namespace detail
@@ -128,6 +141,10 @@ class Network {
     if constexpr (ends_with_softmax && layer_count >= 2) return acts_[layer_count - 2];
     else return acts_[layer_count - 1];
   }
+  // Fusion of Conv2D+ReLU and ReLU+MaxPool (on by default; see the top of this file).
+  void set_fusion(bool on) { fuse_ = on; }
+  bool fusion() const { return fuse_; }
+
   // Output of layer I (0-based, Input not counted) from the last forward pass.
   const Tensor<T>& activation(std::size_t i) const { return acts_.at(i); }
   // dLoss/d(output of layer i) from the last backward pass.
@@ -213,8 +230,30 @@ class Network {
   static std::vector<SummaryRow> summary_rows();
 
  private:
+  // Is layer I a Conv2D (or any layer with forward_relu) whose output goes straight into a ReLU?
+  template <std::size_t I>
+  static constexpr bool relu_follows() {
+    if constexpr (I + 1 < layer_count)
+      return detail::writes_relu_output<layer_type<I>, T> && detail::is_relu<layer_type<I + 1>>::value;
+    else return false;
+  }
+  // Is layer I a MaxPool (or any layer with backward_relu) fed by a ReLU whose input needs a gradient?
+  template <std::size_t I>
+  static constexpr bool fed_by_relu() {
+    if constexpr (I >= 2) return detail::masks_relu_gradient<layer_type<I>, T> && detail::is_relu<layer_type<I - 1>>::value;
+    else return false;
+  }
+
   template <std::size_t I>
   void forward_from(const Tensor<T>& x, Mode mode) {
+    if constexpr (relu_follows<I>()) {
+      if (fuse_) {  // acts_[I] (the pre-ReLU output) is skipped
+        acts_[I] = Tensor<T>();
+        std::get<I>(layers_).forward_relu(x, acts_[I + 1]);
+        if constexpr (I + 2 < layer_count) forward_from<I + 2>(acts_[I + 1], mode);
+        return;
+      }
+    }
     std::get<I>(layers_).forward(x, acts_[I], mode);
     if constexpr (I + 1 < layer_count) forward_from<I + 1>(acts_[I], mode);
   }
@@ -224,7 +263,18 @@ class Network {
     if constexpr (I == 0) {
       layer.backward(*input_, acts_[0], dy, nullptr);  // no one needs dLoss/d(input)
     } else {
-      layer.backward(acts_[I - 1], acts_[I], dy, &grads_[I - 1]);
+      if constexpr (fed_by_relu<I>()) {
+        if (fuse_) {  // straight to dLoss/d(ReLU's input); grads_[I - 1] is skipped
+          grads_[I - 1] = Tensor<T>();
+          layer.backward_relu(acts_[I - 1], acts_[I], dy, &grads_[I - 2]);
+          backward_from<I - 2>(grads_[I - 2]);
+          return;
+        }
+      }
+      // A ReLU after a fused Conv2D has no stored input: its output has the same shape, and
+      // ReLU's gradient reads only the output.
+      const Tensor<T>& x = relu_follows<I - 1>() && fuse_ ? acts_[I] : acts_[I - 1];
+      layer.backward(x, acts_[I], dy, &grads_[I - 1]);
       backward_from<I - 1>(grads_[I - 1]);
     }
   }
@@ -234,6 +284,7 @@ class Network {
   std::array<Tensor<T>, layer_count> grads_;  // grads_[i]: dLoss/d acts_[i]
   Tensor<T> dlogits_;
   const Tensor<T>* input_ = nullptr;
+  bool fuse_ = true;
 };
 
 template <class... Specs>
