@@ -225,6 +225,32 @@ TEST_CASE("trainer: it learns the tiny task, and rot4 shows every training image
   CHECK(epoch_images == 4 * 48);
 }
 
+TEST_CASE("trainer: rot4 trains exactly as on the stored x4 set of rotate4, without storing it") {
+  const data::ImageSet images = tiny_images(20, 4);
+  const std::vector<int> train = range(2, 20);
+  TinyNet a(7), b(7);
+  train::TrainConfig c;
+  c.epochs = 1;
+  c.batch_size = 8;
+  c.seed = 9;
+  c.augment = train::Augment::rot4;
+  train::Trainer<TinyNet>(a, c).fit(images, train, {});
+
+  // The same epoch by hand, from the materialised rotations.
+  const data::ImageSet x4 = data::rotate4(images, train);
+  const std::vector<int> order = train::Trainer<TinyNet>::epoch_order(x4.size(), 1, c.seed, 0);
+  Adam<float> adam;
+  Tensor<float> x;
+  for (std::size_t first = 0; first < order.size(); first += 8) {
+    const std::vector<int> batch(order.begin() + long(first), order.begin() + long(std::min(order.size(), first + 8)));
+    std::vector<int> labels;
+    for (int i : batch) labels.push_back(x4.labels[std::size_t(i)]);
+    data::to_tensor(x4, std::span<const int>(batch), x);
+    b.train_step(x, labels, adam);
+  }
+  CHECK(same_weights(a, b));
+}
+
 TEST_CASE("trainer: without validation the best checkpoint follows the training loss") {
   const data::ImageSet images = tiny_images(32, 4);
   TinyNet net(3);

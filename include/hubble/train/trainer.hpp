@@ -238,17 +238,16 @@ class Trainer {
     for (const std::vector<int>* list : {&train, &validation})
       for (int i : *list) HUBBLE_CHECK(i >= 0 && i < images.size(), "train: image index ", i, " outside the set of ", images.size());
 
-    // The images one epoch draws from: the x4 rotated copies (paper), or the originals.
-    data::ImageSet rotated;
-    std::vector<int> source_index;  // position in the epoch's base list -> image in `source`
-    const data::ImageSet* source = &images;
-    if (cfg_.augment == Augment::rot4) {
-      rotated = data::rotate4(images, train);
-      source = &rotated;
-      for (int i = 0; i < rotated.size(); ++i) source_index.push_back(i);
-    } else {
-      source_index = train;
-    }
+    // The items one epoch draws from: each training image, or (paper, rot4) each image in its
+    // 4 rotations, item 4k + r = image train[k] turned by r * 90 degrees. The rotation is applied
+    // when the batch is built, so the x4 set is never stored (full Galaxy10: 2.8 GB saved).
+    const int per_image = cfg_.augment == Augment::rot4 ? 4 : 1;
+    HUBBLE_CHECK(per_image == 1 || images.height == images.width, "train: rot4 needs square images, not ",
+                 images.height, " x ", images.width);
+    std::vector<int> source_index;  // item -> image in `images`
+    source_index.reserve(train.size() * std::size_t(per_image));
+    for (int i : train)
+      for (int r = 0; r < per_image; ++r) source_index.push_back(i);
     const int base = int(source_index.size());
     const long long per_epoch = (long long)base * cfg_.repeats;
     const long long steps_per_epoch = (per_epoch + cfg_.batch_size - 1) / cfg_.batch_size;
@@ -320,11 +319,13 @@ class Trainer {
         batch_labels.resize(count);
         views.clear();
         for (std::size_t k = 0; k < count; ++k) {
-          batch_index[k] = source_index[std::size_t(order[first + k])];
-          batch_labels[k] = source->labels[std::size_t(batch_index[k])];
+          const int item = order[first + k];
+          batch_index[k] = source_index[std::size_t(item)];
+          batch_labels[k] = images.labels[std::size_t(batch_index[k])];
           if (!epoch_views.empty()) views.push_back(epoch_views[first + k]);
+          else if (per_image == 4) views.push_back(data::Dihedral(item % 4));
         }
-        data::to_tensor(*source, std::span<const int>(batch_index), x, std::span<const data::Dihedral>(views));
+        data::to_tensor(images, std::span<const int>(batch_index), x, std::span<const data::Dihedral>(views));
         lr = learning_rate(optimizer().steps, steps_per_epoch);
         const BatchStats s = std::visit(
             [&](auto& o) {
