@@ -5,6 +5,8 @@
 //   3x3, stride 1, at least 8 output tiles of 4x4 in the batch -> Winograd F(4x4,3x3)
 //                                                  (conv2, conv3; conv4 from batch 8 on)
 //   everything else                              -> ImplicitGemm (conv1; conv4 below batch 8)
+// A Conv2D followed by ReLU is run with the ReLU in the variant's store (forward_relu); one
+// followed by ReLU and MaxPool<P> also pools in the same pass where ImplicitGemm runs.
 // Winograd's GEMMs run one row per tile, so with fewer tiles than the micro-kernel has rows most
 // of its work is wasted: conv4 (4x4 output, one tile per image) at batch 1 is 1.6x slower than
 // ImplicitGemm, at batch 32 1.6x faster. F(4x4,3x3) beat F(2x2,3x3) on every paper layer.
@@ -36,6 +38,13 @@ struct Tuned {
   static void forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws) {
     if (use_winograd(g)) Winograd4x4::forward_relu(g, x, w, b, y, ws);
     else ImplicitGemm::forward_relu(g, x, w, b, y, ws);
+  }
+  // Conv2D + ReLU + MaxPool<P> in one pass where ImplicitGemm runs; declines (false) for
+  // Winograd layers, which the network then runs as Conv2D+ReLU followed by the pool.
+  template <class T>
+  static bool forward_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* b, int P, T* y,
+                                   std::uint8_t* argmax, Workspace<T>& ws) {
+    return !use_winograd(g) && ImplicitGemm::forward_relu_maxpool(g, x, w, b, P, y, argmax, ws);
   }
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,

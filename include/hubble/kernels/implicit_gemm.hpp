@@ -22,8 +22,15 @@
 // into parts chosen from the shape alone, added in order), so results do not depend on the
 // number of threads.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <numeric>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "hubble/kernels/conv_geometry.hpp"
 #include "hubble/kernels/gemm.hpp"
@@ -108,22 +115,37 @@ void pack_weights(const Conv& cv, Get get, T* dst) {
     }
 }
 
-// y[M x f] = im2col(x) * B (+ bias, relu). B is packed by pack_weights, or (ldb > 0) read in
-// place as a row-major K x f matrix with rows ldb apart, which needs f to be a multiple of NR.
+// Max-pooling fused into the forward: the P x P windows of the convolution's output are
+// computed a block of whole windows at a time into a small per-thread buffer (L1/L2), which
+// is then pooled; the full-size output is never written (conv1 at batch 32: 15.7 MB of stores
+// become 3.9 MB). Only windows that fit are computed: a leftover row or column of the output,
+// which the pool drops, costs nothing.
+struct PoolPlan {
+  int p = 0;  // window side = stride; 0: no pooling
+  std::uint8_t* argmax = nullptr;  // window position (py * p + px) of each pooled maximum
+};
+
+// y = im2col(x) * B (+ bias, relu), [M x f]; with pool.p > 0, y is the pooled output
+// [n][oh/p][ow/p][f] instead. B is packed by pack_weights, or (ldb > 0) read in place as a
+// row-major K x f matrix with rows ldb apart, which needs f to be a multiple of NR.
 template <class T>
-void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool relu, std::ptrdiff_t ldb = 0) {
+void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool relu, std::ptrdiff_t ldb = 0,
+             PoolPlan pool = {}) {
   using U = gemm::Microkernel<T>;
   constexpr int MR = U::MR, NR = U::NR;
-  constexpr int MC = MR * (192 / MR);
+  const int P = pool.p, PP = std::max(1, P * P);
+  const int ph = P ? cv.oh / P : cv.oh, pw = P ? cv.ow / P : cv.ow;  // pooled (or plain) output
+  // Pixels per task: whole windows and whole MR tiles, about 192.
+  const int unit = std::lcm(MR, PP), MC = std::max(1, 192 / unit) * unit;
   const SegmentPlan sp = plan_segments<T>(cv);
   const int npan = (cv.f + NR - 1) / NR;
-  const long M = cv.M();
+  const long M = long(cv.n) * ph * pw * PP;  // pixels computed (pooling: window by window)
   const long tm = (M + MC - 1) / MC;
   // Split the panels into groups when there are too few pixel blocks to feed every thread.
   int groups = 1;
   while (tm * groups < 8L * max_threads() && groups < npan) ++groups;
   const long tasks = tm * groups;
-  const int ohw = cv.oh * cv.ow;
+  const long windows_per_image = long(ph) * pw;
 
 #pragma omp parallel for schedule(static) if (tasks > 1)
   for (long t = 0; t < tasks; ++t) {
@@ -131,13 +153,31 @@ void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool 
     const int g = int(t % groups);
     const int mc = int(std::min<long>(MC, M - m0));
     const int jp0 = npan * g / groups, jp1 = npan * (g + 1) / groups;
-    const T* rows[MC + MR];
-    for (int i = 0; i < mc; ++i) {
-      const long p = m0 + i;
-      const int b = int(p / ohw), rem = int(p % ohw), oy = rem / cv.ow, ox = rem % cv.ow;
-      rows[i] = x + ((std::ptrdiff_t(b) * cv.hp + std::ptrdiff_t(oy) * cv.s) * cv.wp + std::ptrdiff_t(ox) * cv.s) * cv.c;
+    std::vector<const T*> rows(std::size_t(MC + MR));
+    {
+      // Pixel m0 + i is position (qy, qx) of window (wy, wx) of image b (with no pooling: the
+      // pixel itself, a 1 x 1 window). Divide once, then step (a division per pixel costs
+      // as much as a tenth of the pixel's arithmetic in conv1).
+      const int p1 = P ? P : 1;
+      const long win = m0 / PP;
+      int b = int(win / windows_per_image), rem = int(win % windows_per_image), wy = rem / pw, wx = rem % pw, qy = 0, qx = 0;
+      for (int i = 0; i < mc; ++i) {
+        const int oy = wy * p1 + qy, ox = wx * p1 + qx;
+        rows[i] = x + ((std::ptrdiff_t(b) * cv.hp + std::ptrdiff_t(oy) * cv.s) * cv.wp + std::ptrdiff_t(ox) * cv.s) * cv.c;
+        if (++qx < p1) continue;
+        qx = 0;
+        if (++qy < p1) continue;
+        qy = 0;
+        if (++wx < pw) continue;
+        wx = 0;
+        if (++wy < ph) continue;
+        wy = 0;
+        ++b;
+      }
     }
     for (int i = mc; i < mc + MR; ++i) rows[i] = rows[mc - 1];  // tail rows: computed, not stored
+    // Where the tiles go: y itself, or the pooling buffer.
+    T* out = P ? thread_scratch<T, 7>(std::size_t(MC) * cv.f) : y + m0 * cv.f;
     for (int kb = 0; kb < sp.blocks; ++kb) {
       const int s0 = kb * sp.per_block, ns = std::min(sp.count, s0 + sp.per_block) - s0;
       const int kc = ns * sp.len;
@@ -150,9 +190,43 @@ void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool 
         ep.bias = last && bias ? bias + jp * NR : nullptr;
         const T* bpanel = ldb > 0 ? bblock + jp * NR : bblock + std::size_t(jp) * kc * NR;
         for (int ir = 0; ir < mc; ir += MR) {
-          const APanel<T> a{rows + ir, sp.off.data() + s0, ns, sp.len, 1};
-          U::run(a, bpanel, y + (m0 + ir) * cv.f + jp * NR, cv.f, std::min(MR, mc - ir), std::min(NR, cv.f - jp * NR), ep,
-                 ldb > 0 ? ldb : NR);
+          const APanel<T> a{rows.data() + ir, sp.off.data() + s0, ns, sp.len, 1};
+          U::run(a, bpanel, out + std::ptrdiff_t(ir) * cv.f + jp * NR, cv.f, std::min(MR, mc - ir),
+                 std::min(NR, cv.f - jp * NR), ep, ldb > 0 ? ldb : NR);
+        }
+      }
+    }
+    if (P) {  // the maximum of each window, first one on ties (as MaxPoolLayer)
+      const int f0 = jp0 * NR, f1 = std::min(cv.f, jp1 * NR);
+      for (int wi = 0; wi < mc / PP; ++wi) {
+        const T* o = out + std::size_t(wi) * PP * cv.f;
+        const std::size_t dst = std::size_t(m0 / PP + wi) * cv.f;
+        T* yo = y + dst;
+        std::uint8_t* ao = pool.argmax + dst;
+        int j = f0;
+#if defined(__AVX2__)
+        if constexpr (std::is_same_v<T, float>)  // 8 channels at a time (GCC keeps the scalar loop branchy)
+          for (; j + 8 <= f1; j += 8) {
+            __m256 best = _mm256_loadu_ps(o + j);
+            __m256i arg = _mm256_setzero_si256();
+            for (int q = 1; q < PP; ++q) {
+              const __m256 v = _mm256_loadu_ps(o + std::size_t(q) * cv.f + j);
+              const __m256 more = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+              best = _mm256_blendv_ps(best, v, more);
+              arg = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(arg), _mm256_castsi256_ps(_mm256_set1_epi32(q)), more));
+            }
+            _mm256_storeu_ps(yo + j, best);
+            const __m128i a16 = _mm_packus_epi32(_mm256_castsi256_si128(arg), _mm256_extracti128_si256(arg, 1));
+            _mm_storel_epi64(reinterpret_cast<__m128i*>(ao + j), _mm_packus_epi16(a16, a16));  // 8 bytes
+          }
+#endif
+        for (; j < f1; ++j) {
+          T best = o[j];
+          std::uint8_t arg = 0;
+          for (int q = 1; q < PP; ++q)
+            if (o[std::size_t(q) * cv.f + j] > best) best = o[std::size_t(q) * cv.f + j], arg = std::uint8_t(q);
+          yo[j] = best;
+          ao[j] = arg;
         }
       }
     }
@@ -336,6 +410,17 @@ struct ImplicitGemm {
     forward_impl(g, x, w, b, y, ws, true);
   }
 
+  // y = maxpool_P(max(conv(x, w) + b, 0)), P x P windows with stride P, and the window position
+  // (py * P + px) of each maximum in argmax: Conv2D, ReLU and MaxPool<P> in one pass, the
+  // convolution's own output never stored. y is [n][oh/P][ow/P][f]. Returns true (it always
+  // applies; Tuned may decline).
+  template <class T>
+  static bool forward_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* b, int P, T* y,
+                                   std::uint8_t* argmax, Workspace<T>& ws) {
+    forward_impl(g, x, w, b, y, ws, true, implicit_detail::PoolPlan{P, argmax});
+    return true;
+  }
+
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,
                        Workspace<T>& ws) {
@@ -350,11 +435,12 @@ struct ImplicitGemm {
 
  private:
   template <class T>
-  static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu) {
+  static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu,
+                           implicit_detail::PoolPlan pool = {}) {
     implicit_detail::Conv cv;
     const T* xp = padded_input(g, x, ws, cv);
     constexpr int NR = gemm::Microkernel<T>::NR;
-    if (g.f % NR == 0) return implicit_detail::forward(cv, xp, w, y, b, relu, g.f);  // w is already NR panels
+    if (g.f % NR == 0) return implicit_detail::forward(cv, xp, w, y, b, relu, g.f, pool);  // w is already NR panels
     const std::size_t nw = std::size_t(cv.K()) * g.f;
     constexpr int kind = 1;  // Workspace::prepared: the packed weights (kept for inference)
     if (!ws.has_prepared(kind, w, nw)) {
@@ -362,7 +448,7 @@ struct ImplicitGemm {
       const int f = g.f;
       implicit_detail::pack_weights<T>(cv, [&](int kk, int j) { return w[std::size_t(kk) * f + j]; }, bp);
     }
-    implicit_detail::forward(cv, xp, ws.prepared.data(), y, b, relu);
+    implicit_detail::forward(cv, xp, ws.prepared.data(), y, b, relu, 0, pool);
   }
 };
 

@@ -8,7 +8,9 @@
 //   valid: OH = (H - K) / S + 1             same: OH = ceil(H / S), zero padding split as
 //                                           TensorFlow does (the extra row/column at the end)
 // The maths of forward and backward lives in the kernel variants (hubble/kernels/).
+#include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "hubble/kernels/default.hpp"
 #include "hubble/layers/activations.hpp"
@@ -76,6 +78,21 @@ class Conv2DLayer {
     } else {
       Kernel::forward(geometry(x.batch()), x.data(), w_.data(), b_.data(), y.data(), ws_);
       activation::ReLU::forward(y.data(), y.data(), y.size(), std::size_t(F));
+    }
+  }
+  // y = maxpool_P(max(conv(x, w) + b, 0)) with the pool's window positions in argmax: this
+  // layer, the ReLU and a MaxPool<P, P> after it in one pass (Network fuses the triple), for
+  // variants that can (Kernel::forward_relu_maxpool). Returns false, having computed nothing,
+  // when the variant cannot for this geometry.
+  template <int P>
+  bool forward_relu_maxpool(const Tensor<T>& x, Tensor<T>& y, std::vector<std::uint8_t>& argmax) {
+    if constexpr (requires(std::uint8_t* a) { Kernel::forward_relu_maxpool(geometry(1), x.data(), w_.data(), b_.data(), P, y.data(), a, ws_); }) {
+      check_input<In>(x, "Conv2D");
+      y.template resize_for<Shape<OH / P, OW / P, F>>(x.batch());
+      argmax.resize(y.size());
+      return Kernel::forward_relu_maxpool(geometry(x.batch()), x.data(), w_.data(), b_.data(), P, y.data(), argmax.data(), ws_);
+    } else {
+      return false;
     }
   }
   // Needs x only: y (the second argument) may be empty when the forward pass was fused.

@@ -26,6 +26,7 @@ class MaxPoolLayer : public ParameterFreeLayer {
   using in_shape = In;
   using out_shape = Shape<(In::h - P) / S + 1, (In::w - P) / S + 1, In::c>;
   static constexpr const char* kind = "MaxPool";
+  static constexpr int window = P, stride = S;
   static std::string spec() { return "MaxPool<" + std::to_string(P) + "," + std::to_string(S) + ">"; }
 
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
@@ -59,31 +60,41 @@ class MaxPoolLayer : public ParameterFreeLayer {
           }
         }
   }
+  // Needs y and the window positions only: x may be empty (after a fused forward).
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
     backward_masked<false>(x, y, dy, dx);
   }
-  // x = the ReLU's output, dz = dLoss/d(the ReLU's input).
+  // x = the ReLU's output (unused, may be empty), dz = dLoss/d(the ReLU's input).
   void backward_relu(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dz) {
     backward_masked<true>(x, y, dy, dz);
   }
+  // For Conv2D+ReLU+MaxPool fusion: the fused forward writes y and these window positions.
+  std::vector<std::uint8_t>& argmax_for_fusion() { return argmax_; }
 
  private:
   template <bool ReluMask>
-  void backward_masked(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
+  void backward_masked(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
     if (!dx) return;
-    dx->template resize_for<In>(x.batch());
+    const int n = y.batch();
+    dx->template resize_for<In>(n);
     constexpr int OH = out_shape::h, OW = out_shape::w, C = In::c, H = In::h, W = In::w;
     T* d = dx->data();
     const T* g = dy.data();
     const std::uint8_t* am = argmax_.data();
-    const T* ys = y.data();
-    // Does output o pass its gradient on (always, or only when the ReLU before the pool let it)?
-    const auto passes = [ys](std::size_t o) { return !ReluMask || ys[o] > T(0); };
+    if constexpr (ReluMask) {  // dy where the pooled value is positive, else 0 (a pass over the small side)
+      masked_dy_.resize(dy.size());
+      const T* ys = y.data();
+      T* m = masked_dy_.data();
+      const std::size_t count = dy.size();
+#pragma omp parallel for simd schedule(static) if (count > 32768)
+      for (std::size_t i = 0; i < count; ++i) m[i] = ys[i] > T(0) ? g[i] : T(0);
+      g = m;
+    }
     if constexpr (S >= P) {
       // Windows do not overlap: every input position belongs to at most one window, so dx is
       // written in one pass (the winner gets dy, the rest 0) with no separate zero fill.
 #pragma omp parallel for schedule(static) collapse(2)
-      for (int b = 0; b < x.batch(); ++b)
+      for (int b = 0; b < n; ++b)
         for (int iy = 0; iy < H; ++iy) {
           T* row = d + (std::size_t(b) * H + iy) * W * C;
           const int oy = iy / S, py = iy % S;
@@ -95,27 +106,28 @@ class MaxPoolLayer : public ParameterFreeLayer {
             const std::uint8_t pos = std::uint8_t(py * P + px);
             const std::size_t o = ((std::size_t(b) * OH + oy) * OW + ox) * C;
 #pragma omp simd
-            for (int c = 0; c < C; ++c) out[c] = am[o + c] == pos && passes(o + c) ? g[o + c] : T(0);
+            for (int c = 0; c < C; ++c) out[c] = am[o + c] == pos ? g[o + c] : T(0);
           }
         }
     } else {
       dx->fill(T(0));
       // Windows overlap, so each thread owns whole samples.
 #pragma omp parallel for schedule(static)
-      for (int b = 0; b < x.batch(); ++b)
+      for (int b = 0; b < n; ++b)
         for (int oy = 0; oy < OH; ++oy)
           for (int ox = 0; ox < OW; ++ox) {
             T* win = d + ((std::size_t(b) * H + oy * S) * W + ox * S) * C;
             const std::size_t o = ((std::size_t(b) * OH + oy) * OW + ox) * C;
             for (int c = 0; c < C; ++c) {
               const int pos = am[o + c];
-              if (passes(o + c)) win[(std::size_t(pos / P) * W + pos % P) * C + c] += g[o + c];
+              win[(std::size_t(pos / P) * W + pos % P) * C + c] += g[o + c];
             }
           }
     }
   }
 
   std::vector<std::uint8_t> argmax_;  // window position (py * P + px) of each output's maximum
+  AlignedVector<T> masked_dy_;         // backward_relu's dy, zero where the ReLU blocked it
 };
 
 template <int Size, int Stride = Size>

@@ -12,10 +12,12 @@
 // after). forward() keeps a pointer to its input: keep the input alive until backward().
 //
 // Fusion: a Conv2D directly followed by ReLU runs as one pass (the ReLU is applied in the
-// convolution's store), and a ReLU directly followed by MaxPool runs its backward inside the
-// pool's. Results are bit for bit those of the separate layers; what changes is that the
-// conv's pre-ReLU output and the gradient at the ReLU's output are never stored (empty in
-// activation() / activation_gradient()). set_fusion(false) keeps every tensor, for inspection.
+// convolution's store); when a MaxPool<P> follows too and the variant can, the pooling joins
+// the same pass; and a ReLU directly followed by MaxPool runs its backward inside the pool's.
+// Results are bit for bit those of the separate layers; what changes is that the conv's
+// output, the ReLU's output (when pooled in the same pass) and the gradient at the ReLU's
+// output are never stored (empty in activation() / activation_gradient()).
+// set_fusion(false) keeps every tensor, for inspection.
 #include <array>
 #include <cstdint>
 #include <ostream>
@@ -27,6 +29,7 @@
 #include "hubble/core/parameter.hpp"
 #include "hubble/layers/activations.hpp"
 #include "hubble/layers/input.hpp"
+#include "hubble/layers/maxpool.hpp"
 #include "hubble/network/loss.hpp"
 
 namespace hubble {
@@ -60,6 +63,8 @@ template <class L, class T>
 concept writes_relu_output = requires(L& l, const Tensor<T>& x, Tensor<T>& y) { l.forward_relu(x, y); };
 template <class L, class T>
 concept masks_relu_gradient = requires(L& l, const Tensor<T>& t, Tensor<T>* d) { l.backward_relu(t, t, t, d); };
+template <class L> struct is_window_pool : std::false_type {};  // MaxPool<P, P>: windows that tile the input
+template <class In, class T, int P> struct is_window_pool<MaxPoolLayer<In, T, P, P>> : std::true_type {};
 template <class> struct is_input : std::false_type {};
 template <int H, int W, int C> struct is_input<Input<H, W, C>> : std::true_type {};
 }  // namespace detail
@@ -237,6 +242,12 @@ class Network {
       return detail::writes_relu_output<layer_type<I>, T> && detail::is_relu<layer_type<I + 1>>::value;
     else return false;
   }
+  // ... and is a MaxPool<P, P> after that ReLU?
+  template <std::size_t I>
+  static constexpr bool pool_follows_relu() {
+    if constexpr (relu_follows<I>() && I + 2 < layer_count) return detail::is_window_pool<layer_type<I + 2>>::value;
+    else return false;
+  }
   // Is layer I a MaxPool (or any layer with backward_relu) fed by a ReLU whose input needs a gradient?
   template <std::size_t I>
   static constexpr bool fed_by_relu() {
@@ -249,6 +260,15 @@ class Network {
     if constexpr (relu_follows<I>()) {
       if (fuse_) {  // acts_[I] (the pre-ReLU output) is skipped
         acts_[I] = Tensor<T>();
+        if constexpr (pool_follows_relu<I>()) {  // and the ReLU's output too, where the variant can
+          auto& pool = std::get<I + 2>(layers_);
+          using Pool = layer_type<I + 2>;
+          if (std::get<I>(layers_).template forward_relu_maxpool<Pool::window>(x, acts_[I + 2], pool.argmax_for_fusion())) {
+            acts_[I + 1] = Tensor<T>();
+            if constexpr (I + 3 < layer_count) forward_from<I + 3>(acts_[I + 2], mode);
+            return;
+          }
+        }
         std::get<I>(layers_).forward_relu(x, acts_[I + 1]);
         if constexpr (I + 2 < layer_count) forward_from<I + 2>(acts_[I + 1], mode);
         return;
