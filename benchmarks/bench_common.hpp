@@ -37,7 +37,12 @@ inline void set_threads(int n) {
 
 // ---- peak probe ---------------------------------------------------------------------------------
 // Twelve independent chains of 8-wide FMAs: enough in flight to cover the FMA latency on both
-// pipes, nothing else in the loop. Returns the flops executed.
+// pipes, nothing else in the loop. Returns the flops executed (fma_chain_flops per iteration).
+#if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
+inline constexpr double fma_chain_flops = 12.0 * 8 * 2;
+#else
+inline constexpr double fma_chain_flops = 16.0 * 2;
+#endif
 inline double fma_chains(long iterations) {
   if (iterations <= 0) return 0;
 #if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
@@ -58,7 +63,7 @@ inline double fma_chains(long iterations) {
       :
       : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14",
         "xmm15", "cc");
-  return 12.0 * 8 * 2 * double(iterations);
+  return fma_chain_flops * double(iterations);
 #else
   // Portable fallback: the compiler vectorises the 16 independent chains as it can.
   float acc[16] = {};
@@ -68,7 +73,7 @@ inline double fma_chains(long iterations) {
     for (int j = 0; j < 16; ++j) acc[j] = acc[j] * mm + aa;
   volatile float sink = acc[0];
   (void)sink;
-  return 16.0 * 2 * double(iterations);
+  return fma_chain_flops * double(iterations);
 #endif
 }
 
@@ -118,6 +123,8 @@ inline const Layer paper_layers[4] = {
 struct ConvData {
   hubble::kernels::ConvGeometry g;
   std::vector<float> x, w, b, y, dy, dw, db, dx;
+  std::vector<float> pooled;         // maxpool_2(relu(y)): the output of Conv2D+ReLU+MaxPool<2>
+  std::vector<std::uint8_t> argmax;  // and its window positions
   ConvData(const hubble::kernels::ConvGeometry& geo, std::uint64_t seed) : g(geo) {
     hubble::Rng r(seed);
     auto fill = [&](std::vector<float>& v, std::size_t n, double scale) {
@@ -132,8 +139,31 @@ struct ConvData {
     dw.assign(w.size(), 0.f);
     db.assign(g.f, 0.f);
     dx.assign(g.in_size(), 0.f);
+    pooled.assign(std::size_t(g.n) * (g.oh / 2) * (g.ow / 2) * g.f, 0.f);
+    argmax.assign(pooled.size(), 0);
   }
 };
+
+// Does the variant run Conv2D + ReLU + MaxPool<2> in one pass (the paper's pattern)?
+template <class Variant>
+constexpr bool fuses_pool = requires(const hubble::kernels::ConvGeometry& g, const float* p, float* q, std::uint8_t* a,
+                                     hubble::kernels::Workspace<float>& ws) { Variant::forward_relu_maxpool(g, p, p, p, 2, q, a, ws); };
+
+// maxpool_2(relu(y)) of a forward output, the long way.
+inline std::vector<float> relu_pool2(const hubble::kernels::ConvGeometry& g, const std::vector<float>& y) {
+  const int ph = g.oh / 2, pw = g.ow / 2;
+  std::vector<float> out(std::size_t(g.n) * ph * pw * g.f);
+  for (int b = 0; b < g.n; ++b)
+    for (int i = 0; i < ph; ++i)
+      for (int j = 0; j < pw; ++j)
+        for (int f = 0; f < g.f; ++f) {
+          float m = 0;  // relu: the maximum is at least 0
+          for (int q = 0; q < 4; ++q)
+            m = std::max(m, y[((std::size_t(b) * g.oh + 2 * i + q / 2) * g.ow + 2 * j + q % 2) * g.f + f]);
+          out[((std::size_t(b) * ph + i) * pw + j) * g.f + f] = m;
+        }
+  return out;
+}
 
 // Runs Variant on the paper's four shapes (batch 2) and compares forward, dw, db and dx with
 // Naive; prints one line per layer and exits with a message when anything is off by more than
@@ -157,9 +187,20 @@ void validate_or_die() {
       return e / s;
     };
     const double ey = err(ref.y, got.y), ew = err(ref.dw, got.dw), eb = err(ref.db, got.db), ex = err(ref.dx, got.dx);
-    const double worst = std::max({ey, ew, eb, ex});
-    std::fprintf(stderr, "validate %-20s %s: rel. error y %.1e dw %.1e db %.1e dx %.1e %s\n", Variant::name, L.name, ey, ew,
-                 eb, ex, worst <= 1e-4 ? "ok" : "WRONG");
+    double ep = 0;  // Conv2D+ReLU+MaxPool<2> in one pass, where the variant has it
+    std::string pool_note;
+    if constexpr (fuses_pool<Variant>) {
+      hubble::kernels::Workspace<float> ws2;
+      if (Variant::forward_relu_maxpool(got.g, got.x.data(), got.w.data(), got.b.data(), 2, got.pooled.data(), got.argmax.data(), ws2)) {
+        ep = err(relu_pool2(ref.g, ref.y), got.pooled);
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " relu+pool %.1e", ep);
+        pool_note = buf;
+      }
+    }
+    const double worst = std::max({ey, ew, eb, ex, ep});
+    std::fprintf(stderr, "validate %-20s %s: rel. error y %.1e dw %.1e db %.1e dx %.1e%s %s\n", Variant::name, L.name, ey, ew,
+                 eb, ex, pool_note.c_str(), worst <= 1e-4 ? "ok" : "WRONG");
     if (!(worst <= 1e-4)) {
       std::fprintf(stderr, "%s gives wrong results on %s; refusing to time it\n", Variant::name, L.name);
       std::exit(1);

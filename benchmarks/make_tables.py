@@ -52,12 +52,12 @@ def main():
     print(f"FMA peak (probe): " + ", ".join(f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in sorted(peak.items())))
     print(f"load average at start: {ctx.get('load_avg')}; {args.stat} of {args.reps} repetitions\n")
     variants = ["im2col+eigen", "im2col+packed-gemm", "implicit-gemm", "winograd", "winograd-4x4", "tuned"]
-    print(f"Per layer, batch {args.batch}, {threads} threads: GFLOP/s (% of peak); Winograd counts the direct "
-          "convolution's flops, so it can exceed 100%.\n")
+    print(f"Per layer, batch {args.batch}, {threads} threads: GFLOP/s (% of the peak probed beside each call); "
+          "Winograd counts the direct convolution's flops, so it can exceed 100%.\n")
     print("| layer | pass | " + " | ".join(variants) + " |")
     print("|---|---|" + "---|" * len(variants))
     for layer in ["conv1", "conv2", "conv3", "conv4"]:
-        for p in ["forward", "weights", "input"]:
+        for p in ["forward", "forward+relu+pool", "weights", "input"]:
             cells = []
             for v in variants:
                 key = f"Conv/{layer}/{v}/{p}/batch:{args.batch}/threads:{threads}"
@@ -68,7 +68,7 @@ def main():
     print("| layer | pass | variant | 1 thread | all | speed-up |")
     print("|---|---|---|---|---|---|")
     for layer in ["conv1", "conv2", "conv3", "conv4"]:
-        for p in ["forward", "weights", "input"]:
+        for p in ["forward", "forward+relu+pool", "weights", "input"]:
             for v in ["implicit-gemm", "winograd-4x4"]:
                 a = m.get(f"Conv/{layer}/{v}/{p}/batch:{args.batch}/threads:1")
                 b = m.get(f"Conv/{layer}/{v}/{p}/batch:{args.batch}/threads:{threads}")
