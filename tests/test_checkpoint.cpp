@@ -7,18 +7,20 @@
 
 #include "hubble/hubble.hpp"
 #include "hubble/io/checkpoint.hpp"
+#include "support.hpp"
 
 using namespace hubble;
 namespace fs = std::filesystem;
 
 namespace {
+using test_support::error_of;
 using TinyNet = Sequential<Input<8, 8, 2>, Conv2D<3, 3>, ReLU, MaxPool<2>, Flatten, Dropout<0.3>, Dense<4>, Softmax>;
 using OtherNet = Sequential<Input<8, 8, 2>, Conv2D<5, 3>, ReLU, MaxPool<2>, Flatten, Dense<4>, Softmax>;
 
+// A file in this process's scratch folder (removed at exit).
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("hubble_test_checkpoint_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
+  static const test_support::TempDir dir("checkpoint");
+  return dir.path() / name;
 }
 
 // A few Adam steps so weights, moments, step count and the dropout stream are all non-trivial.
@@ -30,14 +32,6 @@ void train_a_little(TinyNet& net, Adam<float>& adam, int steps) {
   for (int s = 0; s < steps; ++s) net.train_step(x, y, adam);
 }
 
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 }  // namespace
 
 TEST_CASE("checkpoint: round trip restores weights, optimiser state, epoch, RNGs and metadata exactly") {

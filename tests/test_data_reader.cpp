@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hubble/data/galaxy10.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using hubble::data::ImageSet;
@@ -18,28 +19,10 @@ using hubble::data::write_galaxy10;
 
 namespace {
 
-// A fresh folder under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("hubble_test_data_reader_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { std::error_code ec; fs::remove_all(path, ec); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : test_support::TempDir {
+  TempDir() : test_support::TempDir("data_reader") {}
 };
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const hubble::Error& e) {
-    return e.what();
-  }
-  return "(no hubble::Error)";
-}
+using test_support::error_of;
 
 // An n x h x w x 3 set whose pixel values encode (image, y, x, channel).
 ImageSet pattern_set(int n, int h, int w) {
@@ -87,7 +70,7 @@ TEST_CASE("data: write_galaxy10 then load_galaxy10 round-trips without a crop") 
   CHECK(load_galaxy10(path, {.crop = 9}).pixels == square.pixels);
   // the file appeared atomically: no temporary file is left beside it
   int files = 0;
-  for (const auto& e : fs::directory_iterator(dir.path)) files += e.is_regular_file();
+  for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file();
   CHECK(files == 1);
 }
 

@@ -15,6 +15,7 @@
 
 #include "hubble/data/synthetic.hpp"
 #include "hubble/io/png.hpp"
+#include "support.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -31,16 +32,8 @@ using hubble::data::make_synthetic_galaxy10;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("hubble_test_data_synth_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { std::error_code ec; fs::remove_all(path, ec); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : test_support::TempDir {
+  TempDir() : test_support::TempDir("data_synth") {}
 };
 
 std::vector<char> bytes_of(const std::string& path) {
@@ -216,7 +209,7 @@ TEST_CASE("data: write_png writes a PNG that decodes to the same pixels, atomica
   CHECK(std::equal(px.begin(), px.end(), back));
   stbi_image_free(back);
   int files = 0;
-  for (const auto& e : fs::directory_iterator(dir.path)) files += e.is_regular_file();
+  for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file();
   CHECK(files == 1);
   const std::string nowhere = dir.file("missing/x.png");
   try {

@@ -108,6 +108,7 @@ TEST_CASE("metrics: JSON output holds the figures and the confusion matrix") {
 #include <fstream>
 
 #include "hubble/io/plots.hpp"
+#include "support.hpp"
 
 namespace {
 // Width and height from a PNG file's IHDR chunk (bytes 16..23, big-endian).
@@ -148,8 +149,8 @@ TEST_CASE("plots: the bitmap font draws glyphs where asked") {
 }
 
 TEST_CASE("plots: curves, confusion matrix and filter grid are written as PNGs of the expected size") {
-  const auto dir = std::filesystem::temp_directory_path() / ("hubble_test_plots_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const test_support::TempDir scratch("plots");
+  const auto& dir = scratch.path();
   const std::vector<double> epochs{1, 2, 3}, loss{2.0, 1.0, 0.5}, acc{0.3, 0.6, 0.8};
   const std::vector<double> none(3, std::nan(""));
   const std::string curves = (dir / "curves.png").string();

@@ -6,18 +6,20 @@
 #include <thread>
 
 #include "hubble/model.hpp"
+#include "support.hpp"
 
 using namespace hubble;
 namespace fs = std::filesystem;
 
 namespace {
+using test_support::error_of;
 using TinyNet = Sequential<Input<8, 8, 3>, Conv2D<4, 3>, ReLU, MaxPool<2>, Flatten, Dropout<0.2>, Dense<3>, Softmax>;
 using UnregisteredNet = Sequential<Input<8, 8, 3>, Conv2D<2, 3>, ReLU, Flatten, Dense<3>, Softmax>;
 
+// A file in this process's scratch folder (removed at exit).
 std::string scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("hubble_test_model_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
+  static const test_support::TempDir dir("model");
+  return dir.file(name);
 }
 
 std::vector<std::uint8_t> random_image(int bytes, std::uint64_t seed) {
@@ -27,14 +29,6 @@ std::vector<std::uint8_t> random_image(int bytes, std::uint64_t seed) {
   return v;
 }
 
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 }  // namespace
 
 TEST_CASE("model: a registered architecture loads and predicts what the network computes") {
@@ -161,5 +155,4 @@ TEST_CASE("prepare_image: centre crop to a square, central fraction, area resize
   REQUIRE(big.size() == 16 * 16 * 3);
   CHECK(std::all_of(big.begin(), big.end(), [](std::uint8_t v) { return v == 77; }));
   CHECK_THROWS_AS(prepare_image(grey.data(), 5, 5, 1, 16, 0.0), Error);
-  fs::remove_all(fs::path(scratch("x")).parent_path());
 }

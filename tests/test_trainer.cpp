@@ -7,11 +7,13 @@
 
 #include "hubble/hubble.hpp"
 #include "hubble/train/trainer.hpp"
+#include "support.hpp"
 
 using namespace hubble;
 namespace fs = std::filesystem;
 
 namespace {
+using test_support::error_of;
 using TinyNet = Sequential<Input<12, 12, 3>, Conv2D<4, 3>, ReLU, MaxPool<2>, Flatten, Dropout<0.25>, Dense<4>, Softmax>;
 
 // 4 learnable classes: a bright square in one quadrant (the class), on noise. Not symmetric
@@ -39,11 +41,11 @@ std::vector<int> range(int a, int b) {
   return v;
 }
 
+// A fresh (absent) path in this process's scratch folder (removed at exit).
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("hubble_test_trainer_" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir.parent_path());
-  return dir;
+  static const test_support::TempDir dir("trainer");
+  fs::remove_all(dir.path() / name);
+  return dir.path() / name;
 }
 
 train::TrainConfig base_config(const fs::path& out) {
@@ -65,14 +67,6 @@ bool same_weights(TinyNet& a, TinyNet& b) {
   return true;
 }
 
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 }  // namespace
 
 TEST_CASE("trainer: 2 epochs + resume 1 gives bit-for-bit the weights of 3 uninterrupted epochs") {
