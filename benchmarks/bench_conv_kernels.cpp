@@ -2,8 +2,9 @@
 // {forward, weight gradient (dw + db), input gradient (dx)}, with GFLOP/s and the percentage
 // of the FMA peak. The peak is measured side by side: after every timed call the FMA probe
 // runs for about half as long, and %peak is the median over iterations of (the call's GFLOP/s
-// / the probe's). A slow minute on the shared host then slows both and cancels out; the
-// probe's median is reported too (peak GFLOP/s). PeakFma/threads:N is the probe on its own.
+// / the probe's); GFLOP/s and img/s are medians over iterations too, so a few calls slowed by
+// the shared host do not move them. The probe's median is reported as peak GFLOP/s;
+// PeakFma/threads:N is the probe on its own.
 //
 //   bench_conv_kernels                                   # everything (a few minutes)
 //   bench_conv_kernels --benchmark_filter='conv2/.*/32'  # one layer at batch 32
@@ -50,30 +51,30 @@ void conv_benchmark(benchmark::State& st, int layer, Pass pass, int batch, int n
   run();  // warm-up: workspace allocation, first touch
   const double flops = d.g.forward_flops();  // each pass costs the same multiply-adds
   const long probe_iters = std::max(1L, long(flops / 2 / nthreads / bench::fma_chain_flops));  // ~half the call
-  std::vector<double> ratio, peak;
-  double total = 0;
+  std::vector<double> rate, ratio, peak;  // per iteration: GFLOP/s, GFLOP/s / probe's, probe's
   for (auto _ : st) {
     const double t0 = bench::now();
     run();
     const double t = bench::now() - t0;
     st.SetIterationTime(t);
-    total += t;
     const double p0 = bench::now();
     double probe_flops = 0;
 #pragma omp parallel num_threads(nthreads) reduction(+ : probe_flops)
     probe_flops += bench::fma_chains(probe_iters);
     const double probe_gflops = probe_flops / (bench::now() - p0) * 1e-9;
+    rate.push_back(flops / t * 1e-9);
     peak.push_back(probe_gflops);
-    ratio.push_back(flops / t * 1e-9 / probe_gflops);
+    ratio.push_back(rate.back() / probe_gflops);
   }
+  // Medians over the iterations: a few calls slowed by the shared host do not move them.
   const auto median = [](std::vector<double> v) {
     std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
     return v[v.size() / 2];
   };
-  st.counters["GFLOP/s"] = flops * double(st.iterations()) / total * 1e-9;
+  st.counters["GFLOP/s"] = median(rate);
   st.counters["%peak"] = 100.0 * median(ratio);
   st.counters["peak GFLOP/s"] = median(peak);
-  st.counters["img/s"] = double(batch) * double(st.iterations()) / total;
+  st.counters["img/s"] = double(batch) * median(rate) * 1e9 / flops;
   bench::set_threads(before);
 }
 
