@@ -8,12 +8,10 @@
 // (the checkpoint's model/crop_fraction: 0.5 for Galaxy10's 128 of 256 pixels; --crop-fraction
 // overrides), and resized to the network's 128 x 128 input by area averaging. Pictures that
 // cannot be read are reported on stderr and skipped.
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -28,6 +26,7 @@
 #include <stb_image.h>
 #pragma GCC diagnostic pop
 
+#include "hubble/io/text_file.hpp"
 #include "hubble/model.hpp"
 
 namespace fs = std::filesystem;
@@ -63,23 +62,6 @@ std::string csv_field(const std::string& s) {
   std::string out = "\"";
   for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
-}
-
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    HUBBLE_CHECK(f.good(), path, ": cannot create file (is the folder writable?)");
-    f << text;
-    f.flush();
-    HUBBLE_CHECK(f.good(), path, ": cannot write file (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    hubble::detail::fail(path, ": cannot move the finished file into place");
-  }
 }
 
 // The whole of `v` as a number, or std::invalid_argument naming it.
@@ -202,7 +184,7 @@ int run(int argc, char** argv) {
     ++done;
   }
   if (!csv.empty()) {
-    write_atomically(csv, table);
+    hubble::io::write_text_atomically(csv, table);
     std::printf("wrote %s (%d rows)\n", csv.c_str(), done);
   }
   if (skipped > 0) std::fprintf(stderr, "galaxy10_classify: %d of %zu pictures skipped\n", skipped, files.size());

@@ -24,6 +24,7 @@
 #include "hubble/data/synthetic.hpp"
 #include "hubble/io/checkpoint.hpp"
 #include "hubble/io/plots.hpp"
+#include "hubble/io/text_file.hpp"
 #include "hubble/metrics/classification.hpp"
 #include "hubble/model.hpp"
 #include "hubble/improved_net.hpp"
@@ -651,7 +652,7 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
   plots::save_training_curves((out / "curves.png").string(), ep, tl, vl, ta, va);
   const auto first = net->parameters().front();  // conv2d_1/kernel: [5, 5, 3, 32]
   plots::save_filter_grid((out / "filters.png").string(), first.value, 5, 3, 32);
-  train::Trainer<Net>::write_text_atomically((out / "metrics.json").string(), summary.str() + "\n");
+  io::write_text_atomically((out / "metrics.json").string(), summary.str() + "\n");
 
   std::printf("\nwrote %s: metrics.json, metrics.jsonl, last.h5, best.h5 (epoch %d), curves.png, filters.png",
               s.out.c_str(), fit.best_epoch);

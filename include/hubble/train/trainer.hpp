@@ -20,14 +20,12 @@
 // written atomically, best first; `metrics.jsonl` (one JSON object per epoch) is rewritten
 // atomically from the history held in the checkpoint, so it always agrees with `last.h5`.
 #include <omp.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -42,6 +40,7 @@
 #include "hubble/data/augment.hpp"
 #include "hubble/data/galaxy10.hpp"
 #include "hubble/io/checkpoint.hpp"
+#include "hubble/io/text_file.hpp"
 #include "hubble/metrics/classification.hpp"
 #include "hubble/metrics/json.hpp"
 #include "hubble/network/loss.hpp"
@@ -553,26 +552,7 @@ class Trainer {
   void write_jsonl(const std::vector<EpochRecord>& h) const {
     std::string text;
     for (const EpochRecord& r : h) text += r.to_json().str() + "\n";
-    write_text_atomically(path_in_out("metrics.jsonl"), text);
-  }
-
- public:
-  // Writes a small text file atomically (temp file beside it + rename).
-  static void write_text_atomically(const std::string& path, const std::string& text) {
-    const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-    {
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      HUBBLE_CHECK(f.good(), path, ": cannot create file (is the folder writable?)");
-      f << text;
-      f.flush();
-      HUBBLE_CHECK(f.good(), path, ": cannot write file (disk full?)");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-      std::filesystem::remove(tmp, ec);
-      ::hubble::detail::fail(path, ": cannot move the finished file into place");
-    }
+    io::write_text_atomically(path_in_out("metrics.jsonl"), text);
   }
 
  private:
