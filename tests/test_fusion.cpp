@@ -107,3 +107,21 @@ TEST_CASE("fusion: a fused training step equals an unfused one, and switching fu
   auto pa = fused.parameters(), pb = plain.parameters();
   for (std::size_t i = 0; i < pa.size(); ++i) CHECK(same_bits(pa[i].value, pb[i].value, pa[i].size));
 }
+
+TEST_CASE("fusion: switching it off between a forward and its backward is harmless") {
+  using Net = FusableNet<kernels::ImplicitGemm>;
+  Net a(4), b(4);
+  b.set_fusion(false);
+  Tensor<float> x(3, 13, 13, 3);
+  Rng r(8);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(r.uniform()) - 0.5f;
+  a.forward(x, Mode::eval);
+  b.forward(x, Mode::eval);
+  a.set_fusion(false);  // the backward still follows the fused forward
+  Tensor<float> dy = a.activation(Net::layer_count - 1);
+  for (std::size_t i = 0; i < dy.size(); ++i) dy[i] = float(r.uniform()) - 0.5f;
+  a.backward(dy);
+  b.backward(dy);
+  auto pa = a.parameters(), pb = b.parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i) CHECK(same_bits(pa[i].grad, pb[i].grad, pa[i].size));
+}

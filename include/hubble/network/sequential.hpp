@@ -106,6 +106,7 @@ class Network {
   // x: n samples of input_shape. Returns the output (probabilities when the net ends in Softmax).
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode = Mode::eval) {
     input_ = &x;
+    fused_pass_ = fuse_;
     forward_from<0>(x, mode);
     return acts_[layer_count - 1];
   }
@@ -146,7 +147,8 @@ class Network {
     if constexpr (ends_with_softmax && layer_count >= 2) return acts_[layer_count - 2];
     else return acts_[layer_count - 1];
   }
-  // Fusion of Conv2D+ReLU and ReLU+MaxPool (on by default; see the top of this file).
+  // Fusion of Conv2D+ReLU(+MaxPool) and ReLU+MaxPool (on by default; see the top of this
+  // file). Takes effect at the next forward(); a backward() follows its forward's choice.
   void set_fusion(bool on) { fuse_ = on; }
   bool fusion() const { return fuse_; }
 
@@ -258,7 +260,7 @@ class Network {
   template <std::size_t I>
   void forward_from(const Tensor<T>& x, Mode mode) {
     if constexpr (relu_follows<I>()) {
-      if (fuse_) {  // acts_[I] (the pre-ReLU output) is skipped
+      if (fused_pass_) {  // acts_[I] (the pre-ReLU output) is skipped
         acts_[I] = Tensor<T>();
         if constexpr (pool_follows_relu<I>()) {  // and the ReLU's output too, where the variant can
           auto& pool = std::get<I + 2>(layers_);
@@ -284,7 +286,7 @@ class Network {
       layer.backward(*input_, acts_[0], dy, nullptr);  // no one needs dLoss/d(input)
     } else {
       if constexpr (fed_by_relu<I>()) {
-        if (fuse_) {  // straight to dLoss/d(ReLU's input); grads_[I - 1] is skipped
+        if (fused_pass_) {  // straight to dLoss/d(ReLU's input); grads_[I - 1] is skipped
           grads_[I - 1] = Tensor<T>();
           layer.backward_relu(acts_[I - 1], acts_[I], dy, &grads_[I - 2]);
           backward_from<I - 2>(grads_[I - 2]);
@@ -293,7 +295,7 @@ class Network {
       }
       // A ReLU after a fused Conv2D has no stored input: its output has the same shape, and
       // ReLU's gradient reads only the output.
-      const Tensor<T>& x = relu_follows<I - 1>() && fuse_ ? acts_[I] : acts_[I - 1];
+      const Tensor<T>& x = relu_follows<I - 1>() && fused_pass_ ? acts_[I] : acts_[I - 1];
       layer.backward(x, acts_[I], dy, &grads_[I - 1]);
       backward_from<I - 1>(grads_[I - 1]);
     }
@@ -304,7 +306,8 @@ class Network {
   std::array<Tensor<T>, layer_count> grads_;  // grads_[i]: dLoss/d acts_[i]
   Tensor<T> dlogits_;
   const Tensor<T>* input_ = nullptr;
-  bool fuse_ = true;
+  bool fuse_ = true;        // set_fusion
+  bool fused_pass_ = true;  // what the last forward() did, for its backward()
 };
 
 template <class... Specs>
