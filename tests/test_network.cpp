@@ -3,6 +3,7 @@
 
 #include <sstream>
 
+#include "hubble/layers/global_avg_pool.hpp"
 #include "hubble/paper_net.hpp"
 
 using namespace hubble;
@@ -31,6 +32,21 @@ TEST_CASE("summary() of the paper's network equals the paper's Table I") {
   std::ostringstream os;
   PaperNet::summary(os);
   CHECK(os.str().find("Total params: 654,922") != std::string::npos);
+}
+
+TEST_CASE("summary() keeps its columns aligned when a name is longer than Keras' 30 characters") {
+  using Net = Sequential<Input<8, 8, 3>, Conv2D<4, 3>, ReLU, GlobalAvgPool, Dense<2>, Softmax>;
+  std::ostringstream os;
+  Net::summary(os);
+  std::istringstream lines(os.str());
+  std::string line;
+  std::vector<std::size_t> widths;
+  while (std::getline(lines, line))
+    if (line.find(" (") != std::string::npos || line.rfind("Layer (type)", 0) == 0 || line[0] == '=' || line[0] == '-')
+      widths.push_back(line.size());
+  REQUIRE(widths.size() >= 5);
+  for (std::size_t w : widths) CHECK(w == widths[0]);  // every row, header and rule ends in the same column
+  CHECK(os.str().find("global_avg_pool_1 (GlobalAvgPool)") != std::string::npos);
 }
 
 TEST_CASE("parameter names follow Keras' numbering") {

@@ -2,6 +2,7 @@
 // Network::summary(): the Keras-style table. An activation (ReLU, Softmax) is shown in the row
 // of the layer it follows, as Keras shows Conv2D(..., activation="relu"), so the paper's
 // network prints the 13 rows of its Table I.
+#include <algorithm>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
@@ -39,14 +40,21 @@ std::vector<SummaryRow> Network<T, InputSpec, Specs...>::summary_rows() {
 template <class T, class InputSpec, class... Specs>
 void Network<T, InputSpec, Specs...>::summary(std::ostream& os) {
   const std::vector<SummaryRow> rows = summary_rows();
-  const std::string rule(64, '='), thin(64, '-');
+  // Columns at least Keras' widths, wider when a name or shape needs it.
+  std::size_t name_w = 30, shape_w = 20;
+  for (const SummaryRow& r : rows) {
+    name_w = std::max(name_w, r.name.size() + r.type.size() + 5);  // "name (type)" and two spaces
+    shape_w = std::max(shape_w, r.shape.size() + 2);
+  }
+  const int nw = int(name_w), sw = int(shape_w), pw = 14;
+  const std::string rule(name_w + shape_w + pw, '='), thin(name_w + shape_w + pw, '-');
   os << "Input: " << input_shape::str() << "\n" << rule << "\n"
-     << std::left << std::setw(30) << "Layer (type)" << std::setw(20) << "Output shape" << std::right << std::setw(14) << "Param #" << "\n"
+     << std::left << std::setw(nw) << "Layer (type)" << std::setw(sw) << "Output shape" << std::right << std::setw(pw) << "Param #" << "\n"
      << rule << "\n";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const SummaryRow& r = rows[i];
-    os << std::left << std::setw(30) << (r.name + " (" + r.type + ")") << std::setw(20) << r.shape << std::right
-       << std::setw(14) << detail::thousands(r.params) << "\n" << (i + 1 < rows.size() ? thin : rule) << "\n";
+    os << std::left << std::setw(nw) << (r.name + " (" + r.type + ")") << std::setw(sw) << r.shape << std::right
+       << std::setw(pw) << detail::thousands(r.params) << "\n" << (i + 1 < rows.size() ? thin : rule) << "\n";
   }
   os << "Total params: " << detail::thousands(parameter_count) << "\n";
 }
