@@ -49,6 +49,30 @@ TEST_CASE("summary() keeps its columns aligned when a name is longer than Keras'
   CHECK(os.str().find("global_avg_pool_1 (GlobalAvgPool)") != std::string::npos);
 }
 
+namespace {
+template <int Tenths>
+struct ScaledReLUPolicy {  // y = max(x, 0) * Tenths / 10: a policy with a parameter
+  static constexpr const char* kind = "ScaledReLU";
+  static std::string spec() { return "ScaledReLU<" + std::to_string(Tenths) + ">"; }
+  template <class T>
+  static void forward(const T* x, T* y, std::size_t n, std::size_t) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] * T(Tenths) / T(10) : T(0);
+  }
+  template <class T>
+  static void backward(const T* x, const T*, const T* dy, T* dx, std::size_t n, std::size_t) {
+    for (std::size_t i = 0; i < n; ++i) dx[i] = x[i] > T(0) ? dy[i] * T(Tenths) / T(10) : T(0);
+  }
+};
+}  // namespace
+
+TEST_CASE("architecture() records an activation policy's own spec, so its parameter tells networks apart") {
+  using A = Sequential<Input<4, 4, 1>, Flatten, Dense<3>, Activation<ScaledReLUPolicy<5>>, Dense<2>>;
+  using B = Sequential<Input<4, 4, 1>, Flatten, Dense<3>, Activation<ScaledReLUPolicy<7>>, Dense<2>>;
+  CHECK(A::architecture().find("ScaledReLU<5>") != std::string::npos);
+  CHECK(A::architecture() != B::architecture());
+  CHECK(PaperNet::architecture().find(" ReLU ") != std::string::npos);  // no spec(): the kind
+}
+
 TEST_CASE("parameter names follow Keras' numbering") {
   using Net = Sequential<Input<8, 8, 1>, Conv2D<2, 3>, ReLU, Conv2D<2, 3>, Flatten, Dense<3>, Softmax>;
   Net net;

@@ -18,6 +18,8 @@ namespace my {
 struct LeakyReLUPolicy {
   static constexpr const char* kind = "LeakyReLU";  // summary(), parameter names, checkpoints
   static constexpr double slope = 0.1;
+  // Recorded in checkpoints, so a network with another slope refuses these weights.
+  static std::string spec() { return "LeakyReLU<" + std::to_string(slope) + ">"; }
   template <class T>
   static void forward(const T* x, T* y, std::size_t n, std::size_t /*group*/) {
     for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(slope) * x[i];

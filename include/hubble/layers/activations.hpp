@@ -7,6 +7,8 @@
 // (network/loss.hpp), so Softmax::backward runs only when something else sits on top of it.
 #include <algorithm>
 #include <cmath>
+#include <concepts>
+#include <string>
 
 #include "hubble/layers/layer_abstract.hpp"
 
@@ -60,7 +62,12 @@ class ActivationLayer : public ParameterFreeLayer {
   using policy = Policy;
   static constexpr bool is_activation = true;
   static constexpr const char* kind = Policy::kind;
-  static std::string spec() { return Policy::kind; }
+  // What Network::architecture() (and so every checkpoint) records: the policy's own spec()
+  // when it has one (a policy with a parameter must spell it out), else its kind.
+  static std::string spec() {
+    if constexpr (requires { { Policy::spec() } -> std::convertible_to<std::string>; }) return Policy::spec();
+    else return Policy::kind;
+  }
 
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
     check_input<In>(x, Policy::kind);
