@@ -95,7 +95,7 @@ void print_help() {
       "\n"
       "Trains the Galaxy10 DECaLS paper's ConvNet (128x128x3 -> 10 classes, 654,922 parameters) and\n"
       "reports what it learned. Without --data it trains on hubble's synthetic Galaxy10 for 8 epochs,\n"
-      "which takes a few minutes on 2 cores; the paper trains 50 epochs on the real data.\n"
+      "which takes about a minute on 2 cores; the paper trains 50 epochs on the real data.\n"
       "\n"
       "options:\n";
   for (const OptionSpec& s : option_specs()) {
