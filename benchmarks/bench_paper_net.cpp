@@ -47,75 +47,60 @@ bool with_variant(const std::string& v, Fn&& fn) {
   return false;
 }
 
-// Images per second over at least `seconds` (after two warm-up steps).
+// One training step (forward, fused loss, backward, Adam) or one inference pass of a network,
+// on a fixed random batch; step() runs it.
 template <class Net>
-double train_rate(int batch, double seconds) {
-  Net net(42);
+struct TrainStep {
+  static constexpr int warmup = 2;
+  Net net{42};
   Adam<float> adam;
-  Batch b(batch);
-  for (int i = 0; i < 2; ++i) net.train_step(b.x, b.labels, adam);
-  long steps = 0;
-  const double t0 = bench::now();
-  double t = 0;
-  do {
-    net.train_step(b.x, b.labels, adam);
-    ++steps;
-    t = bench::now() - t0;
-  } while (t < seconds);
-  return double(steps) * batch / t;
-}
+  Batch b;
+  explicit TrainStep(int batch) : b(batch) {}
+  void step() { net.train_step(b.x, b.labels, adam); }
+};
 template <class Net>
-double infer_rate(int batch, double seconds) {
-  Net net(42);
-  Batch b(batch);
-  for (int i = 0; i < 3; ++i) net.forward(b.x, Mode::eval);
+struct InferStep {
+  static constexpr int warmup = 3;
+  Net net{42};
+  Batch b;
+  explicit InferStep(int batch) : b(batch) {}
+  void step() { net.forward(b.x, Mode::eval); }
+};
+
+// Images per second over at least `seconds`, after Step::warmup steps.
+template <class Step>
+double rate(int batch, double seconds) {
+  Step s(batch);
+  for (int i = 0; i < Step::warmup; ++i) s.step();
   long steps = 0;
   const double t0 = bench::now();
   double t = 0;
   do {
-    net.forward(b.x, Mode::eval);
+    s.step();
     ++steps;
     t = bench::now() - t0;
   } while (t < seconds);
   return double(steps) * batch / t;
 }
 
-template <class Net>
-void train_benchmark(benchmark::State& st, int batch, int nthreads) {
+// The Google Benchmark form: one step per iteration, images/s (and, training, GFLOP/s of the
+// direct-convolution count, 242 MFLOP an image).
+template <class Step>
+void step_benchmark(benchmark::State& st, int batch, int nthreads, bool training) {
   const int before = bench::threads();
   bench::set_threads(nthreads);
-  Net net(42);
-  Adam<float> adam;
-  Batch b(batch);
-  for (int i = 0; i < 2; ++i) net.train_step(b.x, b.labels, adam);
+  Step s(batch);
+  for (int i = 0; i < Step::warmup; ++i) s.step();
   double total = 0;
   for (auto _ : st) {
     const double t0 = bench::now();
-    net.train_step(b.x, b.labels, adam);
+    s.step();
     const double t = bench::now() - t0;
     st.SetIterationTime(t);
     total += t;
   }
   st.counters["img/s"] = double(batch) * double(st.iterations()) / total;
-  st.counters["GFLOP/s"] = 242.0e6 * 1e-9 * double(batch) * double(st.iterations()) / total;  // 242 MFLOP / image
-  bench::set_threads(before);
-}
-template <class Net>
-void infer_benchmark(benchmark::State& st, int batch, int nthreads) {
-  const int before = bench::threads();
-  bench::set_threads(nthreads);
-  Net net(42);
-  Batch b(batch);
-  for (int i = 0; i < 3; ++i) net.forward(b.x, Mode::eval);
-  double total = 0;
-  for (auto _ : st) {
-    const double t0 = bench::now();
-    net.forward(b.x, Mode::eval);
-    const double t = bench::now() - t0;
-    st.SetIterationTime(t);
-    total += t;
-  }
-  st.counters["img/s"] = double(batch) * double(st.iterations()) / total;
+  if (training) st.counters["GFLOP/s"] = 242.0e6 * 1e-9 * double(batch) * double(st.iterations()) / total;
   bench::set_threads(before);
 }
 
@@ -190,7 +175,7 @@ int main(int argc, char** argv) {
     if (batch <= 0 || (what != "train" && what != "infer")) return usage();
     double rate = 0;
     if (!with_variant(variant, [&]<class Net>(std::type_identity<Net>) {
-          rate = what == "train" ? train_rate<Net>(batch, seconds) : infer_rate<Net>(batch, seconds);
+          rate = what == "train" ? ::rate<TrainStep<Net>>(batch, seconds) : ::rate<InferStep<Net>>(batch, seconds);
         }))
       return usage();
     std::printf("%.2f\n", rate);
@@ -202,10 +187,8 @@ int main(int argc, char** argv) {
     const std::string variant = argc > 4 ? argv[4] : "tuned";
     const long before = max_rss_kib();
     if (batch <= 0 || !with_variant(variant, [&]<class Net>(std::type_identity<Net>) {
-          Net net(42);
-          Adam<float> adam;
-          Batch b(batch);
-          for (int i = 0; i < steps; ++i) net.train_step(b.x, b.labels, adam);
+          TrainStep<Net> s(batch);
+          for (int i = 0; i < steps; ++i) s.step();
         }))
       return usage();
     std::printf("peak RSS %.1f MiB (%.1f MiB before building the network) training %s at batch %d\n", max_rss_kib() / 1024.0,
@@ -232,12 +215,12 @@ int main(int argc, char** argv) {
       for (int t : thread_counts) {
         for (int batch : {32, 64})
           benchmark::RegisterBenchmark(("Train/" + vs + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t)).c_str(),
-                                       [=](benchmark::State& st) { train_benchmark<Net>(st, batch, t); })
+                                       [=](benchmark::State& st) { step_benchmark<TrainStep<Net>>(st, batch, t, true); })
               ->UseManualTime()
               ->Unit(benchmark::kMillisecond);
         for (int batch : {1, 64})
           benchmark::RegisterBenchmark(("Infer/" + vs + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t)).c_str(),
-                                       [=](benchmark::State& st) { infer_benchmark<Net>(st, batch, t); })
+                                       [=](benchmark::State& st) { step_benchmark<InferStep<Net>>(st, batch, t, false); })
               ->UseManualTime()
               ->Unit(benchmark::kMillisecond);
       }

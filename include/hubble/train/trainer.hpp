@@ -243,11 +243,7 @@ class Trainer {
     const int per_image = cfg_.augment == Augment::rot4 ? 4 : 1;
     HUBBLE_CHECK(per_image == 1 || images.height == images.width, "train: rot4 needs square images, not ",
                  images.height, " x ", images.width);
-    std::vector<int> source_index;  // item -> image in `images`
-    source_index.reserve(train.size() * std::size_t(per_image));
-    for (int i : train)
-      for (int r = 0; r < per_image; ++r) source_index.push_back(i);
-    const int base = int(source_index.size());
+    const int base = int(train.size()) * per_image;
     const long long per_epoch = (long long)base * cfg_.repeats;
     const long long steps_per_epoch = (per_epoch + cfg_.batch_size - 1) / cfg_.batch_size;
 
@@ -319,7 +315,7 @@ class Trainer {
         views.clear();
         for (std::size_t k = 0; k < count; ++k) {
           const int item = order[first + k];
-          batch_index[k] = source_index[std::size_t(item)];
+          batch_index[k] = train[std::size_t(item / per_image)];
           batch_labels[k] = images.labels[std::size_t(batch_index[k])];
           if (!epoch_views.empty()) views.push_back(epoch_views[first + k]);
           else if (per_image == 4) views.push_back(data::Dihedral(item % 4));
