@@ -1,9 +1,13 @@
 // Metrics against hand-computed examples, and the plots that show them.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <vector>
 
+#include "hubble/io/plots.hpp"
 #include "hubble/metrics/classification.hpp"
+#include "support.hpp"
 
 using namespace hubble;
 using doctest::Approx;
@@ -103,12 +107,6 @@ TEST_CASE("metrics: JSON output holds the figures and the confusion matrix") {
 }
 
 // ---- the plots of io/plots.hpp (drawn by hand; checked through their pixels and PNG headers) ----
-
-#include <filesystem>
-#include <fstream>
-
-#include "hubble/io/plots.hpp"
-#include "support.hpp"
 
 namespace {
 // Width and height from a PNG file's IHDR chunk (bytes 16..23, big-endian).
