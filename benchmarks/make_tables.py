@@ -49,7 +49,7 @@ def main():
     ctx, m = run_json(convs, f"PeakFma|Conv/.*/batch:{args.batch}/", args.reps, args.min_time, args.stat)
     threads = max(int(k.split("threads:")[1]) for k in m if "threads:" in k)
     peak = {int(k.split("threads:")[1]): v["GFLOP/s"] for k, v in m.items() if k.startswith("PeakFma")}
-    print(f"FMA peak (probe): " + ", ".join(f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in sorted(peak.items())))
+    print("FMA peak (probe): " + ", ".join(f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in sorted(peak.items())))
     print(f"load average at start: {ctx.get('load_avg')}; {args.stat} of {args.reps} repetitions\n")
     variants = ["im2col+eigen", "im2col+packed-gemm", "implicit-gemm", "winograd", "winograd-4x4", "tuned"]
     print(f"Per layer, batch {args.batch}, {threads} threads: GFLOP/s (% of the peak probed beside each call); "
