@@ -1,0 +1,113 @@
+#pragma once
+// Reading pictures (PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC, PNM) to classify, through stb_image,
+// with the checks a program fed arbitrary paths needs:
+//
+//   io::Picture p = io::read_picture("galaxy.jpg");            // hubble::Error naming the file on failure
+//   io::Picture q = io::decode_picture(bytes, "upload #3");    // the same from bytes in memory
+//
+// read_picture refuses what is not a regular file before opening it (a FIFO would block the
+// read forever, a folder or a device is not a picture; symbolic links are followed, and a loop
+// is reported), reads at most max_picture_file_bytes, and decode_picture refuses a header that
+// declares more than max_picture_pixels before stb_image allocates anything for it.
+//
+// stb_image is a single-header library; like io/png.hpp this header compiles a private static
+// copy (STB_IMAGE_STATIC) into every unit that includes it, so the user defines nothing.
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "hubble/core/error.hpp"
+
+#ifndef HUBBLE_STB_IMAGE_INCLUDED
+#define HUBBLE_STB_IMAGE_INCLUDED
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb_image.h>
+#undef STB_IMAGE_IMPLEMENTATION
+#pragma GCC diagnostic pop
+#endif
+
+namespace hubble::io {
+
+// Limits that keep a hostile file from asking for unbounded memory: 256 MiB of file, 2^26
+// pixels (8192 x 8192) of picture. Real galaxy cut-outs are a few hundred pixels a side.
+inline constexpr std::uintmax_t max_picture_file_bytes = std::uintmax_t(256) << 20;
+inline constexpr std::uint64_t max_picture_pixels = std::uint64_t(1) << 26;
+
+// A decoded picture: width x height pixels of `channels` interleaved bytes (1 grey, 2 grey +
+// alpha, 3 RGB, 4 RGBA), rows top to bottom, as the file stores them.
+struct Picture {
+  int width = 0, height = 0, channels = 0;
+  std::vector<std::uint8_t> pixels;  // width * height * channels
+};
+
+// Decodes a picture held in memory; `name` (a path, or any label) starts every error message.
+inline Picture decode_picture(std::span<const std::uint8_t> bytes, const std::string& name) {
+  HUBBLE_CHECK(!bytes.empty(), name, ": empty file, not a picture");
+  HUBBLE_CHECK(bytes.size() <= std::size_t(std::numeric_limits<int>::max()), name, ": ", bytes.size(),
+               " bytes is too large for a picture");
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int length = int(bytes.size());
+  int w = 0, h = 0, c = 0;
+  HUBBLE_CHECK(stbi_info_from_memory(data, length, &w, &h, &c) == 1, name, ": not a picture hubble can read (",
+               stbi_failure_reason(), "; PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC and PNM are)");
+  HUBBLE_CHECK(w > 0 && h > 0 && c >= 1 && c <= 4, name, ": the picture declares a ", w, " x ", h, " x ", c,
+               " image");
+  HUBBLE_CHECK(std::uint64_t(w) * std::uint64_t(h) <= max_picture_pixels, name, ": the picture declares ", w, " x ", h,
+               " pixels, more than the ", max_picture_pixels, " hubble reads");
+  int dw = 0, dh = 0, dc = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load_from_memory(data, length, &dw, &dh, &dc, 0),
+                                                   stbi_image_free);
+  HUBBLE_CHECK(pixels != nullptr, name, ": cannot decode the picture (", stbi_failure_reason(), ")");
+  HUBBLE_CHECK(dw == w && dh == h && dc == c, name, ": the picture decoded to ", dw, " x ", dh, " x ", dc,
+               " but its header said ", w, " x ", h, " x ", c);
+  Picture p;
+  p.width = w;
+  p.height = h;
+  p.channels = c;
+  p.pixels.assign(pixels.get(), pixels.get() + std::size_t(w) * std::size_t(h) * std::size_t(c));
+  return p;
+}
+
+// Reads and decodes the picture at `path`.
+inline Picture read_picture(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status link = fs::symlink_status(path, ec);
+  HUBBLE_CHECK(!ec && fs::exists(link), path, ": no such file");
+  const fs::file_status st = fs::status(path, ec);
+  if (ec) {  // e.g. ELOOP for a symbolic link loop, EACCES for a folder we cannot search
+    ::hubble::detail::fail(path, ": cannot follow the path (", ec.message(), ")");
+  }
+  HUBBLE_CHECK(fs::exists(st), path, ": a symbolic link to a file that does not exist");
+  HUBBLE_CHECK(!fs::is_directory(st), path, ": is a folder, not a picture");
+  HUBBLE_CHECK(fs::is_regular_file(st), path, ": is not a regular file (",
+               fs::is_fifo(st) ? "a FIFO" : fs::is_socket(st) ? "a socket"
+               : fs::is_block_file(st) || fs::is_character_file(st) ? "a device" : "a special file",
+               "), not a picture");
+  const std::uintmax_t size = fs::file_size(path, ec);
+  HUBBLE_CHECK(!ec, path, ": cannot read its size (", ec.message(), ")");
+  HUBBLE_CHECK(size <= max_picture_file_bytes, path, ": ", size, " bytes, more than the ", max_picture_file_bytes,
+               " a picture may have");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+  HUBBLE_CHECK(f != nullptr, path, ": cannot open (", std::error_code(errno, std::generic_category()).message(), ")");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  const std::size_t got = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f.get());
+  HUBBLE_CHECK(got == bytes.size(), path, ": read ", got, " of its ", bytes.size(), " bytes (was it changed while read?)");
+  return decode_picture(bytes, path);
+}
+
+}  // namespace hubble::io
