@@ -33,7 +33,7 @@
 
 #include "hubble/core/error.hpp"
 #include "hubble/core/tensor.hpp"
-#include "hubble/data/galaxy10.hpp"
+#include "hubble/data/galaxy10_classes.hpp"
 #include "hubble/io/checkpoint.hpp"
 #include "hubble/improved_net.hpp"
 #include "hubble/paper_net.hpp"

@@ -22,7 +22,7 @@
 #include "hubble/core/error.hpp"
 #include "hubble/core/rng.hpp"
 #include "hubble/core/tensor.hpp"
-#include "hubble/data/galaxy10.hpp"
+#include "hubble/data/image_set.hpp"
 
 namespace hubble::data {
 

@@ -37,8 +37,9 @@
 
 #include "hubble/core/error.hpp"
 #include "hubble/core/rng.hpp"
+#include "hubble/core/shape.hpp"
 #include "hubble/data/augment.hpp"
-#include "hubble/data/galaxy10.hpp"
+#include "hubble/data/image_set.hpp"
 #include "hubble/io/checkpoint.hpp"
 #include "hubble/io/text_file.hpp"
 #include "hubble/metrics/classification.hpp"
