@@ -31,7 +31,8 @@ struct ConvGeometry {
   std::size_t out_pixels() const { return std::size_t(n) * oh * ow; }      // im2col rows
   std::size_t in_size() const { return std::size_t(n) * h * w * c; }
   std::size_t out_size() const { return out_pixels() * f; }
-  // Multiply-adds of the forward pass (each gradient costs the same again).
+  // Floating-point operations of the forward pass: 2 per multiply-add (out_pixels * patch * f
+  // multiply-adds). The weight gradient and the input gradient cost the same again each.
   double forward_flops() const { return 2.0 * double(out_pixels()) * double(patch()) * f; }
 };
 

@@ -2,7 +2,8 @@
 // Categorical cross-entropy fused with softmax, computed from the logits z for stability:
 //   p = softmax(z),  t = (1 - eps) onehot(label) + eps / K   (eps = label smoothing, K classes)
 //   loss_i = w_label * (logsumexp(z_i) - sum_k t_k z_ik)       (w = optional class weights)
-//   loss   = mean_i loss_i
+//   loss   = mean_i loss_i     (divided by N even with class weights; PyTorch's
+//                               CrossEntropyLoss(weight=...) divides by sum_i w_label_i instead)
 //   dloss/dz_i = w_label * (p_i - t_i) / N
 // The fused gradient avoids softmax's Jacobian and the log of a tiny probability.
 #include <algorithm>
