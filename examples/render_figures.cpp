@@ -228,6 +228,86 @@ std::string im2col_figure() {
   return svg.str();
 }
 
+// ---- 2b. the backward of a strided convolution: dcol = dY * W^T, then col2im --------------
+std::string col2im_figure() {
+  // The im2col example (5x5 input, 3x3 kernel, stride 2, one channel, one filter), backward.
+  const kernels::ConvGeometry g{1, 5, 5, 1, 3, 2, 0, 0, 2, 2, 1};
+  const double w[9] = {1, 0, -1, 2, 1, 0, -1, 1, 2};  // w[ky][kx], one filter
+  const double dy[4] = {1, -1, 2, 0.5};               // dY[(oy, ox)]
+  std::vector<double> dcol(g.out_pixels() * g.patch()), dx(g.in_size()), ones(dcol.size(), 1.0), cover(g.in_size());
+  for (int r = 0; r < 4; ++r)
+    for (int k = 0; k < 9; ++k) dcol[std::size_t(r) * 9 + std::size_t(k)] = dy[r] * w[k];  // dY * W^T
+  kernels::col2im(g, dcol.data(), dx.data());
+  kernels::col2im(g, ones.data(), cover.data());  // how many windows hold each pixel
+
+  Svg svg(980, 420);
+  svg.text(10, 24, "Backward of a stride-2 convolution: dcol = dY * W^T, then col2im adds each row back onto its window",
+           15, "start", "font-weight=\"bold\"");
+  const double top = 90;
+  // dY (2x2, one per window) and W^T (1x9).
+  const double c = 30;
+  svg.text(20 + c, top - 30, "dY (2x2)", 12);
+  for (int r = 0; r < 4; ++r) {
+    svg.rect(20 + (r % 2) * c, top + (r / 2) * c, c, c, light[r], strong[r], 2);
+    svg.text(20 + (r % 2 + 0.5) * c, top + (r / 2 + 0.5) * c + 4, num(dy[r]), 11);
+  }
+  svg.text(20, top + 2 * c + 22, "W^T: 1 x 9 (ky,kx) =", 11, "start");
+  for (int k = 0; k < 9; ++k) {
+    svg.rect(20 + k * 18, top + 2 * c + 30, 18, 20, "#fed9a6", "#999");
+    svg.text(20 + (k + 0.5) * 18, top + 2 * c + 44, num(w[k]), 10);
+  }
+  // dcol: 4 x 9.
+  const double cx = 230, cw = 30;
+  svg.text(cx + 4.5 * cw, top - 30, "dcol = dY * W^T (4 windows x 9 taps)", 12);
+  for (int r = 0; r < 4; ++r) {
+    const char* const labels[4] = {"(0,0)", "(0,1)", "(1,0)", "(1,1)"};
+    svg.text(cx - 6, top + (r + 0.5) * cw + 4, labels[r], 10, "end", std::string("fill=\"").append(strong[r]).append("\""));
+    for (int k = 0; k < 9; ++k) {
+      svg.rect(cx + k * cw, top + r * cw, cw, cw, light[r], "#999");
+      svg.text(cx + (k + 0.5) * cw, top + (r + 0.5) * cw + 4, num(dcol[std::size_t(r) * 9 + std::size_t(k)]), 11);
+    }
+  }
+  svg.line(cx + 9 * cw + 8, top + 2 * cw, cx + 9 * cw + 52, top + 2 * cw, "#444", 1.5, true);
+  svg.text(cx + 9 * cw + 30, top + 2 * cw - 8, "col2im", 11);
+  // dx (5x5) and the coverage counts.
+  auto grid = [&](double gx, const std::string& title, const std::vector<double>& v, bool shade) {
+    const double cell = 34;
+    svg.text(gx + 2.5 * cell, top - 30, title, 12);
+    for (int y = 0; y < 5; ++y)
+      for (int x = 0; x < 5; ++x) {
+        const double n = cover[std::size_t(y * 5 + x)];
+        const std::string fill = !shade ? "white" : n >= 4 ? "#9ecae1" : n >= 2 ? "#c6dbef" : n >= 1 ? "#eff3ff" : "#dddddd";
+        svg.rect(gx + x * cell, top + y * cell, cell, cell, fill, "#999");
+        svg.text(gx + (x + 0.5) * cell, top + (y + 0.5) * cell + 4, num(v[std::size_t(y * 5 + x)]), 11);
+      }
+    for (int r = 0; r < 4; ++r) {
+      const double inset = 2 + 2.5 * r;
+      svg.rect(gx + (r % 2) * 2 * cell + inset, top + (r / 2) * 2 * cell + inset, 3 * cell - 2 * inset,
+               3 * cell - 2 * inset, "none", strong[r], 2);
+    }
+  };
+  grid(560, "dx = col2im(dcol)", dx, false);
+  grid(770, "windows holding each pixel", cover, true);
+  svg.text(20, top + 5 * 34 + 40,
+           "Row (oy, ox) of dcol is the gradient of the 9 pixels under window (oy, ox). col2im adds it back where im2col copied", 12,
+           "start");
+  svg.text(20, top + 5 * 34 + 58,
+           "from: a pixel in one window gets one term, the pixels shared by two windows (stride 2 < kernel 3) get two, the", 12,
+           "start");
+  svg.text(20, top + 5 * 34 + 76,
+           "centre pixel gets four. In index form: dx[iy, ix] = sum over (oy, ky) with 2*oy + ky = iy and (ox, kx) with", 12,
+           "start");
+  // The centre pixel's four terms, spelled out from the geometry.
+  std::string terms;
+  for (int r = 0; r < 4; ++r)
+    for (int k = 0; k < 9; ++k)
+      if ((r / 2) * 2 + k / 3 == 2 && (r % 2) * 2 + k % 3 == 2)
+        terms += (terms.empty() ? "" : " + ") + std::string("(") + num(dy[r]) + ")(" + num(w[k]) + ")";
+  svg.text(20, top + 5 * 34 + 94, "2*ox + kx = ix of dY[oy, ox] * w[ky, kx]. The centre: dx[2][2] = " + terms + " = " +
+           num(dx[12]) + ".", 12, "start");
+  return svg.str();
+}
+
 // ---- 3. max-pool: where the gradient goes -------------------------------------------------
 std::string maxpool_figure() {
   using Pool = MaxPool<2>::bind<Shape<4, 4, 1>, float>;
@@ -294,34 +374,38 @@ std::string softmax_figure() {
   t[3] = 1;
   for (int i = 0; i < 10; ++i) p[std::size_t(i)] = dz[std::size_t(i)] + t[std::size_t(i)];
 
-  Svg svg(900, 300);
+  // Four panels in two rows, every bar labelled with its value.
+  Svg svg(820, 600);
   svg.text(10, 24, "Softmax + cross-entropy, one sample of class 3: d(loss)/d(logits) = p - t", 15, "start",
            "font-weight=\"bold\"");
-  auto bars = [&](double px, const std::string& title, const std::vector<double>& v, double scale, const char* colour,
-                  int highlight) {
-    const double bw = 20, zero_y = 170;
-    svg.text(px + 5 * bw, 60, title, 12);
+  auto bars = [&](double px, double zero_y, const std::string& title, const std::vector<double>& v, double scale,
+                  const char* colour, int digits) {
+    const double bw = 36;
+    svg.text(px + 5 * bw, zero_y - 110, title, 12);
     svg.line(px - 4, zero_y, px + 10 * bw + 4, zero_y, "#888");
     for (int i = 0; i < 10; ++i) {
-      const double h = v[std::size_t(i)] * scale;
-      svg.rect(px + i * bw + 2, h >= 0 ? zero_y - h : zero_y, bw - 4, std::abs(h), i == highlight ? "#e41a1c" : colour,
-               "none");
-      svg.text(px + (i + 0.5) * bw, 262, std::to_string(i), 10, "middle", "fill=\"#666\"");
+      const double value = v[std::size_t(i)], h = value * scale;
+      svg.rect(px + i * bw + 4, h >= 0 ? zero_y - h : zero_y, bw - 8, std::abs(h), i == 3 ? "#e41a1c" : colour, "none");
+      char label[16];
+      std::snprintf(label, sizeof label, "%.*f", digits, value);
+      std::string text = label;
+      if (text.rfind("-0.", 0) == 0 && std::stod(text) == 0) text = text.substr(1);  // no "-0.00"
+      svg.text(px + (i + 0.5) * bw, h >= 0 ? zero_y - h - 4 : zero_y - h + 11, text, 9, "middle", "fill=\"#333\"");
     }
+    for (int i = 0; i < 10; ++i) svg.text(px + (i + 0.5) * bw, zero_y + 106, std::to_string(i), 10, "middle", "fill=\"#666\"");
   };
-  std::vector<double> zv(logits, logits + 10);
-  bars(20, "logits z (dense_2 output)", zv, 35, "#b3cde3", 3);
-  bars(250, "p = softmax(z)", p, 90, "#ccebc5", 3);
-  bars(480, "t = one-hot(3)", t, 90, "#decbe4", 3);
-  std::vector<double> g(10);
+  std::vector<double> zv(logits, logits + 10), g(10);
   for (int i = 0; i < 10; ++i) g[std::size_t(i)] = dz[std::size_t(i)];
-  bars(690, "p - t (what backward starts with)", g, 90, "#fed9a6", 3);
+  bars(20, 160, "logits z (dense_2 output)", zv, 30, "#b3cde3", 1);
+  bars(420, 160, "p = softmax(z)", p, 150, "#ccebc5", 3);
+  bars(20, 420, "t = one-hot(3)", t, 80, "#decbe4", 0);
+  bars(420, 420, "p - t (what backward starts with)", g, 90, "#fed9a6", 3);
   char loss[64];
   std::snprintf(loss, sizeof loss, "%.3f", s.loss);
-  svg.text(20, 290,
-           std::string("loss = logsumexp(z) - z_3 = ") + loss + ". A step against this gradient raises z_3 and lowers every other "
-           "z_k, the confidently wrong z_2 most.",
+  svg.text(20, 570,
+           std::string("loss = logsumexp(z) - z_3 = ") + loss + " = -log p_3. A step against this gradient raises z_3 and lowers",
            12, "start");
+  svg.text(20, 588, "every other z_k in proportion to its probability: the confidently wrong z_2 most.", 12, "start");
   return svg.str();
 }
 
@@ -345,6 +429,7 @@ int main(int argc, char** argv) {
                  ": no such folder (run from the repository root, or pass --out DIR)");
     write_file(out / "learn_network_shapes.svg", network_figure());
     write_file(out / "learn_im2col.svg", im2col_figure());
+    write_file(out / "learn_col2im.svg", col2im_figure());
     write_file(out / "learn_maxpool_routing.svg", maxpool_figure());
     write_file(out / "learn_softmax_gradient.svg", softmax_figure());
     return 0;
