@@ -1,7 +1,8 @@
 // render_figures: draws the pictures of the learner's tour (docs/learn/) as SVG, from the
 // library itself: the shapes come from PaperNet's compile-time types, the im2col matrix from
-// kernels::im2col, the gradient routing from MaxPoolLayer::backward, the loss gradient from
-// softmax_cross_entropy. So the pictures show what the code does, not what someone drew.
+// kernels::im2col, the input gradient and each pixel's window count from kernels::col2im, the
+// gradient routing from MaxPoolLayer::backward, the loss gradient from softmax_cross_entropy.
+// So the pictures show what the code does, not what someone drew.
 //
 //   render_figures [--out DIR]        (default docs/images; writes DIR/learn_*.svg)
 //
