@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "hubble/data/galaxy10.hpp"
 #include "hubble/data/synthetic.hpp"
 
 namespace {

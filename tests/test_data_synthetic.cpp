@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "hubble/data/galaxy10.hpp"
 #include "hubble/data/synthetic.hpp"
 #include "hubble/io/png.hpp"
 #include "support.hpp"
