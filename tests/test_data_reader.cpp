@@ -382,3 +382,11 @@ TEST_CASE("data: write_galaxy10 checksums its image chunks (Fletcher32) and writ
   H5Dclose(ds);
   H5Fclose(f);
 }
+
+TEST_CASE("data: an image side above 65536 is refused before any narrowing, even when the file stores it") {
+  TempDir dir;
+  const std::string path = dir.file("long.h5");
+  write_raw(path, std::vector<std::uint8_t>(70000 * 8 * 3, 5), {1, 70000, 8, 3}, {2});
+  check_names_file(error_of([&] { load_galaxy10(path, {.crop = 0}); }), path,
+                   "'images' declares 70000 x 8 images (1, 70000, 8, 3), larger than 65536 a side");
+}
