@@ -395,12 +395,12 @@ class File {
     HUBBLE_CHECK(ds.valid(), path_, ": cannot create dataset '", name, "'");
     std::size_t total = 1;
     for (auto d : dims) total *= std::size_t(d);
-    if (total == 0) return;
+    if (total == 0) return finish(ds, name);
     if (!chunked || dims[0] <= 64 * rows_per_chunk) {
       HUBBLE_CHECK(H5Dwrite(ds.get(), detail::native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, path_,
                    ": cannot write dataset '", name, "'");
       check_sink();
-      return;
+      return finish(ds, name);
     }
     const std::size_t row = total / std::size_t(dims[0]);
     const hsize_t block = 64 * rows_per_chunk;
@@ -418,6 +418,7 @@ class File {
                    path_, ": cannot write rows ", first, "..", first + cnt[0], " of dataset '", name, "'");
       check_sink();
     }
+    finish(ds, name);
   }
   template <class T>
   void write(const std::string& name, const std::vector<T>& v) { write(name, v.data(), {hsize_t(v.size())}); }
@@ -474,6 +475,7 @@ class File {
     HUBBLE_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, value.empty() ? "" : value.c_str()) >= 0,
                  path_, ": cannot write dataset '", name, "'");
     check_sink();
+    finish(ds, name);
   }
   std::string read_string(const std::string& name) const {
     Handle ds = open_dataset(name);
@@ -585,6 +587,13 @@ class File {
     return File(path, Handle(id, H5Fclose), std::move(sink));
   }
 
+  // Closes a written dataset (which flushes its cached chunks through the filters), checking it.
+  void finish(Handle& ds, const std::string& name) {
+    const bool closed = ds.close();
+    check_sink();
+    HUBBLE_CHECK(closed, path_, ": cannot finish dataset '", name, "'");
+  }
+
   // Throws the first failure the driver recorded.
   void check_sink() const {
     if (sink_ && sink_->error)
@@ -681,8 +690,8 @@ class File {
                    ": cannot replace attribute '", key, "'");
     Handle attr(H5Acreate_by_name(file_.get(), object.c_str(), key.c_str(), file_type, space.get(), H5P_DEFAULT,
                                   H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    HUBBLE_CHECK(attr.valid() && H5Awrite(attr.get(), mem_type, value) >= 0, path_, ": cannot write attribute '", key,
-                 "' of '", object, "'");
+    HUBBLE_CHECK(attr.valid() && H5Awrite(attr.get(), mem_type, value) >= 0 && attr.close(), path_,
+                 ": cannot write attribute '", key, "' of '", object, "'");
     check_sink();
   }
   void set_string_attribute(const std::string& object, const std::string& key, const std::string& value) {
