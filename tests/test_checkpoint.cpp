@@ -1,9 +1,12 @@
 // Checkpoints: round trip, refusals with clear messages, atomic writes.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "hubble/hubble.hpp"
 #include "hubble/io/checkpoint.hpp"
@@ -76,7 +79,8 @@ TEST_CASE("checkpoint: round trip restores weights, optimiser state, epoch, RNGs
     for (std::size_t i = 0; i < qa[p].size; ++i) REQUIRE(qa[p].value[i] == qb[p].value[i]);
 
   const CheckpointHeader h = read_checkpoint_header(path);
-  CHECK(h.format_version == 1);
+  CHECK(h.format_version == 2);
+  CHECK(h.checksums);
   CHECK(h.architecture == TinyNet::architecture());
   CHECK(h.scalar == "float");
   CHECK(h.optimizer == "adam");
@@ -179,7 +183,6 @@ TEST_CASE("checkpoint: a failed save leaves the previous file intact") {
   TinyNet other(11);
   load_checkpoint(path, other);
   CHECK(other.parameters()[0].value[0] == net.parameters()[0].value[0]);
-  fs::remove_all(fs::path(path).parent_path());
 }
 
 TEST_CASE("checkpoint: BatchNorm's moving statistics (network buffers) are saved and restored") {
@@ -205,5 +208,250 @@ TEST_CASE("checkpoint: BatchNorm's moving statistics (network buffers) are saved
   const std::vector<float> first(pa.data(), pa.data() + pa.size());
   const Tensor<float>& pb = b.forward(x, Mode::eval);
   for (std::size_t i = 0; i < first.size(); ++i) CHECK(first[i] == pb[i]);
-  fs::remove_all(fs::path(path).parent_path());
+}
+
+// ---- hardening: full disk, checksums, non-finite values, ranges, sizes, missing vs corrupt ----
+
+namespace {
+using test_support::file_bytes;
+
+// Raw HDF5 access for damaging files on purpose (read-write, unlike h5::File::open).
+struct RawFile {
+  hid_t id;
+  explicit RawFile(const std::string& path) : id(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)) { REQUIRE(id >= 0); }
+  ~RawFile() { H5Fclose(id); }
+  // Where a contiguous dataset's bytes start in the file.
+  haddr_t offset(const std::string& name) const {
+    const hid_t d = H5Dopen2(id, name.c_str(), H5P_DEFAULT);
+    const haddr_t a = H5Dget_offset(d);
+    H5Dclose(d);
+    return a;
+  }
+  void remove(const std::string& name) { REQUIRE(H5Ldelete(id, name.c_str(), H5P_DEFAULT) >= 0); }
+};
+
+void flip_byte(const std::string& path, std::uint64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(std::streamoff(offset));
+  char c = 0;
+  f.read(&c, 1);
+  c = char(c ^ 0x10);
+  f.seekp(std::streamoff(offset));
+  f.write(&c, 1);
+}
+
+// A version-1 checkpoint of TinyNet (no checksums) written field by field, as hubble did before
+// format 2; `epoch` and the weights can be set to anything.
+void write_v1(const std::string& path, TinyNet& net, std::int64_t epoch) {
+  h5::File f = h5::File::create(path);
+  f.set_attribute("format", std::string(checkpoint_format));
+  f.set_attribute("format_version", std::int64_t(1));
+  f.set_attribute("architecture", TinyNet::architecture());
+  f.set_attribute("scalar", std::string("float"));
+  for (const auto& p : net.parameters()) f.write<float>("weights/" + p.name, p.value, {hsize_t(p.size)});
+  f.write("epoch", std::vector<std::int64_t>{epoch});
+  f.write<std::uint64_t>("rng/network/0", net.random_streams()[0]->state().data(), {4});
+  f.write("training/best", std::vector<double>{0.5});
+  f.close();
+}
+}  // namespace
+
+TEST_CASE("checkpoint: a full disk during a save leaves the previous file byte for byte and names the cause") {
+  const test_support::TempDir dir("checkpoint_full_disk");
+  const std::string path = dir.file("best.h5");
+  TinyNet a(21);
+  Adam<float> adam;
+  train_a_little(a, adam, 2);
+  save_checkpoint(path, a, &adam);
+  const std::string before = file_bytes(path);
+  REQUIRE(before.size() > 8192);
+  TinyNet b(22);
+  Adam<float> adam_b;
+  train_a_little(b, adam_b, 1);
+  // Writes past 4 KiB fail with EFBIG, as they would with ENOSPC on a full disk.
+  const auto out = test_support::in_child(4096, [&] { save_checkpoint(path, b, &adam_b); }, [] { H5close(); });
+  INFO("child message: ", out.message);
+  CHECK(out.exited);           // no crash, in HDF5's teardown or elsewhere
+  CHECK(out.exit_code == 0);   // a hubble::Error
+  CHECK(out.message.find(path) != std::string::npos);
+  CHECK(out.message.find("File too large") != std::string::npos);
+  CHECK(file_bytes(path) == before);
+  CHECK(test_support::files_in(dir.path()) == std::vector<std::string>{"best.h5"});  // no temporary left
+  TinyNet c(23);
+  Adam<float> adam_c;
+  load_checkpoint(path, c, &adam_c);
+  CHECK(c.parameters()[0].value[0] == a.parameters()[0].value[0]);
+}
+
+TEST_CASE("checkpoint: a flipped byte in an array fails its checksum, naming the file and the array") {
+  const test_support::TempDir dir("checkpoint_checksum");
+  const std::string path = dir.file("flip.h5");
+  TinyNet a(24);
+  Adam<float> adam;
+  train_a_little(a, adam, 2);
+  save_checkpoint(path, a, &adam);
+  const auto params = a.parameters();
+  const std::string weights = "weights/" + params.back().name, slot = "optimizer/slots/" + params[0].name + "/1";
+  haddr_t w = 0, s = 0;
+  {
+    RawFile raw(path);
+    w = raw.offset(weights);
+    s = raw.offset(slot);
+  }
+  REQUIRE(w != HADDR_UNDEF);
+  REQUIRE(s != HADDR_UNDEF);
+  const std::string good = file_bytes(path);
+  flip_byte(path, w + 5);  // a bit of a weight's mantissa: a plausible but wrong number
+  TinyNet b(25);
+  const float before = b.parameters().back().value[1];
+  std::string msg = error_of([&] { load_checkpoint(path, b); });
+  CHECK(msg.find(path) != std::string::npos);
+  CHECK(msg.find("'" + weights + "' fails its checksum") != std::string::npos);
+  CHECK(msg.find("truncated or corrupt") != std::string::npos);
+  CHECK(b.parameters().back().value[1] == before);  // untouched
+  std::ofstream(path, std::ios::binary) << good;
+  flip_byte(path, s + 2);
+  Adam<float> adam_b;
+  msg = error_of([&] { load_checkpoint(path, b, &adam_b); });
+  CHECK(msg.find("'" + slot + "' fails its checksum") != std::string::npos);
+  CHECK(adam_b.steps == 0);
+}
+
+TEST_CASE("checkpoint: NaN or infinite weights, BatchNorm statistics or optimiser state are refused") {
+  const test_support::TempDir dir("checkpoint_nan");
+  const std::string path = dir.file("nan.h5");
+  TinyNet a(26);
+  Adam<float> adam;
+  train_a_little(a, adam, 1);
+  auto params = a.parameters();
+  params[0].value[5] = std::numeric_limits<float>::quiet_NaN();
+  save_checkpoint(path, a, &adam);  // saving a diverged run is allowed (it is evidence)...
+  TinyNet b(27);
+  std::string msg = error_of([&] { load_checkpoint(path, b); });  // ...loading it is not
+  CHECK(msg.find(path) != std::string::npos);
+  CHECK(msg.find("weights/" + params[0].name) != std::string::npos);
+  CHECK(msg.find("index 5") != std::string::npos);
+  CHECK(msg.find("nan") != std::string::npos);
+
+  params[0].value[5] = 0.25f;
+  adam.slots[3][2] = std::numeric_limits<float>::infinity();
+  save_checkpoint(path, a, &adam);
+  load_checkpoint(path, b);  // the weights alone are fine
+  Adam<float> adam_b;
+  msg = error_of([&] { load_checkpoint(path, b, &adam_b); });
+  CHECK(msg.find("optimizer/slots/" + params[1].name + "/1") != std::string::npos);
+  CHECK(msg.find("index 2") != std::string::npos);
+  CHECK(msg.find("inf") != std::string::npos);
+  CHECK(adam_b.steps == 0);
+
+  using BnNet = Sequential<Input<6, 6, 2>, Conv2D<3, 3>, BatchNorm, ReLU, Flatten, Dense<2>, Softmax>;
+  BnNet bn(1);
+  bn.buffers()[1].value[2] = -std::numeric_limits<float>::infinity();
+  save_checkpoint(path, bn, nullptr);
+  BnNet bn2(2);
+  msg = error_of([&] { load_checkpoint(path, bn2); });
+  CHECK(msg.find("buffers/" + bn.buffers()[1].name) != std::string::npos);
+  CHECK(msg.find("index 2") != std::string::npos);
+}
+
+TEST_CASE("checkpoint: version-1 files still load (no checksums to verify) and their epoch is range-checked") {
+  const test_support::TempDir dir("checkpoint_v1");
+  const std::string path = dir.file("v1.h5");
+  TinyNet a(28);
+  write_v1(path, a, 7);
+  const CheckpointHeader h = read_checkpoint_header(path);
+  CHECK(h.format_version == 1);
+  CHECK_FALSE(h.checksums);
+  CHECK(h.epoch == 7);
+  TinyNet b(29);
+  const CheckpointData d = load_checkpoint(path, b);
+  CHECK(d.value("best", 0) == 0.5);
+  CHECK(b.parameters()[0].value[3] == a.parameters()[0].value[3]);
+
+  for (std::int64_t bad : {std::int64_t(-1), std::int64_t(1) << 31, std::numeric_limits<std::int64_t>::min()}) {
+    CAPTURE(bad);
+    write_v1(path, a, bad);
+    const std::string msg = error_of([&] { read_checkpoint_header(path); });
+    CHECK(msg.find(path) != std::string::npos);
+    CHECK(msg.find("'epoch' is " + std::to_string(bad) + ", outside 0..2147483647") != std::string::npos);
+  }
+  CheckpointData too_late;
+  too_late.epoch = 1LL << 40;
+  CHECK(error_of([&] { save_checkpoint(path, a, nullptr, too_late); }).find("outside") != std::string::npos);
+}
+
+TEST_CASE("checkpoint: a missing entry and a damaged file are told apart") {
+  const test_support::TempDir dir("checkpoint_missing");
+  const std::string path = dir.file("m.h5");
+  TinyNet a(30);
+  write_v1(path, a, 1);
+  { RawFile(path).remove("weights/" + a.parameters()[1].name); }
+  TinyNet b(31);
+  std::string msg;
+  try {
+    load_checkpoint(path, b);
+  } catch (const h5::MissingEntry& e) {
+    msg = e.what();
+  }
+  CHECK(msg.find(path) != std::string::npos);
+  CHECK(msg.find("lacks dataset 'weights/" + a.parameters()[1].name + "'") != std::string::npos);
+  CHECK(msg.find("corrupt") == std::string::npos);
+
+  save_checkpoint(path, a, nullptr);
+  fs::resize_file(path, fs::file_size(path) * 2 / 3);
+  bool corrupt = false;
+  try {
+    load_checkpoint(path, b);
+  } catch (const h5::CorruptFile& e) {
+    corrupt = std::string(e.what()).find("truncated or corrupt") != std::string::npos &&
+              std::string(e.what()).find(path) != std::string::npos;
+  }
+  CHECK(corrupt);
+
+  // Format 2 counts its datasets: a removed extra is noticed, not silently dropped.
+  CheckpointData d;
+  d.values["best"] = {0.9};
+  save_checkpoint(path, a, nullptr, d);
+  { RawFile(path).remove("training/best"); }
+  msg = error_of([&] { read_checkpoint_data(path); });
+  CHECK(msg.find("declares") != std::string::npos);
+  CHECK(msg.find(path) != std::string::npos);
+}
+
+TEST_CASE("checkpoint: a declared size of petabytes is refused before anything is allocated") {
+  const test_support::TempDir dir("checkpoint_huge");
+  const std::string path = dir.file("huge.h5");
+  TinyNet a(32);
+  write_v1(path, a, 1);
+  {
+    // training/history declares 2e14 doubles (1.6 PB) in chunks that were never written.
+    RawFile raw(path);
+    const hsize_t dims[1] = {hsize_t(2e14)}, chunk[1] = {1 << 16};
+    const hid_t space = H5Screate_simple(1, dims, nullptr), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, chunk);
+    const hid_t ds = H5Dcreate2(raw.id, "training/history", H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    REQUIRE(ds >= 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+  }
+  TinyNet b(33);
+  std::string msg;
+  try {
+    load_checkpoint(path, b);
+  } catch (const h5::CorruptFile& e) {
+    msg = e.what();
+  }  // a std::bad_alloc would fail the test case
+  CHECK(msg.find(path) != std::string::npos);
+  CHECK(msg.find("'training/history' declares") != std::string::npos);
+  CHECK(msg.find("stores only 0") != std::string::npos);
+}
+
+TEST_CASE("checkpoint: the checksum is BLAKE2b with an 8-byte digest, read little-endian (as docs/checkpoints.md)") {
+  // Python: int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+  CHECK(checkpoint_digest("", 0) == 0xb4b2797457a0a6e4ULL);
+  CHECK(checkpoint_digest("abc", 3) == 0x5995d533d814bbd8ULL);
+  const std::string x1000(1000, 'x');
+  CHECK(checkpoint_digest(x1000.data(), 128) == 0x0224e1e874e31c90ULL);  // exactly one block
+  CHECK(checkpoint_digest(x1000.data(), x1000.size()) == 0x1786154c896b309aULL);
 }

@@ -2,6 +2,7 @@
 // kind of bad file, and the real training file when it is present.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -266,4 +267,126 @@ TEST_CASE("data: the real Galaxy10 training file loads, 80 per class, and the cr
     for (std::size_t k = 0; k < full.image_bytes(); ++k) full_sum += full.image(i)[k];
   }
   CHECK(crop_sum / (20.0 * set.image_bytes()) > full_sum / (20.0 * full.image_bytes()));
+}
+
+// ---- hardening: declared sizes, full disk, checksummed chunks --------------------------------
+
+namespace {
+// A Galaxy10-shaped file whose 'images' declares `dims` in chunks of `chunk` that were never
+// written: HDF5 lets a chunked dataset declare any size without storing it.
+void write_declared(const std::string& path, const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk) {
+  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  const hid_t space = H5Screate_simple(int(dims.size()), dims.data(), nullptr), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
+  const hid_t ds = H5Dcreate2(f, "images", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  REQUIRE(ds >= 0);
+  H5Dclose(ds);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  const hsize_t n = dims[0];
+  const std::vector<std::uint8_t> labels(n, 1);
+  const hid_t ls = H5Screate_simple(1, &n, nullptr);
+  const hid_t ans = H5Dcreate2(f, "ans", H5T_STD_U8LE, ls, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(ans, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels.data());
+  H5Dclose(ans);
+  H5Sclose(ls);
+  H5Fclose(f);
+}
+}  // namespace
+
+TEST_CASE("data: images declaring a side above 2^32 (or sizes the file cannot hold) are a named error") {
+  TempDir dir;
+  // Before: the height was narrowed to int for the buffer while HDF5 wrote the real size past it.
+  const std::string tall = dir.file("tall.h5"), wide = dir.file("wide.h5"), many = dir.file("many.h5");
+  write_declared(tall, {2, 5000000000ULL, 4, 3}, {1, 1000000, 4, 3});
+  write_declared(wide, {2, 4, (1ULL << 32) + 8, 3}, {1, 4, 1000000, 3});
+  write_declared(many, {3000000000ULL, 8, 8, 3}, {100000, 8, 8, 3});
+  for (const std::string& path : {tall, wide, many}) {
+    for (int crop : {0, 2}) {
+      CAPTURE(path);
+      CAPTURE(crop);
+      std::string msg;
+      try {
+        load_galaxy10(path, {.crop = crop, .limit = 1});
+      } catch (const hubble::h5::CorruptFile& e) {
+        msg = e.what();
+      }
+      check_names_file(msg, path, "'images' declares");
+    }
+  }
+  // The file holds the sizes it declares, but a side above 65536 is still refused before any narrowing.
+  const std::string ok = dir.file("ok.h5");
+  write_galaxy10(ok, pattern_set(2, 8, 8));
+  CHECK(load_galaxy10(ok, {.crop = 0}).size() == 2);
+}
+
+TEST_CASE("data: read_rows refuses rows out of range and buffers too small") {
+  TempDir dir;
+  const std::string path = dir.file("rows.h5");
+  write_galaxy10(path, pattern_set(5, 4, 4));
+  const hubble::h5::File f = hubble::h5::File::open(path);
+  std::vector<std::uint8_t> buf(2 * 4 * 4 * 3);
+  f.read_rows<std::uint8_t>("images", 3, 2, buf.data(), buf.size());
+  CHECK(buf[0] == pattern_set(5, 4, 4).image(3)[0]);
+  check_names_file(error_of([&] { f.read_rows<std::uint8_t>("images", 4, 2, buf.data(), buf.size()); }), path,
+                   "out of range");
+  check_names_file(error_of([&] { f.read_rows<std::uint8_t>("images", std::size_t(-1), 2, buf.data(), buf.size()); }),
+                   path, "out of range");
+  check_names_file(error_of([&] { f.read_rows<std::uint8_t>("images", 0, 3, buf.data(), buf.size()); }), path,
+                   "do not fit");
+}
+
+TEST_CASE("data: a full disk while writing a Galaxy10 file leaves the previous file intact, with a clean exit") {
+  TempDir dir;
+  const std::string path = dir.file("set.h5");
+  write_galaxy10(path, pattern_set(3, 8, 8));
+  const std::string before = test_support::file_bytes(path);
+  // 300 images of 32 x 32 x 3 with noisy pixels: far more than the 64 KiB the child may write.
+  ImageSet big = pattern_set(300, 32, 32);
+  std::uint64_t x = 88172645463325252ULL;
+  for (auto& p : big.pixels) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    p = std::uint8_t(x);
+  }
+  const auto out = test_support::in_child(65536, [&] { write_galaxy10(path, big); }, [] { H5close(); });
+  INFO("child message: ", out.message);
+  CHECK(out.exited);  // before: a segmentation fault in HDF5's exit handler
+  CHECK(out.exit_code == 0);
+  check_names_file(out.message, path, "File too large");
+  CHECK(test_support::file_bytes(path) == before);
+  CHECK(test_support::files_in(dir.path()) == std::vector<std::string>{"set.h5"});
+  CHECK(load_galaxy10(path, {.crop = 0}).pixels == pattern_set(3, 8, 8).pixels);
+}
+
+TEST_CASE("data: write_galaxy10 checksums its image chunks (Fletcher32) and writes the HDF5 1.10 format") {
+  TempDir dir;
+  const std::string path = dir.file("sum.h5");
+  write_galaxy10(path, pattern_set(4, 8, 8));
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t ds = H5Dopen2(f, "images", H5P_DEFAULT);
+  const hid_t dcpl = H5Dget_create_plist(ds);
+  bool fletcher = false;
+  for (int k = 0; k < H5Pget_nfilters(dcpl); ++k) {
+    unsigned flags = 0, config = 0;
+    std::size_t n = 0;
+    fletcher |= H5Pget_filter2(dcpl, unsigned(k), &flags, &n, nullptr, 0, nullptr, &config) == H5Z_FILTER_FLETCHER32;
+  }
+  CHECK(fletcher);
+  const hid_t fcpl = H5Fget_create_plist(f);
+  unsigned super = 0, freelist = 0, stab = 0, shhdr = 0;
+  H5Pget_version(fcpl, &super, &freelist, &stab, &shhdr);
+  CHECK(super >= 2);  // superblock v2+ carries a checksum
+  H5Pclose(fcpl);
+  H5Pclose(dcpl);
+  H5Dclose(ds);
+  H5Fclose(f);
+}
+
+TEST_CASE("data: an image side above 65536 is refused before any narrowing, even when the file stores it") {
+  TempDir dir;
+  const std::string path = dir.file("long.h5");
+  write_raw(path, std::vector<std::uint8_t>(70000 * 8 * 3, 5), {1, 70000, 8, 3}, {2});
+  check_names_file(error_of([&] { load_galaxy10(path, {.crop = 0}); }), path,
+                   "'images' declares 70000 x 8 images (1, 70000, 8, 3), larger than 65536 a side");
 }

@@ -16,13 +16,16 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <limits>
+#include <new>
+#include <stdexcept>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "hubble/core/error.hpp"
 #include "hubble/data/galaxy10_classes.hpp"
 #include "hubble/data/image_set.hpp"
+#include "hubble/io/atomic_file.hpp"
 #include "hubble/io/hdf5.hpp"
 
 namespace hubble::data {
@@ -60,15 +63,22 @@ struct LoadOptions {
   std::size_t limit = 0;       // read only the first `limit` images; 0 = all
 };
 
-inline ImageSet load_galaxy10(const std::string& path, const LoadOptions& options = {}) {
+// Largest image side hubble accepts from a file (the release has 256).
+inline constexpr std::uint64_t galaxy10_max_side = 65536;
+
+namespace detail {
+inline ImageSet load_galaxy10_checked(const std::string& path, const LoadOptions& options) {
   const h5::File file = h5::File::open(path);  // missing / not HDF5 -> Error naming the file
   const std::string where = path + ": ";
   const char* layout = " (expected the Galaxy10 layout: 'images' uint8 N x H x W x 3 and 'ans' integer N)";
-  HUBBLE_CHECK(file.has("images") || file.has("ans"), where, "no 'images' dataset and no 'ans' dataset: not a Galaxy10 file",
-               layout);
-  HUBBLE_CHECK(file.has("images"), where, "no 'images' dataset", layout);
-  HUBBLE_CHECK(file.has("ans"), where, "no 'ans' (labels) dataset", layout);
+  const bool has_images = file.has("images"), has_ans = file.has("ans");
+  if (!has_images && !has_ans)
+    h5::detail::missing(where, "no 'images' dataset and no 'ans' dataset: not a Galaxy10 file", layout);
+  if (!has_images) h5::detail::missing(where, "no 'images' dataset", layout);
+  if (!has_ans) h5::detail::missing(where, "no 'ans' (labels) dataset", layout);
 
+  // info() has checked the declared sizes against what the file stores; the ranges below make
+  // every narrowing to int exact.
   const h5::DatasetInfo img = file.info("images");
   HUBBLE_CHECK(img.dims.size() == 4, where, "'images' has rank ", img.dims.size(), " ", img.dims_str(),
                ", expected 4 (N x H x W x 3)");
@@ -84,9 +94,14 @@ inline ImageSet load_galaxy10(const std::string& path, const LoadOptions& option
   HUBBLE_CHECK(img.dims[0] == ans.dims[0], where, "'images' has ", img.dims[0], " images but 'ans' has ", ans.dims[0],
                " labels");
   HUBBLE_CHECK(img.dims[0] > 0, where, "the file holds no images (0 rows in 'images')");
+  HUBBLE_CHECK(img.dims[0] <= std::uint64_t(std::numeric_limits<int>::max()), where, "'images' declares ",
+               img.dims[0], " images, more than hubble can index");
+  HUBBLE_CHECK(img.dims[1] > 0 && img.dims[2] > 0, where, "'images' has empty images ", img.dims_str());
+  HUBBLE_CHECK(img.dims[1] <= galaxy10_max_side && img.dims[2] <= galaxy10_max_side, where, "'images' declares ",
+               img.dims[1], " x ", img.dims[2], " images ", img.dims_str(), ", larger than ", galaxy10_max_side,
+               " a side (corrupt file?)");
 
   const int full_h = int(img.dims[1]), full_w = int(img.dims[2]), channels = 3;
-  HUBBLE_CHECK(full_h > 0 && full_w > 0, where, "'images' has empty images ", img.dims_str());
   int crop_h = full_h, crop_w = full_w;
   if (options.crop > 0 && !(options.crop == full_h && options.crop == full_w)) {
     HUBBLE_CHECK(options.crop <= full_h && options.crop <= full_w, where, "the images are ", full_h, " x ", full_w,
@@ -106,28 +121,47 @@ inline ImageSet load_galaxy10(const std::string& path, const LoadOptions& option
     set.labels[i] = int(l);
   }
 
-  set.pixels.resize(n * set.image_bytes());
-  const std::size_t block = std::max<std::size_t>(1, options.chunk_rows);
-  const std::size_t full_bytes = std::size_t(full_h) * full_w * channels;
+  const std::size_t block = std::max<std::size_t>(1, std::min(options.chunk_rows, n));
+  const std::size_t full_bytes = std::size_t(full_h) * std::size_t(full_w) * channels;  // < 2^34: no overflow
+  const auto set_bytes = h5::detail::checked_mul(n, set.image_bytes());
+  const auto buffer_bytes = h5::detail::checked_mul(block, full_bytes);
+  HUBBLE_CHECK(set_bytes && buffer_bytes, where, "'images' ", img.dims_str(), " is too large to load");
+  set.pixels.resize(std::size_t(*set_bytes));
   const bool cropping = crop_h != full_h || crop_w != full_w;
-  std::vector<std::uint8_t> buffer(cropping ? std::min(block, n) * full_bytes : 0);
+  std::vector<std::uint8_t> buffer(cropping ? std::size_t(*buffer_bytes) : 0);
   for (std::size_t first = 0; first < n; first += block) {
     const std::size_t count = std::min(block, n - first);
     if (!cropping) {  // straight into place
-      file.read_rows<std::uint8_t>("images", first, count, set.image(int(first)));
+      file.read_rows<std::uint8_t>("images", first, count, set.image(int(first)), (n - first) * full_bytes);
       continue;
     }
-    file.read_rows<std::uint8_t>("images", first, count, buffer.data());
+    file.read_rows<std::uint8_t>("images", first, count, buffer.data(), buffer.size());
     for (std::size_t k = 0; k < count; ++k)
-      detail::crop_centre(buffer.data() + k * full_bytes, full_h, full_w, channels, crop_h, crop_w,
-                          set.image(int(first + k)));
+      crop_centre(buffer.data() + k * full_bytes, full_h, full_w, channels, crop_h, crop_w,
+                  set.image(int(first + k)));
   }
   return set;
 }
+}  // namespace detail
 
-// Writes `set` in the official layout (images gzip-chunked one image per chunk, ans uint8),
-// plus optional string attributes on the root group. The file appears atomically: it is
-// written to a temporary name beside `path` and renamed over it only when complete.
+// Reads a Galaxy10 file. Every malformed input is an Error whose message starts with the path:
+// a missing entry is an h5::MissingEntry, a truncated or corrupt file an h5::CorruptFile.
+inline ImageSet load_galaxy10(const std::string& path, const LoadOptions& options = {}) {
+  try {
+    return detail::load_galaxy10_checked(path, options);
+  } catch (const std::bad_alloc&) {
+    h5::detail::corrupt(path, ": not enough memory to load it (", options.limit ? "limit " : "",
+                        options.limit ? std::to_string(options.limit) + ", " : "", "crop ", options.crop, ")");
+  } catch (const std::length_error&) {
+    h5::detail::corrupt(path, ": it declares sizes too large to load (corrupt file?)");
+  }
+}
+
+// Writes `set` in the official layout (images gzip-chunked one image per chunk, with HDF5's
+// Fletcher32 checksum per chunk; ans uint8), plus optional string attributes on the root group.
+// The file is streamed to a temporary file beside `path` and renamed over it only when complete
+// and synced (io/atomic_file.hpp): a full disk or a kill leaves the previous file as it was, and
+// the Error names `path` and the cause.
 inline void write_galaxy10(const std::string& path, const ImageSet& set,
                            const std::map<std::string, std::string>& attributes = {}) {
   HUBBLE_CHECK(set.height > 0 && set.width > 0 && set.channels == 3, path, ": cannot write a ", set.height, " x ",
@@ -141,23 +175,15 @@ inline void write_galaxy10(const std::string& path, const ImageSet& set,
                  " of image ", i, " is outside 0..9");
     ans[i] = std::uint8_t(set.labels[i]);
   }
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  try {
-    h5::File out = h5::File::create(tmp);
+  io::write_file_atomically_with(path, [&](const std::string& temp) {
+    h5::File out = h5::File::create(temp, path);
     out.write<std::uint8_t>("images", set.pixels.data(),
-                            {hsize_t(set.size()), hsize_t(set.height), hsize_t(set.width), hsize_t(set.channels)}, 1);
+                            {hsize_t(set.size()), hsize_t(set.height), hsize_t(set.width), hsize_t(set.channels)}, 1,
+                            true);
     out.write<std::uint8_t>("ans", ans.data(), {hsize_t(ans.size())});
     for (const auto& [k, v] : attributes) out.set_attribute(k, v);
-    out.flush();
     out.close();
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    HUBBLE_CHECK(!ec, path, ": cannot move the finished file into place (", ec.message(), ")");
-  } catch (...) {
-    std::error_code ignore;
-    std::filesystem::remove(tmp, ignore);
-    throw;
-  }
+  });
 }
 
 }  // namespace hubble::data

@@ -1,18 +1,16 @@
 #pragma once
-// PNG output through stb_image_write, written atomically (temp file + rename).
+// PNG output through stb_image_write, written atomically (io/atomic_file.hpp).
 //
 // stb_image_write is a single-header library whose implementation must be compiled in one
 // translation unit. A header-only library cannot choose that unit, so this header compiles a
 // private static copy into every unit that includes it (STB_IMAGE_WRITE_STATIC): no duplicate
 // symbols, and nothing for the user to define. Include stb_image_write.h through this header only.
 #include <cstdint>
-#include <cstdio>
-#include <filesystem>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "hubble/core/error.hpp"
+#include "hubble/io/atomic_file.hpp"
 
 #ifndef HUBBLE_STB_IMAGE_WRITE_INCLUDED
 #define HUBBLE_STB_IMAGE_WRITE_INCLUDED
@@ -47,25 +45,11 @@ inline std::vector<unsigned char> encode_png(int width, int height, int channels
   return bytes;
 }
 
-// Writes the image to `path` as PNG; the file appears complete or not at all.
+// Writes the image to `path` as PNG; the file appears complete or not at all (io/atomic_file.hpp),
+// and a failure (a full disk, a missing folder) is an Error naming the file and the cause.
 inline void write_png(const std::string& path, int width, int height, int channels, const std::uint8_t* pixels) {
   const std::vector<unsigned char> bytes = encode_png(width, height, channels, pixels);
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  HUBBLE_CHECK(f != nullptr, path, ": cannot create the PNG file (is the folder writable?)");
-  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  const bool closed = std::fclose(f) == 0;
-  std::error_code ec;
-  if (!written || !closed) {
-    std::filesystem::remove(tmp, ec);
-    ::hubble::detail::fail(path, ": cannot write the PNG file (disk full?)");
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignore;
-    std::filesystem::remove(tmp, ignore);
-    ::hubble::detail::fail(path, ": cannot move the finished PNG into place (", ec.message(), ")");
-  }
+  write_file_atomically(path, bytes.data(), bytes.size());
 }
 inline void write_png(const std::string& path, int width, int height, int channels,
                       const std::vector<std::uint8_t>& pixels) {
