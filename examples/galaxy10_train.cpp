@@ -492,6 +492,8 @@ data::ImageSet load_images(const std::string& path, int crop, int limit, int& so
     HUBBLE_CHECK(f.has("images"), path, ": no 'images' dataset (expected a Galaxy10 file)");
     const h5::DatasetInfo info = f.info("images");
     HUBBLE_CHECK(info.dims.size() == 4, path, ": 'images' has shape ", info.dims_str(), ", expected N x H x W x 3");
+    HUBBLE_CHECK(info.dims[1] > 0 && info.dims[2] > 0 && info.dims[1] <= 65536 && info.dims[2] <= 65536, path,
+                 ": 'images' has shape ", info.dims_str(), ", expected images of 1 to 65536 pixels a side");
     source_side = int(std::min(info.dims[1], info.dims[2]));
   }
   data::LoadOptions o;
@@ -583,8 +585,9 @@ int run(int argc, char** argv) {
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
 
-  // Everything that can be refused is refused before the (slow) data and training. The output
-  // folder first: it is locked for the whole run, so a second run on it fails at once.
+  // Everything that can be refused is refused before the (slow) data and training: the resumed
+  // checkpoint, then the output folder (locked for the whole run, so a second run on it fails at
+  // once), then --test-data, loaded now and scored at the end.
   if (s.resume) {
     if (s.network == "improved") check_resumable<ImprovedNet>(s);
     else check_resumable<PaperNet>(s);
