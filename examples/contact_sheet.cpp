@@ -5,9 +5,14 @@
 // Without --synthetic the synthetic images are rendered in memory (seed K). Without a readable
 // --real file (default ../shared/data/galaxy10_real_train.h5) the sheet shows synthetic ones only.
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "hubble/data/galaxy10.hpp"
@@ -95,6 +100,25 @@ std::vector<int> pick(const ImageSet& set, int c, int n) {
   return out;
 }
 
+// A bad command line (exit status 2), as opposed to a failure while making the sheet (1).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The value of `option` as a whole number in [lo, hi], nothing else ("-3", "12px", "1e3" and
+// numbers out of range are usage errors naming the option).
+template <class Int>
+Int whole_number(const std::string& option, const std::string& v, Int lo, Int hi) {
+  Int x{};
+  const char* end = v.data() + v.size();
+  const auto [ptr, ec] = std::from_chars(v.data(), end, x);
+  const bool whole = !v.empty() && ptr == end && ec != std::errc::invalid_argument;
+  if (!whole) throw UsageError(option + " needs a whole number, not '" + v + "'");
+  if (ec == std::errc::result_out_of_range || x < lo || x > hi)
+    throw UsageError(option + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", not " + v);
+  return x;
+}
+
 void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: contact_sheet --out FILE.png [--real FILE] [--synthetic FILE] [--seed K] [--per-class N]\n"
@@ -104,7 +128,8 @@ void usage(std::FILE* to) {
                "  --synthetic FILE  synthetic file to show (default: render 10*N images with --seed, default 1)\n"
                "  --per-class N     images per class and kind (default 4)\n"
                "  --thumb PX        thumbnail side (default 64)\n"
-               "  --crop PX         centre crop before shrinking (default 128, the training crop)\n");
+               "  --crop PX         centre crop before shrinking (default 128, the training crop)\n"
+               "exit status: 0 written, 1 error (unreadable file, crop larger than the images, ...), 2 bad command line\n");
 }
 
 }  // namespace
@@ -120,24 +145,21 @@ int main(int argc, char** argv) {
         usage(stdout);
         return 0;
       }
-      HUBBLE_CHECK(i + 1 < argc, arg, " needs a value (try --help)");
+      if (arg != "--out" && arg != "--real" && arg != "--synthetic" && arg != "--seed" && arg != "--per-class" &&
+          arg != "--thumb" && arg != "--crop")
+        throw UsageError("unknown argument '" + arg + "'");
+      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
       const std::string value = argv[++i];
+      if (value.empty()) throw UsageError(arg + " needs a value, not an empty string");
       if (arg == "--out") out = value;
       else if (arg == "--real") real_path = value;
       else if (arg == "--synthetic") synthetic_path = value;
-      else if (arg == "--seed") seed = std::stoull(value);
-      else if (arg == "--per-class") per_class = std::stoi(value);
-      else if (arg == "--thumb") thumb = std::stoi(value);
-      else if (arg == "--crop") crop = std::stoi(value);
-      else hubble::detail::fail("unknown argument '", arg, "' (try --help)");
+      else if (arg == "--seed") seed = whole_number<std::uint64_t>(arg, value, 0, std::numeric_limits<std::uint64_t>::max());
+      else if (arg == "--per-class") per_class = whole_number(arg, value, 1, 32);
+      else if (arg == "--thumb") thumb = whole_number(arg, value, 8, 512);
+      else crop = whole_number(arg, value, 1, 100000);
     }
-    if (out.empty()) {
-      usage(stderr);
-      std::fprintf(stderr, "error: --out FILE.png is required\n");
-      return 2;
-    }
-    HUBBLE_CHECK(per_class >= 1 && per_class <= 32, "--per-class ", per_class, " must be in 1..32");
-    HUBBLE_CHECK(thumb >= 8 && thumb <= 512, "--thumb ", thumb, " must be in 8..512");
+    if (out.empty()) throw UsageError("--out FILE.png is required");
 
     const hubble::data::LoadOptions crop_only{.crop = crop};
     ImageSet synthetic;
@@ -185,6 +207,9 @@ int main(int argc, char** argv) {
     std::printf("wrote %s (%d x %d): %d synthetic%s per class\n", out.c_str(), width, height, per_class,
                 groups == 2 ? " and real" : "");
     return 0;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "contact_sheet: %s (try --help)\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "contact_sheet: %s\n", e.what());
     return 1;

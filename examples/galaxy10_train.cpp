@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@
 #include "hubble/improved_net.hpp"
 #include "hubble/paper_net.hpp"
 #include "hubble/train/recipes.hpp"
+#include "hubble/train/run_folder.hpp"
 #include "hubble/train/trainer.hpp"
 
 namespace fs = std::filesystem;
@@ -115,7 +117,11 @@ void print_help() {
       "filters.png (the 32 learned 5x5 first-layer filters).\n"
       "Ctrl-C stops after the current batch and keeps the last complete epoch; continue with\n"
       "  galaxy10_train --out DIR --resume\n"
-      "exit status: 0 done, 1 error, 2 bad command line, 130 interrupted.\n";
+      "The output folder is locked (run.lock) while a run uses it: a second run on it stops at once.\n"
+      "A loss or weight that becomes NaN or infinite stops the run; last.h5 and best.h5 keep the last\n"
+      "complete epoch.\n"
+      "exit status: 0 done; 1 error (a missing or malformed file or checkpoint, a folder in use or already\n"
+      "holding a run, training diverged); 2 bad command line; 130 interrupted.\n";
 }
 
 struct UsageError : std::runtime_error {
@@ -145,6 +151,8 @@ std::map<std::string, std::string> parse_command_line(int argc, char** argv) {
       if (i + 1 >= argc) throw UsageError("--" + name + " needs a value (" + spec->value + ")");
       value = argv[++i];
     }
+    if (spec->value && value.empty())
+      throw UsageError("--" + name + " needs a value (" + spec->value + "), not an empty string");
     if (name == "tta" || name == "no-tta") {
       given["tta"] = std::string(1, name == "tta" ? '1' : '0');
       continue;
@@ -190,7 +198,54 @@ struct Settings {
   bool resume = false, quiet = false;
   train::TrainConfig train;
   std::map<std::string, std::string> resolved;  // name -> value, saved as run/<name>
+  std::string checkpoint;                       // --resume: the last.h5 continued
+  CheckpointData saved;                         // --resume: what it holds besides the weights
+  int epochs_done = 0;                          // --resume: epochs it has finished
 };
+
+// Where each setting comes from. A value read from the checkpoint that does not parse is the
+// checkpoint's fault, not the command line's: an Error naming the file (exit 1), not a UsageError.
+class SettingSources {
+ public:
+  SettingSources(const std::map<std::string, std::string>& given, std::map<std::string, std::string> saved,
+                 std::string checkpoint)
+      : given_(given), saved_(std::move(saved)), checkpoint_(std::move(checkpoint)) {}
+
+  std::string get(const std::string& n, const std::string& fallback) const {
+    if (given_.count(n)) return given_.at(n);
+    if (saved_.count(n)) return saved_.at(n);
+    return fallback;
+  }
+  bool from_checkpoint(const std::string& n) const { return !given_.count(n) && saved_.count(n); }
+
+  // parse(value of n) with the error rewritten when the value came from the checkpoint.
+  template <class Parse>
+  auto parse(const std::string& n, const std::string& fallback, Parse&& parse) const {
+    const std::string v = get(n, fallback);
+    try {
+      return parse(v);
+    } catch (const UsageError& e) {
+      if (!from_checkpoint(n)) throw;
+      throw hubble::Error(checkpoint_ + ": its saved setting run/" + n + " ('" + v + "') is not valid: " + e.what() +
+                          " (damaged checkpoint?)");
+    }
+  }
+
+ private:
+  const std::map<std::string, std::string>& given_;
+  std::map<std::string, std::string> saved_;
+  std::string checkpoint_;
+};
+
+// name must be one of `choices`.
+std::string one_of(const std::string& name, const std::string& v, std::initializer_list<const char*> choices) {
+  std::string list;
+  for (const char* c : choices) {
+    if (v == c) return v;
+    list += std::string(list.empty() ? "" : " or ") + c;
+  }
+  throw UsageError("--" + name + " must be " + list + ", not '" + v + "'");
+}
 
 Settings resolve(const std::map<std::string, std::string>& given) {
   Settings s;
@@ -199,64 +254,84 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   std::map<std::string, std::string> saved;
   if (s.resume) {
     if (!given.count("out")) throw UsageError("--resume needs --out DIR (the folder of the run to continue)");
-    const std::string last = (fs::path(given.at("out")) / "last.h5").string();
-    if (!fs::exists(last))
-      throw hubble::Error(last + ": nothing to resume (no checkpoint there; the run may not have finished an epoch)");
-    for (const auto& [k, v] : read_checkpoint_data(last).metadata)
+    s.checkpoint = (fs::path(given.at("out")) / "last.h5").string();
+    if (!fs::exists(s.checkpoint))
+      throw hubble::Error(s.checkpoint + ": nothing to resume (no checkpoint there; the run may not have finished an epoch)");
+    s.saved = read_checkpoint_data(s.checkpoint);
+    for (const auto& [k, v] : s.saved.metadata)
       if (k.rfind("run/", 0) == 0) saved[k.substr(4)] = v;
+    // Refused before anything is made or loaded (the synthetic set, the data).
+    if (saved.empty())
+      throw hubble::Error(s.checkpoint + ": holds no galaxy10_train settings (metadata run/...): it was not written by "
+                                         "galaxy10_train, so it cannot be resumed here");
+    s.epochs_done = train::run_state_from(s.saved, s.checkpoint).epoch;
   }
-  const auto get = [&](const std::string& n, const std::string& fallback) {
-    if (given.count(n)) return given.at(n);
-    if (saved.count(n)) return saved.at(n);
-    return fallback;
+  const SettingSources src(given, saved, s.checkpoint);
+  const auto integer = [&](const std::string& n, const std::string& fallback, long long lo, long long hi) {
+    return src.parse(n, fallback, [&](const std::string& v) { return to_integer(n, v, lo, hi); });
+  };
+  const auto real = [&](const std::string& n, double fallback, double lo, double hi, bool hi_open = false) {
+    return src.parse(n, json::number(fallback), [&](const std::string& v) { return to_real(n, v, lo, hi, hi_open); });
   };
 
-  const std::string recipe_name = get("recipe", "paper");
-  train::Recipe recipe;
-  try {
-    recipe = train::recipe_by_name(recipe_name);
-  } catch (const hubble::Error& e) {
-    throw UsageError(std::string("--recipe: ") + e.what());
-  }
+  const std::string recipe_name = src.get("recipe", "paper");
+  const train::Recipe recipe = src.parse("recipe", "paper", [](const std::string& v) {
+    try {
+      return train::recipe_by_name(v);
+    } catch (const hubble::Error& e) {
+      throw UsageError(std::string("--recipe: ") + e.what());
+    }
+  });
   train::TrainConfig& c = s.train;
   c = train::config_from(recipe);
 
-  s.data = get("data", "");
-  s.test_data = get("test-data", "");
-  s.synthetic_file = get("synthetic-file", synthetic_default_file);
-  s.synthetic_count = int(to_integer("synthetic-count", get("synthetic-count", std::to_string(synthetic_default_count)), 10, 1000000));
-  s.crop = int(to_integer("crop", get("crop", "128"), 1, 100000));
-  s.val_split = to_real("val-split", get("val-split", "0.2"), 0.0, 1.0, true);
-  s.max_train_images = int(to_integer("max-train-images", get("max-train-images", "0"), 0, 100000000));
-  s.limit = int(to_integer("limit", get("limit", "0"), 0, 100000000));
+  s.data = src.get("data", "");
+  s.test_data = src.get("test-data", "");
+  s.synthetic_file = src.get("synthetic-file", synthetic_default_file);
+  s.synthetic_count = int(integer("synthetic-count", std::to_string(synthetic_default_count), 10, 1000000));
+  s.crop = int(integer("crop", "128", 1, 100000));
+  s.val_split = real("val-split", 0.2, 0.0, 1.0, true);
+  s.max_train_images = int(integer("max-train-images", "0", 0, 100000000));
+  s.limit = int(integer("limit", "0", 0, 100000000));
   const int default_epochs = s.data.empty() ? synthetic_default_epochs : recipe.epochs;
-  c.epochs = int(to_integer("epochs", get("epochs", std::to_string(default_epochs)), 1, 100000));
-  c.batch_size = int(to_integer("batch-size", get("batch-size", std::to_string(recipe.batch_size)), 1, 100000));
-  c.lr = to_real("lr", get("lr", json::number(recipe.lr)), 1e-12, 100.0);
-  c.weight_decay = to_real("weight-decay", get("weight-decay", json::number(recipe.weight_decay)), 0.0, 10.0);
-  c.momentum = to_real("momentum", get("momentum", json::number(recipe.momentum)), 0.0, 1.0, true);
-  c.warmup_epochs = to_real("warmup-epochs", get("warmup-epochs", json::number(recipe.warmup_epochs)), 0.0, 1e6);
-  c.final_lr_fraction = to_real("final-lr-fraction", get("final-lr-fraction", json::number(recipe.final_lr_fraction)), 0.0, 1.0);
-  c.label_smoothing = to_real("label-smoothing", get("label-smoothing", json::number(recipe.label_smoothing)), 0.0, 1.0, true);
-  c.repeats = int(to_integer("repeats", get("repeats", std::to_string(recipe.repeats)), 1, 1000));
-  c.seed = std::uint64_t(to_integer("seed", get("seed", "1"), 0, std::numeric_limits<long long>::max()));
-  c.threads = int(to_integer("threads", get("threads", "0"), 0, 4096));
-  c.tta = get("tta", recipe.tta ? "1" : "0") == "1";
-  try {
-    c.optimizer = train::parse_optimizer(get("optimizer", train::name_of(recipe.optimizer)));
-    c.schedule = train::parse_schedule(get("schedule", train::name_of(recipe.schedule)));
-    c.augment = train::parse_augment(get("augment", train::name_of(recipe.augment)));
-  } catch (const hubble::Error& e) {
-    throw UsageError(e.what());
-  }
-  s.network = get("network", recipe.network);
-  if (s.network != "paper" && s.network != "improved") throw UsageError("--network must be paper or improved, not '" + s.network + "'");
-  s.report = get("report", "last");
-  if (s.report != "last" && s.report != "best") throw UsageError("--report must be last or best, not '" + s.report + "'");
+  c.epochs = int(integer("epochs", std::to_string(default_epochs), 1, 100000));
+  c.batch_size = int(integer("batch-size", std::to_string(recipe.batch_size), 1, 100000));
+  c.lr = real("lr", recipe.lr, 1e-12, 100.0);
+  c.weight_decay = real("weight-decay", recipe.weight_decay, 0.0, 10.0);
+  c.momentum = real("momentum", recipe.momentum, 0.0, 1.0, true);
+  c.warmup_epochs = real("warmup-epochs", recipe.warmup_epochs, 0.0, 1e6);
+  c.final_lr_fraction = real("final-lr-fraction", recipe.final_lr_fraction, 0.0, 1.0);
+  c.label_smoothing = real("label-smoothing", recipe.label_smoothing, 0.0, 1.0, true);
+  c.repeats = int(integer("repeats", std::to_string(recipe.repeats), 1, 1000));
+  c.seed = std::uint64_t(integer("seed", "1", 0, std::numeric_limits<long long>::max()));
+  c.threads = int(integer("threads", "0", 0, 4096));
+  c.tta = src.parse("tta", recipe.tta ? "1" : "0", [](const std::string& v) { return one_of("tta", v, {"0", "1"}); }) == "1";
+  const auto choice = [&](const std::string& n, const std::string& fallback, auto parse_name) {
+    return src.parse(n, fallback, [&](const std::string& v) {
+      try {
+        return parse_name(v);
+      } catch (const hubble::Error& e) {
+        throw UsageError(e.what());
+      }
+    });
+  };
+  c.optimizer = choice("optimizer", train::name_of(recipe.optimizer), train::parse_optimizer);
+  c.schedule = choice("schedule", train::name_of(recipe.schedule), train::parse_schedule);
+  c.augment = choice("augment", train::name_of(recipe.augment), train::parse_augment);
+  s.network = src.parse("network", recipe.network, [](const std::string& v) { return one_of("network", v, {"paper", "improved"}); });
+  s.report = src.parse("report", "last", [](const std::string& v) { return one_of("report", v, {"last", "best"}); });
   if (!s.data.empty() && given.count("synthetic-count") && !saved.count("synthetic-count"))
     throw UsageError("--synthetic-count only applies to the synthetic set, not to --data " + s.data);
   c.recipe = recipe_name;
   c.resume = s.resume;
+  if (s.resume && c.epochs < s.epochs_done) {
+    if (given.count("epochs"))
+      throw UsageError("--epochs " + std::to_string(c.epochs) + " is fewer than the " + std::to_string(s.epochs_done) +
+                       " epochs the run in " + given.at("out") + " has already finished; give --epochs " +
+                       std::to_string(s.epochs_done) + " or more to continue it");
+    throw hubble::Error(s.checkpoint + ": has finished " + std::to_string(s.epochs_done) +
+                        " epochs, more than its saved run/epochs (" + std::to_string(c.epochs) + "; damaged checkpoint?)");
+  }
 
   if (given.count("out")) {
     s.out = given.at("out");
@@ -417,6 +492,8 @@ data::ImageSet load_images(const std::string& path, int crop, int limit, int& so
     HUBBLE_CHECK(f.has("images"), path, ": no 'images' dataset (expected a Galaxy10 file)");
     const h5::DatasetInfo info = f.info("images");
     HUBBLE_CHECK(info.dims.size() == 4, path, ": 'images' has shape ", info.dims_str(), ", expected N x H x W x 3");
+    HUBBLE_CHECK(info.dims[1] > 0 && info.dims[2] > 0 && info.dims[1] <= 65536 && info.dims[2] <= 65536, path,
+                 ": 'images' has shape ", info.dims_str(), ", expected images of 1 to 65536 pixels a side");
     source_side = int(std::min(info.dims[1], info.dims[2]));
   }
   data::LoadOptions o;
@@ -470,7 +547,20 @@ struct Prepared {
   const data::Split& split;
   std::string data_path;
   int source_side;
+  const std::optional<data::ImageSet>& test;  // --test-data, loaded (and so checked) before training
 };
+
+// With --resume: refuses a checkpoint of another network or with other settings before any data
+// is made or loaded (the trainer checks again, with the set sizes, when it loads the weights).
+template <class Net>
+void check_resumable(const Settings& s) {
+  const CheckpointHeader h = read_checkpoint_header(s.checkpoint);
+  HUBBLE_CHECK(h.architecture == Net::architecture(), s.checkpoint, ": checkpoint is of another network than --network ",
+               s.network, "\n  checkpoint: ", h.architecture, "\n  network:    ", Net::architecture());
+  const std::string differences = train::setting_differences(s.saved, train::fingerprint(s.train));
+  HUBBLE_CHECK(differences.empty(), s.checkpoint, ": cannot resume with different settings:", differences,
+               "\n(use the original settings, or start a new run in another folder)");
+}
 
 template <class Net>
 int train_and_report(Settings& s, const Prepared& prepared, const char* program, ProgressPrinter& progress);
@@ -494,6 +584,21 @@ int run(int argc, char** argv) {
   train::TrainConfig& cfg = s.train;
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
+
+  // Everything that can be refused is refused before the (slow) data and training: the resumed
+  // checkpoint, then the output folder (locked for the whole run, so a second run on it fails at
+  // once), then --test-data, loaded now and scored at the end.
+  if (s.resume) {
+    if (s.network == "improved") check_resumable<ImprovedNet>(s);
+    else check_resumable<PaperNet>(s);
+  }
+  const train::RunFolder folder(s.out);
+  if (!s.resume) folder.refuse_existing_run();
+  std::optional<data::ImageSet> test;
+  if (!s.test_data.empty()) {
+    int test_side = 0;
+    test = load_images(s.test_data, s.crop, 0, test_side);
+  }
 
   // Data.
   std::string data_path = s.data, data_note;
@@ -557,7 +662,7 @@ int run(int argc, char** argv) {
   cfg.metadata["model/crop_fraction"] = json::number(double(std::min(s.crop, source_side)) / double(source_side));
   cfg.metadata["model/data"] = data_path;
 
-  const Prepared prepared{images, split, data_path, source_side};
+  const Prepared prepared{images, split, data_path, source_side, test};
   if (s.network == "improved") return train_and_report<ImprovedNet>(s, prepared, argv[0], progress);
   return train_and_report<PaperNet>(s, prepared, argv[0], progress);
 }
@@ -631,9 +736,8 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
     pngs.push_back(png);
   };
   if (!split.validation.empty()) score("validation", "validation", images, split.validation);
-  if (!s.test_data.empty()) {
-    int test_side = 0;
-    const data::ImageSet test = load_images(s.test_data, s.crop, 0, test_side);
+  if (prepared.test) {
+    const data::ImageSet& test = *prepared.test;
     std::vector<int> idx(std::size_t(test.size()));
     for (int i = 0; i < test.size(); ++i) idx[std::size_t(i)] = i;
     score("test (" + fs::path(s.test_data).filename().string() + ")", "test", test, idx);
@@ -654,10 +758,19 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
   plots::save_filter_grid((out / "filters.png").string(), first.value, 5, 3, 32);
   io::write_text_atomically((out / "metrics.json").string(), summary.str() + "\n");
 
-  std::printf("\nwrote %s: metrics.json, metrics.jsonl, last.h5, best.h5 (epoch %d), curves.png, filters.png",
-              s.out.c_str(), fit.best_epoch);
-  for (const auto& p : pngs) std::printf(", %s", fs::path(p).filename().string().c_str());
-  std::printf("\nclassify pictures with: galaxy10_classify %s IMAGE...\n", (out / "best.h5").string().c_str());
+  // The files this run leaves, as they are on disk (never a name that was not written).
+  std::vector<std::string> written;
+  for (const std::string name : {"metrics.json", "metrics.jsonl", "last.h5", "best.h5", "curves.png", "filters.png"})
+    if (fs::exists(out / name))
+      written.push_back(name == "best.h5" ? "best.h5 (epoch " + std::to_string(fit.best_epoch) + ")" : name);
+  for (const auto& p : pngs)
+    if (fs::exists(p)) written.push_back(fs::path(p).filename().string());
+  std::printf("\nwrote %s:", s.out.c_str());
+  for (std::size_t i = 0; i < written.size(); ++i) std::printf("%s %s", i ? "," : "", written[i].c_str());
+  std::printf("\n");
+  const fs::path classify_with = fs::exists(out / "best.h5") ? out / "best.h5" : out / "last.h5";
+  if (fs::exists(classify_with))
+    std::printf("classify pictures with: galaxy10_classify %s IMAGE...\n", classify_with.string().c_str());
   return 0;
 }
 

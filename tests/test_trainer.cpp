@@ -1,11 +1,18 @@
 // The training loop: exact resume, schedules, augmentation modes, checkpoints and refusals.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <string>
 
 #include "hubble/hubble.hpp"
+#include "hubble/train/run_folder.hpp"
 #include "hubble/train/trainer.hpp"
 #include "support.hpp"
 
@@ -299,4 +306,196 @@ TEST_CASE("trainer: bad settings and mismatched images are clear errors") {
   CHECK(error_of([] { train::parse_augment("rot8"); }).find("rot8") != std::string::npos);
   CHECK(train::recipe_by_name("improved").augment == train::Augment::dihedral);
   CHECK(train::recipe_by_name("paper").augment == train::Augment::rot4);
+}
+
+namespace {
+std::string file_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+int line_count(const fs::path& p) {
+  std::ifstream f(p);
+  int n = 0;
+  for (std::string line; std::getline(f, line);) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("trainer: a NaN loss stops the run with its epoch and batch; the last complete epoch's checkpoints stay") {
+  const data::ImageSet images = tiny_images(24, 6);
+  const fs::path out = scratch("diverged");
+  TinyNet net(3);
+  train::TrainConfig c = base_config(out);
+  std::string last_after_1, best_after_1;
+  train::Callbacks cb;
+  cb.on_epoch = [&](const train::EpochRecord& r) {
+    if (r.epoch != 1) return;
+    last_after_1 = file_bytes(out / "last.h5");
+    best_after_1 = file_bytes(out / "best.h5");
+    net.parameters().back().value[0] = std::numeric_limits<float>::quiet_NaN();  // a poisoned output bias
+  };
+  train::Trainer<TinyNet> t(net, c, cb);
+  std::string message;
+  int epoch = 0, batch = 0;
+  try {
+    t.fit(images, range(0, 16), range(16, 24));
+  } catch (const train::NonFiniteLoss& e) {
+    message = e.what();
+    epoch = e.epoch;
+    batch = e.batch;
+  }
+  CHECK(epoch == 2);
+  CHECK(batch == 1);
+  CHECK(message.find("the training loss became NaN in epoch 2, batch 1 of 2") != std::string::npos);
+  CHECK(message.find("the last good checkpoint, " + (out / "last.h5").string() + " (epoch 1), is kept") !=
+        std::string::npos);
+  REQUIRE_FALSE(last_after_1.empty());
+  CHECK(file_bytes(out / "last.h5") == last_after_1);
+  CHECK(file_bytes(out / "best.h5") == best_after_1);
+  CHECK(line_count(out / "metrics.jsonl") == 1);
+  CHECK(read_checkpoint_data((out / "last.h5").string()).epoch == 1);
+}
+
+TEST_CASE("trainer: a loss that diverges before any epoch ends saves nothing and says so") {
+  const data::ImageSet images = tiny_images(16, 7);
+  const fs::path out = scratch("diverged_early");
+  TinyNet net(3);
+  net.parameters()[2].value[0] = std::numeric_limits<float>::infinity();
+  train::TrainConfig c = base_config(out);
+  const std::string message = error_of([&] { train::Trainer<TinyNet>(net, c).fit(images, range(0, 16), {}); });
+  CHECK(message.find("in epoch 1, batch 1 of 2") != std::string::npos);
+  CHECK(message.find("no epoch was finished, so no checkpoint was written") != std::string::npos);
+  CHECK_FALSE(fs::exists(out / "last.h5"));
+}
+
+TEST_CASE("history: epochs read from a checkpoint are checked before they become ints") {
+  CheckpointData d;
+  d.values["history/epoch"] = {1, 2};
+  d.values["history/train_loss"] = {0.5, 0.25};
+  const auto h = train::history_from(d, "x.h5");
+  REQUIRE(h.size() == 2);
+  CHECK(h[1].epoch == 2);
+  CHECK(h[1].train_loss == 0.25);
+  CHECK(std::isnan(h[1].val_loss));
+
+  for (const double bad : {1e300, -1e300, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                           2.5, 0.0, 4294967298.0}) {
+    CAPTURE(bad);
+    d.values["history/epoch"] = {1, bad};
+    const std::string msg = error_of([&] { train::history_from(d, "x.h5"); });
+    CHECK(msg.find("x.h5: training/history/epoch[1] is ") != std::string::npos);
+    CHECK(msg.find("not a whole number in 1..2147483647") != std::string::npos);
+  }
+  d.values["history/epoch"] = {1, 3};
+  CHECK(error_of([&] { train::history_from(d, "x.h5"); }).find("x.h5: training/history/epoch[1] is 3, expected 2") !=
+        std::string::npos);
+  d.values["history/epoch"] = {1, 2};
+  CHECK(train::Trainer<TinyNet>::history_from(d).size() == 2);  // the Trainer's own name for it still works
+}
+
+TEST_CASE("trainer: resuming refuses a damaged epoch count, best epoch or history, and fewer epochs than done") {
+  const data::ImageSet images = tiny_images(24, 8);
+  const fs::path out = scratch("damaged");
+  TinyNet net(1);
+  train::TrainConfig c = base_config(out);
+  c.epochs = 2;
+  train::Trainer<TinyNet>(net, c).fit(images, range(0, 16), range(16, 24));
+  const std::string last = (out / "last.h5").string();
+  const std::string good = file_bytes(last);
+
+  train::TrainConfig again = c;
+  again.resume = true;
+  again.epochs = 1;
+  CHECK(error_of([&] { train::Trainer<TinyNet>(net, again).fit(images, range(0, 16), range(16, 24)); })
+            .find(last + ": the run has already finished 2 epochs, more than the 1 asked for") != std::string::npos);
+  again.epochs = 3;
+
+  // Each damage in turn, written back with the checkpoint's own weights and optimiser state.
+  struct Damage {
+    const char* what;
+    std::function<void(CheckpointData&)> apply;
+    const char* expected;
+  };
+  const std::vector<Damage> damages = {
+      {"epoch above 2^32", [](CheckpointData& d) { d.epoch = (1LL << 32) + 2; },
+       ": the epoch count is 4294967298, not in 0..2147483647"},
+      {"negative epoch", [](CheckpointData& d) { d.epoch = -1; }, ": the epoch count is -1, not in 0..2147483647"},
+      {"best epoch NaN", [](CheckpointData& d) { d.values["best_epoch"] = {std::nan("")}; },
+       ": training/best_epoch is nan, not a whole number in 0..2"},
+      {"best epoch 1e300", [](CheckpointData& d) { d.values["best_epoch"] = {1e300}; },
+       ": training/best_epoch is 1.0000000000000001e+300, not a whole number in 0..2"},
+      {"history epoch 1e300", [](CheckpointData& d) { d.values["history/epoch"][0] = 1e300; },
+       ": training/history/epoch[0] is 1.0000000000000001e+300"},
+      {"history too short", [](CheckpointData& d) { d.values["history/epoch"].pop_back(); },
+       ": history holds 1 epochs but the checkpoint is at epoch 2"},
+  };
+  for (const Damage& damage : damages) {
+    CAPTURE(damage.what);
+    {
+      TinyNet holder(1);
+      Adam<float> adam;
+      CheckpointData d = load_checkpoint(last, holder, &adam);
+      damage.apply(d);
+      save_checkpoint(last, holder, &adam, d);
+    }
+    TinyNet fresh(42), untouched(42);
+    const std::string msg = error_of([&] { train::Trainer<TinyNet>(fresh, again).fit(images, range(0, 16), range(16, 24)); });
+    CHECK(msg.find(last + damage.expected) != std::string::npos);
+    CHECK(same_weights(fresh, untouched));  // refused before anything was loaded
+    std::ofstream(last, std::ios::binary | std::ios::trunc) << good;
+  }
+}
+
+TEST_CASE("run folder: a folder locked by another holder is refused at once; a stale lock file blocks nothing") {
+  const fs::path dir = scratch("locked");
+  fs::create_directories(dir);
+  const std::string lock_path = (dir / train::run_lock_file).string();
+  // flock locks belong to an open file description: a second open() of the lock file in this
+  // process competes for it exactly as another process would.
+  const auto other_holder_can_lock = [&] {
+    const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    const bool got = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    ::close(fd);
+    return got;
+  };
+
+  std::ofstream(lock_path) << "999999999\n";  // left by a run that died: its flock died with it
+  {
+    train::RunLock held(dir.string());
+    CHECK(held.held());
+    train::RunLock nested(dir.string());  // this process may lock it again (the program, then its trainer)
+    CHECK_FALSE(other_holder_can_lock());
+  }
+  CHECK(other_holder_can_lock());  // released with the last RunLock
+
+  {  // another holder: refused at once, naming the folder and the holder's pid
+    const int fd = ::open(lock_path.c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+    REQUIRE(::ftruncate(fd, 0) == 0);
+    REQUIRE(::pwrite(fd, "4242\n", 5, 0) == 5);
+    CHECK(error_of([&] { train::RunLock lock(dir.string()); })
+              .find(dir.string() + ": another training run (process 4242) is using this folder") != std::string::npos);
+
+    const data::ImageSet images = tiny_images(16, 9);
+    TinyNet net(1);
+    train::TrainConfig c = base_config(dir);
+    CHECK(error_of([&] { train::Trainer<TinyNet>(net, c).fit(images, range(0, 16), {}); })
+              .find("another training run") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "last.h5"));
+    ::close(fd);
+  }
+
+  // fit() holds the lock while it trains.
+  const data::ImageSet images = tiny_images(16, 9);
+  TinyNet net(1);
+  train::TrainConfig c = base_config(dir);
+  c.epochs = 1;
+  bool locked_during_fit = false;
+  train::Callbacks cb;
+  cb.on_epoch = [&](const train::EpochRecord&) { locked_during_fit = !other_holder_can_lock(); };
+  train::Trainer<TinyNet>(net, c, cb).fit(images, range(0, 16), {});
+  CHECK(locked_during_fit);
+  CHECK(other_holder_can_lock());
 }
