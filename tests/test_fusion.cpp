@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "hubble/hubble.hpp"
+#include "hubble/kernels/variants.hpp"
 
 using namespace hubble;
 
@@ -59,15 +60,17 @@ void check_fusion_is_exact(int batch) {
 }
 }  // namespace
 
-TEST_CASE_TEMPLATE("fusion: Conv2D+ReLU(+MaxPool) and ReLU+MaxPool give bit-identical outputs and gradients", K,
-                   kernels::Tuned, kernels::ImplicitGemm, kernels::Winograd4x4, kernels::PackedGemm, kernels::Naive) {
-  // Naive has no forward_relu: the layer falls back to forward plus an in-place ReLU.
+// Every variant of kernels/variants.hpp. Naive (and any variant without forward_relu) has the
+// layer fall back to forward plus an in-place ReLU.
+TEST_CASE_TEMPLATE_DEFINE("fusion: Conv2D+ReLU(+MaxPool) and ReLU+MaxPool give bit-identical outputs and gradients", K,
+                          fusion_is_exact) {
   for (int batch : {1, 6}) {
     CAPTURE(batch);
     check_fusion_is_exact<FusableNet<K>>(batch);
     check_fusion_is_exact<Pool3Net<K>>(batch);
   }
 }
+TEST_CASE_TEMPLATE_APPLY(fusion_is_exact, kernels::AllVariants);
 
 TEST_CASE("fusion: which tensors are skipped") {
   Tensor<float> x(2, 13, 13, 3);

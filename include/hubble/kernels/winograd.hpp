@@ -317,9 +317,9 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, boo
     const long t0 = blk * tb;
     const int nt = int(std::min<long>(tb, tiles - t0));
     const std::size_t ldv = xi_stride<T>(std::size_t(tb) * p.cin), ldm = xi_stride<T>(std::size_t(tb) * p.cout);
-    T* v = thread_scratch<T, 4>(A2 * ldv);
-    T* mm = thread_scratch<T, 5>(A2 * ldm);
-    T* zeros = thread_scratch<T, 6>(std::size_t(p.cin) + p.cout);
+    T* v = thread_scratch<T, Scratch::winograd_v>(A2 * ldv);
+    T* mm = thread_scratch<T, Scratch::winograd_m>(A2 * ldm);
+    T* zeros = thread_scratch<T, Scratch::winograd_zeros>(std::size_t(p.cin) + p.cout);
     std::fill(zeros, zeros + p.cin + p.cout, T(0));
     T* junk = zeros + p.cin;  // where outputs beyond the image are written
     T* vx[A2];
@@ -403,9 +403,9 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
     const int xi0 = A2 * grp / groups, xi1 = A2 * (grp + 1) / groups;
     const long b0 = blocks * part / parts, b1 = blocks * (part + 1) / parts;
     const std::size_t ldv = xi_stride<T>(std::size_t(tb) * cin), ldy = xi_stride<T>(std::size_t(tb) * cpad);
-    T* v = thread_scratch<T, 4>(A2 * ldv);
-    T* yp = thread_scratch<T, 5>(A2 * ldy);  // dY~ in packed-B layout [xi][jp][t][NR]
-    T* zeros = thread_scratch<T, 6>(std::size_t(cin) + std::size_t(M * M + 1) * cpad);
+    T* v = thread_scratch<T, Scratch::winograd_v>(A2 * ldv);
+    T* yp = thread_scratch<T, Scratch::winograd_m>(A2 * ldy);  // dY~ in packed-B layout [xi][jp][t][NR]
+    T* zeros = thread_scratch<T, Scratch::winograd_zeros>(std::size_t(cin) + std::size_t(M * M + 1) * cpad);
     std::fill(zeros, zeros + cin, T(0));
     T* dyt = zeros + cin;  // the tile's dY rows, zero-padded to cpad, then one row of zeros
     std::fill(dyt + std::size_t(M * M) * cpad, dyt + std::size_t(M * M + 1) * cpad, T(0));
@@ -523,7 +523,7 @@ struct WinogradT {
   static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu) {
     if (!applies(g)) return relu ? ImplicitGemm::forward_relu(g, x, w, b, y, ws) : ImplicitGemm::forward(g, x, w, b, y, ws);
     const std::size_t nw = 9 * std::size_t(g.c) * g.f;
-    constexpr int kind = 100 + M;  // Workspace::prepared: the transformed weights (kept for inference)
+    constexpr PreparedWeights kind = M == 2 ? PreparedWeights::winograd_2x2 : PreparedWeights::winograd_4x4;  // kept for inference
     if (!ws.has_prepared(kind, w, nw))
       winograd_detail::transform_weights<M>(g.c, g.f, w, ws.prepare(kind, w, nw, A2 * gemm::packed_b_size<T>(g.c, g.f)));
     const winograd_detail::Problem p{g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, g.oh, g.ow, g.f};
