@@ -6,6 +6,12 @@
 #include "hubble/layers/global_avg_pool.hpp"
 #include "hubble/paper_net.hpp"
 
+// paper_net.hpp registers PaperNet for hubble::Model (model_registry.hpp) without pulling in the
+// checkpoint code and HDF5 (model.hpp instantiates that).
+#ifdef H5_VERS_MAJOR
+#error "paper_net.hpp includes HDF5"
+#endif
+
 using namespace hubble;
 
 // Compile-time facts about the paper's network (Table I of the paper).
