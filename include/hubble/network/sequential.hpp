@@ -141,9 +141,10 @@ class Network {
   void set_fusion(bool on) { fuse_ = on; }
   bool fusion() const { return fuse_; }
 
-  // Output of layer I (0-based, Input not counted) from the last forward pass.
+  // Output of layer I (0-based, Input not counted) from the last forward pass; empty for the
+  // tensors a fused step does not store (network/fusion.hpp).
   const Tensor<T>& activation(std::size_t i) const { return acts_.at(i); }
-  // dLoss/d(output of layer i) from the last backward pass.
+  // dLoss/d(output of layer i) from the last backward pass (empty likewise).
   const Tensor<T>& activation_gradient(std::size_t i) const { return grads_.at(i); }
 
   // Every trainable array, named "<kind>_<k>/<kernel|bias>" like Keras ("conv2d_1/kernel").
