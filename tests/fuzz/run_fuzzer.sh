@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer target for SECONDS in all, telling hubble's findings from HDF5's own bugs.
+#   run_fuzzer.sh FUZZER SECONDS CORPUS ARTIFACTS [INPUT...]
+# CORPUS: folder where new inputs are kept (created); INPUT: more seed folders or files (those
+# that do not exist are skipped). Used by ctest fuzz.<target>.run and scripts/fuzz.sh.
+#
+# Debian's libhdf5 1.10.8 crashes on some corrupt files (e.g. a null read in H5VM_memcpyvv under
+# H5Dread). We cannot fix it, and a fuzzing run that stopped at the first such input would find
+# nothing else, so after each crash the report's stack is classified (see classify below):
+#   - the first frame outside the C/C++ and sanitizer runtimes is in libhdf5: an HDF5 bug. The
+#     input is moved to ARTIFACTS/hdf5/, counted, and fuzzing resumes (with the corpus so far);
+#   - anything else (a frame in hubble's code or the libstdc++ it instantiates, a UBSan report,
+#     an exception other than hubble::Error, a leak, a hang or an out-of-memory in hubble): a
+#     finding. The input stays in ARTIFACTS/, the report is printed and the script fails.
+# Exit status: 0 when the time ran out with no finding in hubble, 1 otherwise.
+set -uo pipefail
+if (($# < 4)); then
+  echo "usage: run_fuzzer.sh FUZZER SECONDS CORPUS ARTIFACTS [INPUT...]" >&2
+  exit 2
+fi
+fuzzer=$1 seconds=$2 corpus=$3 artifacts=$4
+shift 4
+inputs=()
+for input in "$@"; do [[ -e $input ]] && inputs+=("$input"); done
+mkdir -p "$corpus" "$artifacts/hdf5"
+max_hdf5_restarts=${HUBBLE_FUZZ_MAX_HDF5_RESTARTS:-200}
+
+# classify LOG: prints "hdf5" when the first stack frame of the report that is not a runtime
+# frame (libc, libstdc++, the sanitizers, libFuzzer, allocation) lies in libhdf5, else "hubble".
+classify() {
+  awk '
+    /^ *#[0-9]+ 0x[0-9a-f]+ / { in_stack = 1
+      if ($0 ~ /__interceptor_|__asan|__sanitizer|__ubsan|__lsan|libclang_rt|sysdeps|libc\.so|libc-start|libc_start|libstdc\+\+|libgcc_s|fuzzer::|__cxa_|std::terminate|__gnu_cxx::__verbose_terminate|[( ]abort|raise|gsignal|pthread_kill|libpthread|operator new|[( ]malloc|[( ]calloc|[( ]realloc|__GI_|_start/) next
+      print ($0 ~ /libhdf5/ ? "hdf5" : "hubble"); found = 1; exit }
+    in_stack && /^ *$/ { exit }
+    END { if (!found) print "hubble" }' "$1"
+}
+
+end=$((SECONDS + seconds))
+executions=0
+hdf5_crashes=0
+last_progress=""
+status=0
+while :; do
+  left=$((end - SECONDS))
+  ((left < 1)) && break
+  log=$(mktemp)
+  "$fuzzer" -max_total_time="$left" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$artifacts/" "$corpus" "${inputs[@]}" >"$log" 2>&1
+  rc=$?
+  runs=$(awk '/stat::number_of_executed_units/ { n = $2 } END { print n + 0 }' "$log")
+  executions=$((executions + runs))
+  progress=$(grep -E '^#[0-9]+[[:space:]]+(INITED|NEW|REDUCE|pulse|DONE)' "$log" | tail -1)
+  [[ -n $progress ]] && last_progress=$progress
+  if ((rc == 0)); then
+    rm -f "$log"
+    break
+  fi
+  artifact=$(sed -n 's/.*Test unit written to //p' "$log" | tail -1)
+  if [[ $(classify "$log") == hdf5 && -n $artifact && -f $artifact ]]; then
+    hdf5_crashes=$((hdf5_crashes + 1))
+    reason=$(grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)' "$log" | sed 's/^==[0-9]*==//')
+    where=$(grep -m1 -E '^ *#[0-9]+ 0x[0-9a-f]+ .*libhdf5' "$log" | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ (in )?//; s/ \(BuildId.*//')
+    echo "run_fuzzer: HDF5's own bug, not hubble's ($reason at $where); input kept as $artifacts/hdf5/$(basename "$artifact")"
+    mv -f "$artifact" "$artifacts/hdf5/"
+    rm -f "$log"
+    if ((hdf5_crashes >= max_hdf5_restarts)); then
+      echo "run_fuzzer: stopping after $hdf5_crashes HDF5 crashes"
+      break
+    fi
+    continue
+  fi
+  echo "run_fuzzer: FINDING in $(basename "$fuzzer") (exit status $rc); input: ${artifact:-none saved}"
+  grep -v -E '^#[0-9]+[[:space:]]' "$log" | tail -80
+  rm -f "$log"
+  status=1
+  break
+done
+echo "run_fuzzer: $(basename "$fuzzer"): $executions executions in $((seconds - (end - SECONDS > 0 ? end - SECONDS : 0))) s," \
+  "$hdf5_crashes HDF5-internal crashes set aside, corpus $(find "$corpus" -type f | wc -l) files"
+[[ -n $last_progress ]] && echo "run_fuzzer: last status: $last_progress"
+exit $status
