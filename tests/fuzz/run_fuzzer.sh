@@ -10,8 +10,10 @@
 #   - the first frame outside the C/C++ and sanitizer runtimes is in libhdf5: an HDF5 bug. The
 #     input is moved to ARTIFACTS/hdf5/, counted, and fuzzing resumes (with the corpus so far);
 #   - anything else (a frame in hubble's code or the libstdc++ it instantiates, a UBSan report,
-#     an exception other than hubble::Error, a leak, a hang or an out-of-memory in hubble): a
-#     finding. The input stays in ARTIFACTS/, the report is printed and the script fails.
+#     an exception other than hubble::Error, a leak, a hang or an out-of-memory in hubble) is
+#     replayed alone: when the input fails again (and not inside libhdf5) it is a finding: it stays
+#     in ARTIFACTS/, the report is printed and the script fails. When it passes alone (e.g. the
+#     whole process grew past -rss_limit_mb over many inputs) it goes to ARTIFACTS/unreproduced/.
 # Exit status: 0 when the time ran out with no finding in hubble, 1 otherwise.
 set -uo pipefail
 if (($# < 4)); then
@@ -23,7 +25,7 @@ shift 4
 inputs=()
 for input in "$@"; do [[ -e $input ]] && inputs+=("$input"); done
 mkdir -p "$corpus" "$artifacts/hdf5"
-max_hdf5_restarts=${HUBBLE_FUZZ_MAX_HDF5_RESTARTS:-200}
+max_restarts=${HUBBLE_FUZZ_MAX_RESTARTS:-200}
 
 # classify LOG: prints "hdf5" when the first stack frame of the report that is not a runtime
 # frame (libc, libstdc++, the sanitizers, libFuzzer, allocation) lies in libhdf5, else "hubble".
@@ -39,6 +41,7 @@ classify() {
 end=$((SECONDS + seconds))
 executions=0
 hdf5_crashes=0
+unreproduced=0
 last_progress=""
 status=0
 while :; do
@@ -57,15 +60,35 @@ while :; do
     break
   fi
   artifact=$(sed -n 's/.*Test unit written to //p' "$log" | tail -1)
-  if [[ $(classify "$log") == hdf5 && -n $artifact && -f $artifact ]]; then
-    hdf5_crashes=$((hdf5_crashes + 1))
-    reason=$(grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)' "$log" | sed 's/^==[0-9]*==//')
-    where=$(grep -m1 -E '^ *#[0-9]+ 0x[0-9a-f]+ .*libhdf5' "$log" | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ (in )?//; s/ \(BuildId.*//')
-    echo "run_fuzzer: HDF5's own bug, not hubble's ($reason at $where); input kept as $artifacts/hdf5/$(basename "$artifact")"
-    mv -f "$artifact" "$artifacts/hdf5/"
+  kind=$(classify "$log")
+  # A finding counts only if its input fails again on its own: an out-of-memory of the whole
+  # process (libFuzzer's -rss_limit_mb) can come from many inputs together, e.g. HDF5's caches.
+  if [[ $kind == hubble && -n $artifact && -f $artifact ]]; then
+    "$fuzzer" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=2048 "$artifact" >"$log.replay" 2>&1
+    if (($? == 0)); then
+      kind=alone_fine
+    else
+      kind=$(classify "$log.replay")
+      [[ $kind == hubble ]] && cat "$log.replay" >>"$log"
+    fi
+    rm -f "$log.replay"
+  fi
+  if [[ $kind != hubble && -n $artifact && -f $artifact ]]; then
+    reason=$(grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)' "$log" | sed 's/^==[0-9]*== *//')
+    if [[ $kind == hdf5 ]]; then
+      hdf5_crashes=$((hdf5_crashes + 1))
+      where=$(grep -m1 -E '^ *#[0-9]+ 0x[0-9a-f]+ .*libhdf5' "$log" | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ (in )?//; s/ \(BuildId.*//')
+      echo "run_fuzzer: HDF5's own bug, not hubble's ($reason at $where); input kept in $artifacts/hdf5/"
+      mv -f "$artifact" "$artifacts/hdf5/"
+    else
+      unreproduced=$((unreproduced + 1))
+      mkdir -p "$artifacts/unreproduced"
+      echo "run_fuzzer: not reproduced by its input alone ($reason); input kept in $artifacts/unreproduced/"
+      mv -f "$artifact" "$artifacts/unreproduced/"
+    fi
     rm -f "$log"
-    if ((hdf5_crashes >= max_hdf5_restarts)); then
-      echo "run_fuzzer: stopping after $hdf5_crashes HDF5 crashes"
+    if ((hdf5_crashes + unreproduced >= max_restarts)); then
+      echo "run_fuzzer: stopping after $((hdf5_crashes + unreproduced)) restarts"
       break
     fi
     continue
@@ -77,6 +100,6 @@ while :; do
   break
 done
 echo "run_fuzzer: $(basename "$fuzzer"): $executions executions in $((seconds - (end - SECONDS > 0 ? end - SECONDS : 0))) s," \
-  "$hdf5_crashes HDF5-internal crashes set aside, corpus $(find "$corpus" -type f | wc -l) files"
+  "$hdf5_crashes HDF5-internal crashes and $unreproduced unreproduced findings set aside, corpus $(find "$corpus" -type f | wc -l) files"
 [[ -n $last_progress ]] && echo "run_fuzzer: last status: $last_progress"
 exit $status
