@@ -29,7 +29,7 @@ cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" -R '^fuzz\.corpus$' --output-on-failure >/dev/null  # the seeds
 
 fuzz_src=$PWD/tests/fuzz
-export ASAN_OPTIONS="suppressions=$fuzz_src/hdf5.supp:detect_leaks=1:allocator_may_return_null=1:quarantine_size_mb=64"
+export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:quarantine_size_mb=64"
 export LSAN_OPTIONS="suppressions=$fuzz_src/hdf5_leaks.supp"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export OMP_NUM_THREADS=1

@@ -7,8 +7,9 @@
 # Debian's libhdf5 1.10.8 crashes on some corrupt files (e.g. a null read in H5VM_memcpyvv under
 # H5Dread). We cannot fix it, and a fuzzing run that stopped at the first such input would find
 # nothing else, so after each crash the report's stack is classified (see classify below):
-#   - the first frame outside the C/C++ and sanitizer runtimes is in libhdf5: an HDF5 bug. The
-#     input is moved to ARTIFACTS/hdf5/, counted, and fuzzing resumes (with the corpus so far);
+#   - the first frame outside the C/C++ and sanitizer runtimes is in libhdf5, and the memory it
+#     touched (if ASan names it) is not hubble's: an HDF5 bug. The input is moved to
+#     ARTIFACTS/hdf5/, counted, and fuzzing resumes (with the corpus so far);
 #   - anything else (a frame in hubble's code or the libstdc++ it instantiates, a UBSan report,
 #     an exception other than hubble::Error, a leak, a hang or an out-of-memory in hubble) is
 #     replayed alone: when the input fails again (and not inside libhdf5) it is a finding: it stays
@@ -27,15 +28,25 @@ for input in "$@"; do [[ -e $input ]] && inputs+=("$input"); done
 mkdir -p "$corpus" "$artifacts/hdf5"
 max_restarts=${HUBBLE_FUZZ_MAX_RESTARTS:-200}
 
-# classify LOG: prints "hdf5" when the first stack frame of the report that is not a runtime
-# frame (libc, libstdc++, the sanitizers, libFuzzer, allocation) lies in libhdf5, else "hubble".
+# classify LOG: prints "hdf5" or "hubble". The report's first stack (where the error happened) is
+# read from the top, skipping runtime frames (libc, libstdc++, the sanitizers, libFuzzer,
+# allocation functions). When that frame is in libhdf5, the error is HDF5's own, unless ASan's
+# report shows the memory was allocated (or freed) by hubble's code: then libhdf5 was handed a
+# buffer too small (or already freed) by hubble, and that is hubble's finding.
 classify() {
   awk '
-    /^ *#[0-9]+ 0x[0-9a-f]+ / { in_stack = 1
-      if ($0 ~ /__interceptor_|__asan|__sanitizer|__ubsan|__lsan|libclang_rt|sysdeps|libc\.so|libc-start|libc_start|libstdc\+\+|libgcc_s|fuzzer::|__cxa_|std::terminate|__gnu_cxx::__verbose_terminate|[( ]abort|raise|gsignal|pthread_kill|libpthread|operator new|[( ]malloc|[( ]calloc|[( ]realloc|__GI_|_start/) next
-      print ($0 ~ /libhdf5/ ? "hdf5" : "hubble"); found = 1; exit }
-    in_stack && /^ *$/ { exit }
-    END { if (!found) print "hubble" }' "$1"
+    function runtime(line) {
+      return line ~ /__interceptor_|__asan|__sanitizer|__ubsan|__lsan|libclang_rt|sysdeps|libc\.so|libc-start|libc_start|libstdc\+\+|libgcc_s|fuzzer::|__cxa_|std::terminate|__gnu_cxx::__verbose_terminate|[( ]abort|raise|gsignal|pthread_kill|libpthread|operator new|operator delete|[( ]malloc|[( ]calloc|[( ]realloc|[( ]free|__GI_|_start/
+    }
+    /(allocated|freed) by thread/ { if (stack_done && section == 1) section = 2 }
+    /^ *#[0-9]+ 0x[0-9a-f]+ / {
+      if (section == 0) section = 1
+      if (section == 1 && !stack_done && where == "" && !runtime($0)) where = ($0 ~ /libhdf5/ ? "hdf5" : "hubble")
+      if (section == 2 && owner == "" && !runtime($0)) owner = ($0 ~ /libhdf5/ ? "hdf5" : "hubble")
+      next
+    }
+    /^ *$/ { if (section == 1) stack_done = 1; if (section == 2 && owner != "") exit }
+    END { print (where == "hdf5" && owner != "hubble") ? "hdf5" : "hubble" }' "$1"
 }
 
 end=$((SECONDS + seconds))
