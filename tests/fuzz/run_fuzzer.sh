@@ -29,14 +29,19 @@ mkdir -p "$corpus" "$artifacts/hdf5"
 max_restarts=${HUBBLE_FUZZ_MAX_RESTARTS:-200}
 
 # classify LOG: prints "hdf5" or "hubble". The report's first stack (where the error happened) is
-# read from the top, skipping runtime frames (libc, libstdc++, the sanitizers, libFuzzer,
-# allocation functions). When that frame is in libhdf5, the error is HDF5's own, unless ASan's
+# read from the top, skipping runtime frames (libc, the sanitizers and their interceptors,
+# libFuzzer, allocation functions). When that frame is in libhdf5, the error is HDF5's own, unless ASan's
 # report shows the memory was allocated (or freed) by hubble's code: then libhdf5 was handed a
 # buffer too small (or already freed) by hubble, and that is hubble's finding.
 classify() {
   awk '
+    # A runtime frame: no source location (ASan interceptors such as strdup or memcpy, libFuzzer,
+    # the sanitizer runtime, libomp: "(module+0x...)"), or a libc / allocation / abort frame.
+    # Code of hubble, and the libstdc++ and stb_image code it instantiates, carries file:line (-g1).
     function runtime(line) {
-      return line ~ /__interceptor_|__asan|__sanitizer|__ubsan|__lsan|libclang_rt|sysdeps|libc\.so|libc-start|libc_start|libstdc\+\+|libgcc_s|fuzzer::|__cxa_|std::terminate|__gnu_cxx::__verbose_terminate|[( ]abort|raise|gsignal|pthread_kill|libpthread|operator new|operator delete|[( ]malloc|[( ]calloc|[( ]realloc|[( ]free|__GI_|_start/
+      if (line ~ /libhdf5/) return 0
+      if (line !~ /:[0-9]+(:[0-9]+)?$/) return 1
+      return line ~ /sysdeps|libc-start|libc_start|__cxa_|std::terminate|__gnu_cxx::__verbose_terminate|[( ]abort|raise|gsignal|operator new|operator delete|[( ]malloc|[( ]calloc|[( ]realloc|[( ]free/
     }
     /(allocated|freed) by thread/ { if (stack_done && section == 1) section = 2 }
     /^ *#[0-9]+ 0x[0-9a-f]+ / {
