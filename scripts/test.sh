@@ -50,7 +50,7 @@ sanitize() {
   cmake -S . -B "$build-asan" -DCMAKE_BUILD_TYPE=Release -DHUBBLE_SANITIZE=ON -DHUBBLE_BUILD_TESTS=ON \
     -DHUBBLE_BUILD_EXAMPLES=ON -DHUBBLE_BUILD_BENCHMARKS=OFF &&
     cmake --build "$build-asan" -j"$jobs" &&
-    ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=0 \
+    ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$build-asan" -j"$jobs" -LE not_sanitized "${ctest_args[@]}"
 }
