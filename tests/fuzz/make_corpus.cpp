@@ -6,11 +6,13 @@
 //                      with int64 labels
 //   <out>/checkpoint/  a PaperNet checkpoint (fresh weights, Adam before its first step) and
 //                      small-network checkpoints with and without Adam state after two steps
-//   <out>/picture/     one galaxy encoded as PNG (grey, RGB, RGBA), JPEG, BMP, TGA and HDR, plus
-//                      a PNG from docs/images
+//   <out>/picture/     one galaxy encoded as PNG (grey, RGB, RGBA), JPEG, BMP and TGA, plus the
+//                      pictures named on the command line (a PNG from docs/images and the
+//                      progressive JPEG of tests/fixtures, whose Huffman tables sit between scans)
 // Every seed is read back with the reader its target fuzzes and must load: a seed that fails
 // would only teach the fuzzer the error paths.
-// Usage: make_corpus <out> [<galaxy10 .h5 to take images from>] [<a .png to copy>]
+// Usage: make_corpus <out> [<galaxy10 .h5 to take images from> [<pictures to copy>...]]
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -121,16 +123,14 @@ void append(void* context, void* data, int size) {
   out->insert(out->end(), static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
 }
 
-void picture_seeds(const fs::path& dir, const data::ImageSet& set, const std::string& png_to_copy) {
+void picture_seeds(const fs::path& dir, const data::ImageSet& set, const std::vector<std::string>& to_copy) {
   const int w = set.width, h = set.height;
   const std::uint8_t* rgb = set.image(0);
   std::vector<std::uint8_t> grey(std::size_t(w) * h), rgba(std::size_t(w) * h * 4);
-  std::vector<float> hdr(std::size_t(w) * h * 3);
   for (std::size_t i = 0; i < grey.size(); ++i) {
     grey[i] = std::uint8_t((rgb[3 * i] + rgb[3 * i + 1] + rgb[3 * i + 2]) / 3);
     for (int c = 0; c < 3; ++c) rgba[4 * i + c] = rgb[3 * i + c];
     rgba[4 * i + 3] = std::uint8_t(255 - grey[i]);
-    for (int c = 0; c < 3; ++c) hdr[3 * i + c] = rgb[3 * i + c] / 64.f;
   }
   struct Encoded {
     const char* name;
@@ -138,15 +138,13 @@ void picture_seeds(const fs::path& dir, const data::ImageSet& set, const std::st
     std::vector<std::uint8_t> bytes;
   };
   std::vector<Encoded> seeds{{"galaxy_grey.png", 1, {}}, {"galaxy_rgb.png", 3, {}}, {"galaxy_rgba.png", 4, {}},
-                             {"galaxy.jpg", 3, {}},      {"galaxy.bmp", 3, {}},     {"galaxy.tga", 3, {}},
-                             {"galaxy.hdr", 3, {}}};
+                             {"galaxy.jpg", 3, {}},      {"galaxy.bmp", 3, {}},     {"galaxy.tga", 3, {}}};
   HUBBLE_CHECK(stbi_write_png_to_func(append, &seeds[0].bytes, w, h, 1, grey.data(), w) &&
                    stbi_write_png_to_func(append, &seeds[1].bytes, w, h, 3, rgb, w * 3) &&
                    stbi_write_png_to_func(append, &seeds[2].bytes, w, h, 4, rgba.data(), w * 4) &&
                    stbi_write_jpg_to_func(append, &seeds[3].bytes, w, h, 3, rgb, 90) &&
                    stbi_write_bmp_to_func(append, &seeds[4].bytes, w, h, 3, rgb) &&
-                   stbi_write_tga_to_func(append, &seeds[5].bytes, w, h, 3, rgb) &&
-                   stbi_write_hdr_to_func(append, &seeds[6].bytes, w, h, 3, hdr.data()),
+                   stbi_write_tga_to_func(append, &seeds[5].bytes, w, h, 3, rgb),
                "make_corpus: stb_image_write failed");
   for (const Encoded& s : seeds) {
     write_bytes(dir / s.name, s.bytes);
@@ -154,18 +152,18 @@ void picture_seeds(const fs::path& dir, const data::ImageSet& set, const std::st
     HUBBLE_CHECK(p.width == w && p.height == h && p.channels == s.channels, s.name, ": seed decodes to ", p.width,
                  " x ", p.height, " x ", p.channels);
   }
-  if (!png_to_copy.empty()) {
-    const std::vector<std::uint8_t> bytes = read_bytes(png_to_copy);
-    (void)io::decode_picture(bytes, png_to_copy);
-    write_bytes(dir / fs::path(png_to_copy).filename(), bytes);
+  for (const std::string& path : to_copy) {
+    const std::vector<std::uint8_t> bytes = read_bytes(path);
+    (void)io::decode_picture(bytes, path);
+    write_bytes(dir / fs::path(path).filename(), bytes);
   }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argc > 4) {
-    std::cerr << "usage: make_corpus <out> [<galaxy10 .h5 to take images from>] [<a .png to copy>]\n";
+  if (argc < 2) {
+    std::cerr << "usage: make_corpus <out> [<galaxy10 .h5 to take images from> [<pictures to copy>...]]\n";
     return 2;
   }
   try {
@@ -177,7 +175,7 @@ int main(int argc, char** argv) {
     const data::ImageSet set = seed_images(argc > 2 ? argv[2] : "");
     galaxy10_seeds(out / "galaxy10", set);
     checkpoint_seeds(out / "checkpoint");
-    picture_seeds(out / "picture", set, argc > 3 ? argv[3] : "");
+    picture_seeds(out / "picture", set, std::vector<std::string>(argv + std::min(argc, 3), argv + argc));
     for (const char* target : {"galaxy10", "checkpoint", "picture"}) {
       std::size_t n = 0, bytes = 0;
       for (const auto& e : fs::directory_iterator(out / target)) ++n, bytes += fs::file_size(e.path());
