@@ -18,4 +18,6 @@ set(HUBBLE_SANITIZER_FLAGS -fsanitize=address,undefined,float-cast-overflow -fno
     -fno-omit-frame-pointer)
 target_compile_options(hubble_build_flags INTERFACE ${HUBBLE_SANITIZER_FLAGS} -O1 -g1)
 target_link_options(hubble_build_flags INTERFACE ${HUBBLE_SANITIZER_FLAGS})
+# LeakSanitizer's suppressions for libhdf5's own leaks, compiled into each program.
+target_sources(hubble_build_flags INTERFACE ${CMAKE_CURRENT_LIST_DIR}/lsan_suppressions.cpp)
 message(STATUS "hubble: sanitizer build (${HUBBLE_SANITIZER_FLAGS}; -O1 -g1)")
