@@ -4,7 +4,7 @@
 # Usage: scripts/install-deps.sh [--with-torch]   (--with-torch adds python3-torch/h5py for the
 #        PyTorch reference scripts; nothing in the build or the tests needs them)
 set -euo pipefail
-pkgs=(g++ cmake make pkg-config libeigen3-dev libhdf5-dev libstb-dev doctest-dev libbenchmark-dev)
+pkgs=(g++ cmake make pkg-config libeigen3-dev libhdf5-dev libstb-dev doctest-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-h5py python3-numpy); fi
 missing=()
 for p in "${pkgs[@]}"; do
