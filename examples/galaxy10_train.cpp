@@ -516,7 +516,7 @@ std::vector<std::string> class_names() {
 
 // Loads a Galaxy10 file at the network's input size: centre crop `crop`, resized to 128 if needed.
 data::ImageSet load_images(const std::string& path, int crop, int limit, int& source_side,
-                           std::vector<std::size_t> rows = {}) {
+                           const std::vector<std::size_t>* rows = nullptr) {
   {
     const h5::File f = h5::File::open(path);
     HUBBLE_CHECK(f.has("images"), path, ": no 'images' dataset (expected a Galaxy10 file)");
@@ -529,8 +529,7 @@ data::ImageSet load_images(const std::string& path, int crop, int limit, int& so
   data::LoadOptions o;
   o.crop = crop;
   o.limit = std::size_t(limit);
-  o.rows = std::move(rows);
-  data::ImageSet set = data::load_galaxy10(path, o);
+  data::ImageSet set = rows ? data::load_galaxy10_rows(path, *rows, o) : data::load_galaxy10(path, o);
   constexpr int side = PaperNet::input_shape::h;
   if (set.height == side && set.width == side) return set;
   data::ImageSet out;
@@ -712,7 +711,7 @@ int run(int argc, char** argv) {
         v = int(rows.size() - 1);
       }
     else local.validation.clear();
-    images = load_images(data_path, s.crop, s.limit, source_side, rows);
+    images = load_images(data_path, s.crop, s.limit, source_side, &rows);
   }
 
   std::printf("data      %s: %s\n", data_path.c_str(), data_note.c_str());
@@ -779,6 +778,16 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
   const train::FitResult fit = trainer.fit(images, split.train, split.validation);
   progress.clear();
   if (!g_job.root()) return fit.interrupted ? 130 : 0;  // rank 0 reports and writes
+#ifdef HUBBLE_WITH_MPI
+  if (const auto* mpi = dynamic_cast<const distributed::MpiExchange*>(g_job.exchange)) {
+    double train_seconds = 0;
+    for (const auto& r : fit.history)
+      if (r.epoch > fit.start_epoch) train_seconds += r.seconds;
+    std::printf("communication  rank 0 waited %.2f s in gradient sums over %d ranks (%.1f%% of %.2f s of epochs)\n",
+                mpi->seconds_in_sum(), g_job.ranks, train_seconds > 0 ? 100.0 * mpi->seconds_in_sum() / train_seconds : 0.0,
+                train_seconds);
+  }
+#endif
   const fs::path out(s.out);
   if (fit.interrupted) {
     const int done = fit.history.empty() ? 0 : fit.history.back().epoch;

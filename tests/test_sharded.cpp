@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "hubble/data/galaxy10.hpp"
 #include "hubble/hubble.hpp"
 #include "hubble/train/sharded.hpp"
 #include "hubble/train/trainer.hpp"
@@ -216,4 +217,27 @@ TEST_CASE("sharded: impossible shard, batch and rank counts are clear errors") {
   std::vector<int> holes = range(0, 16);
   holes[0] = -1;
   CHECK(error_of([&] { train_on<DropNet>(1, cfg, images, holes, {}); }).find("outside the set") != std::string::npos);
+}
+
+TEST_CASE("load_galaxy10_rows reads the given rows (and only those), cropped like load_galaxy10") {
+  const test_support::TempDir dir("rows");
+  const std::string file = (dir.path() / "set.h5").string();
+  data::ImageSet whole = images_of(9, 7);
+  data::write_galaxy10(file, whole);
+  data::LoadOptions o;
+  o.crop = 8;
+  const data::ImageSet all = data::load_galaxy10(file, o);
+  const data::ImageSet some = data::load_galaxy10_rows(file, {7, 2, 7}, o);
+  REQUIRE(some.size() == 3);
+  CHECK(some.height == 8);
+  int k = 0;
+  for (int row : {7, 2, 7}) {
+    CHECK(some.labels[std::size_t(k)] == all.labels[std::size_t(row)]);
+    CHECK(std::equal(some.image(k), some.image(k) + some.image_bytes(), all.image(row)));
+    ++k;
+  }
+  CHECK(data::read_galaxy10_labels(file) == all.labels);
+  CHECK(data::read_galaxy10_labels(file, 4).size() == 4);
+  o.limit = 5;
+  CHECK(error_of([&] { data::load_galaxy10_rows(file, {6}, o); }).find("row 6") != std::string::npos);
 }

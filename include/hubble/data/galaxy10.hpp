@@ -61,7 +61,6 @@ struct LoadOptions {
   int crop = 128;              // centre crop side; <= 0 or equal to the image side keeps the full image
   std::size_t chunk_rows = 64; // images read per HDF5 hyperslab
   std::size_t limit = 0;       // read only the first `limit` images; 0 = all
-  std::vector<std::size_t> rows;  // non-empty: read only these rows, in this order (image k is row rows[k])
 };
 
 // Largest image side hubble accepts from a file (the release has 256).
@@ -92,7 +91,8 @@ inline ImageSet load_rows(const h5::File& file, const std::string& where, const 
   return set;
 }
 
-inline ImageSet load_galaxy10_checked(const std::string& path, const LoadOptions& options) {
+inline ImageSet load_galaxy10_checked(const std::string& path, const LoadOptions& options,
+                                      const std::vector<std::size_t>* rows = nullptr) {
   const h5::File file = h5::File::open(path);  // missing / not HDF5 -> Error naming the file
   const std::string where = path + ": ";
   const char* layout = " (expected the Galaxy10 layout: 'images' uint8 N x H x W x 3 and 'ans' integer N)";
@@ -137,7 +137,7 @@ inline ImageSet load_galaxy10_checked(const std::string& path, const LoadOptions
 
   // Labels first: a bad label fails before the (slow) pixel read.
   const std::vector<std::int64_t> all_labels = file.read<std::int64_t>("ans");
-  if (!options.rows.empty()) return load_rows(file, where, all_labels, n, options.rows, full_h, full_w, crop_h, crop_w);
+  if (rows) return load_rows(file, where, all_labels, n, *rows, full_h, full_w, crop_h, crop_w);
   ImageSet set;
   set.height = crop_h; set.width = crop_w; set.channels = channels;
   set.labels.resize(n);
@@ -183,14 +183,26 @@ inline ImageSet load_galaxy10(const std::string& path, const LoadOptions& option
   }
 }
 
+// Only the given rows of a Galaxy10 file, in this order (image k of the set is row rows[k]), each
+// through its own hyperslab, cropped as load_galaxy10 does: a rank of a data-parallel run reads its
+// own images this way, never the whole set. options.limit bounds the rows that may be asked for.
+inline ImageSet load_galaxy10_rows(const std::string& path, const std::vector<std::size_t>& rows,
+                                   const LoadOptions& options = {}) {
+  try {
+    return detail::load_galaxy10_checked(path, options, &rows);
+  } catch (const std::bad_alloc&) {
+    h5::detail::corrupt(path, ": not enough memory to load ", rows.size(), " images");
+  }
+}
+
 // The labels of the first `limit` images (0: all) of a Galaxy10 file, checked like load_galaxy10's,
 // without reading a pixel: enough to split the set before each process reads its own rows.
 inline std::vector<int> read_galaxy10_labels(const std::string& path, std::size_t limit = 0) {
   LoadOptions o;
   o.limit = limit;
-  o.rows = {0};
   o.crop = 0;
-  detail::load_galaxy10_checked(path, o);  // every check of the layout; reads one image
+  const std::vector<std::size_t> first = {0};
+  detail::load_galaxy10_checked(path, o, &first);  // every check of the layout; reads one image
   const std::vector<std::int64_t> all = h5::File::open(path).read<std::int64_t>("ans");
   const std::size_t n = limit > 0 ? std::min(limit, all.size()) : all.size();
   std::vector<int> labels(n);
