@@ -7,11 +7,18 @@
 //   trainer.set_exchange(exchange);                   // with TrainConfig::shards > 0
 //
 // The sums are the library's, not MPI's: MPI_Allreduce may add in any order and so is
-// reproducible only at a fixed process count. MpiExchange::sum is recursive doubling with
-// point-to-point messages: at level l rank r exchanges its partial sum with rank r ^ 2^l and adds
-// it. With the ranks owning aligned blocks of shards, that is the top of the fixed binary tree over
-// the shards (train/sharded.hpp), and since IEEE addition is commutative every rank gets the same
-// bits. Cost: log2(N) messages of the whole buffer per step (docs/distributed.md measures it).
+// reproducible only at a fixed process count. Both of MpiExchange's sums add, for every value, in
+// the same tree: at level l = 0, 1, ... rank r's partial sum meets that of rank r ^ 2^l. With the
+// ranks owning aligned blocks of shards, that is the top of the fixed binary tree over the shards
+// (train/sharded.hpp), and since IEEE addition is commutative (a + b and b + a have the same bits)
+// every rank gets the same bits.
+//   sum_doubling: recursive doubling, every rank adds the whole buffer at every level:
+//                 log2(N) messages of M bytes.
+//   sum_halving:  reduce-scatter by recursive halving with the levels in the same ascending order
+//                 (each rank keeps and adds half of what it held), then an allgather that only
+//                 copies: 2 log2(N) messages, 2 M (N - 1) / N bytes (Rabenseifner's algorithm).
+// sum() takes halving for buffers of at least 4096 values per rank, doubling below (latency).
+// docs/distributed.md measures both against MPI_Allreduce.
 #include <mpi.h>
 
 #include <cstddef>
@@ -72,8 +79,10 @@ class MpiExchange final : public train::Exchange {
   }
   int rank() const override { return rank_; }
   int ranks() const override { return size_; }
-  void sum(std::span<float> values) override { doubling_sum(values, MPI_FLOAT); }
-  void sum(std::span<double> values) override { doubling_sum(values, MPI_DOUBLE); }
+  void sum(std::span<float> values) override { timed([&] { pick(values, MPI_FLOAT); }); }
+  void sum(std::span<double> values) override { timed([&] { pick(values, MPI_DOUBLE); }); }
+  void sum_doubling(std::span<float> values) { timed([&] { doubling_sum(values, MPI_FLOAT); }); }
+  void sum_halving(std::span<float> values) { timed([&] { halving_sum(values, MPI_FLOAT); }); }
   void broadcast(std::span<std::byte> bytes) override {
     for (std::size_t at = 0; at < bytes.size(); at += chunk_bytes) {
       const int n = int(std::min(chunk_bytes, bytes.size() - at));
@@ -86,13 +95,27 @@ class MpiExchange final : public train::Exchange {
  private:
   static constexpr std::size_t chunk_bytes = std::size_t(1) << 30;
 
+  template <class F>
+  void timed(F&& f) {
+    const double t0 = MPI_Wtime();
+    f();
+    seconds_ += MPI_Wtime() - t0;
+  }
+  template <class V>
+  void pick(std::span<V> values, MPI_Datatype type) {
+    if (values.size() >= std::size_t(size_) * 4096) halving_sum(values, type);
+    else doubling_sum(values, type);
+  }
+  void check(std::size_t values) const {
+    HUBBLE_CHECK(train::is_power_of_two(size_), "MpiExchange: the fixed-order sum needs a power-of-two number of ranks, not ",
+                 size_);
+    HUBBLE_CHECK(values < std::size_t(1) << 31, "MpiExchange: ", values, " values are too many for one message");
+  }
+
   template <class V>
   void doubling_sum(std::span<V> values, MPI_Datatype type) {
-    HUBBLE_CHECK(train::is_power_of_two(size_), "MpiExchange: recursive doubling needs a power-of-two number of ranks, not ",
-                 size_);
-    HUBBLE_CHECK(values.size() < std::size_t(1) << 31, "MpiExchange: ", values.size(), " values are too many for one message");
+    check(values.size());
     if (size_ == 1) return;
-    const double t0 = MPI_Wtime();
     std::vector<V>& other = scratch<V>();
     other.resize(values.size());
     for (int bit = 1; bit < size_; bit <<= 1) {
@@ -101,7 +124,42 @@ class MpiExchange final : public train::Exchange {
                    bit, comm_, MPI_STATUS_IGNORE);
       for (std::size_t i = 0; i < values.size(); ++i) values[i] += other[i];
     }
-    seconds_ += MPI_Wtime() - t0;
+  }
+
+  // Reduce-scatter by recursive halving (levels ascending, so every value is added in the same
+  // tree as doubling_sum), then allgather by recursive doubling (copies only).
+  template <class V>
+  void halving_sum(std::span<V> values, MPI_Datatype type) {
+    check(values.size());
+    if (size_ == 1) return;
+    std::vector<V>& other = scratch<V>();
+    other.resize(values.size() / 2 + 1);
+    struct Segment {
+      std::size_t lo, hi;
+    };
+    std::vector<Segment> held;  // the segment held before each level
+    Segment seg{0, values.size()};
+    for (int bit = 1; bit < size_; bit <<= 1) {
+      held.push_back(seg);
+      const int partner = rank_ ^ bit;
+      const std::size_t mid = seg.lo + (seg.hi - seg.lo) / 2;
+      const bool upper = (rank_ & bit) != 0;
+      const Segment keep = upper ? Segment{mid, seg.hi} : Segment{seg.lo, mid};
+      const Segment give = upper ? Segment{seg.lo, mid} : Segment{mid, seg.hi};
+      MPI_Sendrecv(values.data() + give.lo, int(give.hi - give.lo), type, partner, bit, other.data(),
+                   int(keep.hi - keep.lo), type, partner, bit, comm_, MPI_STATUS_IGNORE);
+      for (std::size_t i = keep.lo; i < keep.hi; ++i) values[i] += other[i - keep.lo];
+      seg = keep;
+    }
+    for (int bit = size_ >> 1, level = int(held.size()) - 1; bit >= 1; bit >>= 1, --level) {
+      const int partner = rank_ ^ bit;
+      const Segment parent = held[std::size_t(level)];
+      const bool upper = (rank_ & bit) != 0;  // kept the upper half of `parent` at this level
+      const Segment theirs = upper ? Segment{parent.lo, seg.lo} : Segment{seg.hi, parent.hi};
+      MPI_Sendrecv(values.data() + seg.lo, int(seg.hi - seg.lo), type, partner, size_ + bit, values.data() + theirs.lo,
+                   int(theirs.hi - theirs.lo), type, partner, size_ + bit, comm_, MPI_STATUS_IGNORE);
+      seg = parent;
+    }
   }
   template <class V>
   std::vector<V>& scratch() {
