@@ -912,6 +912,7 @@ int main(int argc, char** argv) {
   if (distributed::launched_by_mpi()) {  // mpirun -np N galaxy10_train ...: the ranks of one run
     distributed::MpiSession mpi(argc, argv);
     distributed::MpiExchange exchange;
+    exchange.allow_overlap(mpi.threads_may_call());
     g_job = {mpi.rank(), mpi.size(), &exchange};
     if (!g_job.root()) (void)!std::freopen("/dev/null", "w", stdout);  // rank 0 speaks for the job; errors still reach stderr
     const int code = run_job(argc, argv);

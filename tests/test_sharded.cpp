@@ -53,8 +53,10 @@ struct Meeting {
 
 class ThreadExchange final : public train::Exchange {
  public:
-  ThreadExchange(Meeting& m, int rank) : m_(m), rank_(rank) {}
+  ThreadExchange(Meeting& m, int rank, bool overlap) : m_(m), rank_(rank), overlap_(overlap) {}
   int rank() const override { return rank_; }
+  // With overlap the trainer sums layer by layer during the backward pass (here at once).
+  bool overlaps() const override { return overlap_; }
   int ranks() const override { return m_.ranks; }
   void sum(std::span<float> v) override { doubling(v); }
   void sum(std::span<double> v) override { doubling(v); }
@@ -80,6 +82,7 @@ class ThreadExchange final : public train::Exchange {
   }
   Meeting& m_;
   int rank_;
+  bool overlap_;
 };
 
 // Every value of the network's parameters and buffers, in order.
@@ -95,7 +98,8 @@ std::vector<float> state_of(Net& net) {
 // validates and writes cfg.out_dir. Returns every rank's final state.
 template <class Net>
 std::vector<std::vector<float>> train_on(int ranks, const train::TrainConfig& cfg, const data::ImageSet& images,
-                                         const std::vector<int>& train, const std::vector<int>& validation) {
+                                         const std::vector<int>& train, const std::vector<int>& validation,
+                                         bool overlap = false) {
   Meeting meeting(ranks);
   std::vector<std::vector<float>> states(static_cast<std::size_t>(ranks));
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(ranks));
@@ -103,7 +107,7 @@ std::vector<std::vector<float>> train_on(int ranks, const train::TrainConfig& cf
   for (int r = 0; r < ranks; ++r)
     threads.emplace_back([&, r] {
       try {
-        ThreadExchange exchange(meeting, r);
+        ThreadExchange exchange(meeting, r, overlap);
         train::TrainConfig c = cfg;
         if (r != 0) c.out_dir.clear();
         const train::ShardBlock mine = train::shard_block(c.shards, r, ranks);
@@ -154,11 +158,13 @@ TEST_CASE("sharded: 1, 2 and 4 ranks give bit-identical weights (dropout, dihedr
   const std::vector<int> train = range(0, 37), validation = range(37, 48);
   const train::TrainConfig cfg = sharded_config();
   const auto one = train_on<DropNet>(1, cfg, images, train, validation);
-  for (int ranks : {2, 4}) {
-    CAPTURE(ranks);
-    const auto many = train_on<DropNet>(ranks, cfg, images, train, validation);
-    for (const auto& state : many) CHECK(same_bits(state, one[0]));
-  }
+  for (int ranks : {1, 2, 4})
+    for (bool overlap : {false, true}) {  // overlap: per-layer sums during the backward pass
+      CAPTURE(ranks);
+      CAPTURE(overlap);
+      const auto many = train_on<DropNet>(ranks, cfg, images, train, validation, overlap);
+      for (const auto& state : many) CHECK(same_bits(state, one[0]));
+    }
   // It trained: the weights moved from their initial values.
   DropNet fresh(cfg.seed);
   CHECK_FALSE(same_bits(state_of(fresh), one[0]));
@@ -181,6 +187,7 @@ TEST_CASE("sharded: with BatchNorm (ghost batches) the weights and the moving st
   for (int ranks : {2, 4}) {
     CAPTURE(ranks);
     for (const auto& state : train_on<NormNet>(ranks, cfg, images, train, validation)) CHECK(same_bits(state, one[0]));
+    for (const auto& state : train_on<NormNet>(ranks, cfg, images, train, validation, true)) CHECK(same_bits(state, one[0]));
   }
 }
 

@@ -23,7 +23,11 @@
 
 #include <cstddef>
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <map>
 #include <span>
 #include <type_traits>
@@ -43,12 +47,14 @@ inline bool launched_by_mpi() {
   return false;
 }
 
-// MPI_Init_thread for the lifetime of the object. Only the main thread calls MPI.
+// MPI_Init_thread for the lifetime of the object. MPI_THREAD_SERIALIZED: MpiExchange's sending
+// thread and the main thread call MPI, never at the same time.
 class MpiSession {
  public:
   MpiSession(int& argc, char**& argv) {
     int provided = 0;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    serialized_ = provided >= MPI_THREAD_SERIALIZED;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
   }
@@ -61,6 +67,8 @@ class MpiSession {
   }
   int rank() const { return rank_; }
   int size() const { return size_; }
+  // Whether another thread may call MPI (so MpiExchange may overlap its sums with computing).
+  bool threads_may_call() const { return serialized_; }
   // Ends every rank of the job at once (after an error on this one), with `code` as exit status.
   [[noreturn]] static void abort_all(int code) {
     MPI_Abort(MPI_COMM_WORLD, code);
@@ -69,13 +77,51 @@ class MpiSession {
 
  private:
   int rank_ = 0, size_ = 1;
+  bool serialized_ = false;
 };
 
+// Overlap (train::Exchange::start_sum): a sending thread sums the buffers it is handed, in the
+// order they come (the same on every rank: the layers' backward order), while the main thread
+// goes on back-propagating; wait() blocks until it is done. Off with overlap = false, or with the
+// environment variable HUBBLE_OVERLAP=0 (to measure what it buys).
 class MpiExchange final : public train::Exchange {
  public:
-  explicit MpiExchange(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
+  explicit MpiExchange(MPI_Comm comm = MPI_COMM_WORLD, bool overlap = true) : comm_(comm) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    const char* env = std::getenv("HUBBLE_OVERLAP");
+    overlap_ = overlap && size_ > 1 && !(env && std::string(env) == "0");
+  }
+  MpiExchange(const MpiExchange&) = delete;
+  MpiExchange& operator=(const MpiExchange&) = delete;
+  ~MpiExchange() override {
+    if (!worker_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    worker_.join();
+  }
+  // Call with MpiSession::threads_may_call(): without it the sums never overlap.
+  void allow_overlap(bool allowed) { overlap_ = overlap_ && allowed; }
+  bool overlaps() const override { return overlap_; }
+  using train::Exchange::start_sum;
+  void start_sum(std::span<float> values) override {
+    if (!overlap_) return sum(values);
+    if (!worker_.joinable()) worker_ = std::thread([this] { send_loop(); });
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(values);
+      ++pending_;
+    }
+    changed_.notify_all();
+  }
+  void wait() override {
+    const double t0 = MPI_Wtime();
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return pending_ == 0; });
+    seconds_ += MPI_Wtime() - t0;
   }
   int rank() const override { return rank_; }
   int ranks() const override { return size_; }
@@ -89,11 +135,27 @@ class MpiExchange final : public train::Exchange {
       MPI_Bcast(bytes.data() + at, n, MPI_BYTE, 0, comm_);
     }
   }
-  // Seconds spent in sum() so far (the communication the trainer waits for).
+  // Seconds the calling thread spent in sum() and wait() so far (the communication the trainer
+  // waits for, including waiting for slower ranks).
   double seconds_in_sum() const { return seconds_; }
 
  private:
   static constexpr std::size_t chunk_bytes = std::size_t(1) << 30;
+
+  void send_loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_
+      const std::span<float> values = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      pick(values, MPI_FLOAT);
+      lock.lock();
+      --pending_;
+      changed_.notify_all();
+    }
+  }
 
   template <class F>
   void timed(F&& f) {
@@ -172,6 +234,13 @@ class MpiExchange final : public train::Exchange {
   std::vector<float> scratch_f_;
   std::vector<double> scratch_d_;
   double seconds_ = 0;
+  bool overlap_ = false;
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::span<float>> queue_;
+  int pending_ = 0;
+  bool stop_ = false;
 };
 
 // The job refused on every rank at once (each throws it): no rank needs MPI_Abort to end the others.

@@ -19,6 +19,7 @@
 // output are never stored (empty in activation() / activation_gradient()).
 // set_fusion(false) keeps every tensor, for inspection.
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <ostream>
 #include <span>
@@ -181,6 +182,11 @@ class Network {
     return out;
   }
 
+  // Called with layer i's index as soon as its backward() has filled its parameter gradients,
+  // while the layers before it still back-propagate: a data-parallel trainer sends those
+  // gradients meanwhile (hubble/distributed). Empty: nothing is called.
+  void set_backward_hook(std::function<void(std::size_t)> hook) { backward_hook_ = std::move(hook); }
+
   // Layers that draw random numbers while training (dropout), in order.
   std::vector<Rng*> random_streams() {
     std::vector<Rng*> out;
@@ -284,11 +290,13 @@ class Network {
     auto& layer = std::get<I>(layers_);
     if constexpr (I == 0) {
       layer.backward(*input_, acts_[0], dy, nullptr);  // no one needs dLoss/d(input)
+      if (backward_hook_) backward_hook_(I);
     } else {
       if constexpr (fed_by_relu<I>()) {
         if (fused_pass_) {  // straight to dLoss/d(ReLU's input); grads_[I - 1] is skipped
           grads_[I - 1] = Tensor<T>();
           layer.backward_relu(acts_[I - 1], acts_[I], dy, &grads_[I - 2]);
+          if (backward_hook_) backward_hook_(I);
           backward_from<I - 2>(grads_[I - 2]);
           return;
         }
@@ -297,6 +305,7 @@ class Network {
       // ReLU's gradient reads only the output.
       const Tensor<T>& x = relu_follows<I - 1>() && fused_pass_ ? acts_[I] : acts_[I - 1];
       layer.backward(x, acts_[I], dy, &grads_[I - 1]);
+      if (backward_hook_) backward_hook_(I);
       backward_from<I - 1>(grads_[I - 1]);
     }
   }
@@ -308,6 +317,7 @@ class Network {
   const Tensor<T>* input_ = nullptr;
   bool fuse_ = true;        // set_fusion
   bool fused_pass_ = true;  // what the last forward() did, for its backward()
+  std::function<void(std::size_t)> backward_hook_;  // set_backward_hook
 };
 
 template <class... Specs>

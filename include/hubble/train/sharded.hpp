@@ -50,6 +50,13 @@ class Exchange {
   virtual void sum(std::span<double>) {}
   // Copies rank 0's bytes to every rank.
   virtual void broadcast(std::span<std::byte>) {}
+  // Overlap: start_sum() begins summing `values` like sum() and returns at once; wait() returns
+  // when every sum begun has ended. The trainer starts one per layer during the backward pass.
+  // Without overlap (one process, or overlaps() false) start_sum() is sum().
+  virtual bool overlaps() const { return false; }
+  virtual void start_sum(std::span<float> values) { sum(values); }
+  virtual void start_sum(std::span<double> values) { sum(values); }
+  virtual void wait() {}
 };
 
 class LocalExchange final : public Exchange {};
@@ -114,6 +121,18 @@ void tree_sum(std::vector<std::vector<T>>& buffers, int count) {
       const T* b = buffers[std::size_t(j + stride)].data();
       const std::size_t n = buffers[std::size_t(j)].size();
       for (std::size_t i = 0; i < n; ++i) a[i] += b[i];
+    }
+}
+
+// The same tree as tree_sum, on the values [lo, hi) only: the tree is per value, so summing a
+// buffer in slices (one per layer, as they become ready) gives the same bits as all at once.
+template <class T>
+void tree_sum_range(std::vector<std::vector<T>>& buffers, int count, std::size_t lo, std::size_t hi) {
+  for (int stride = 1; stride < count; stride *= 2)
+    for (int j = 0; j + stride < count; j += 2 * stride) {
+      T* a = buffers[std::size_t(j)].data();
+      const T* b = buffers[std::size_t(j + stride)].data();
+      for (std::size_t i = lo; i < hi; ++i) a[i] += b[i];
     }
 }
 

@@ -462,6 +462,15 @@ class Trainer {
     for (const auto& p : params) values += p.size;
     for (const auto& b : buffers) values += b.size;
     shard_sums_.assign(std::size_t(mine.count), std::vector<T>(values));
+    param_offset_.assign(1, 0);  // parameter q's gradients sit at [param_offset_[q], param_offset_[q + 1])
+    for (const auto& p : params) param_offset_.push_back(param_offset_.back() + p.size);
+    layer_params_.assign(Net::layer_count, {0, 0});  // layer i's parameters: [first, end) of params
+    for (std::size_t i = 0, q = 0; i < Net::layer_count; ++i) {
+      const std::string prefix = Net::layer_names()[i] + "/";
+      layer_params_[i].first = q;
+      while (q < params.size() && params[q].name.rfind(prefix, 0) == 0) ++q;
+      layer_params_[i].second = q;
+    }
     stat_sums_.assign(std::size_t(mine.count), std::vector<double>(3));
     std::vector<std::vector<T>> moving_before;  // BatchNorm's moving statistics at the start of the step
     double loss_sum = 0, lr = 0;
@@ -472,37 +481,64 @@ class Trainer {
       for (int j = 0; j < S; ++j) n += std::clamp<long long>(shard_items[std::size_t(j)] - (long long)b * m, 0, m);
       moving_before.clear();
       for (const auto& buf : buffers) moving_before.emplace_back(buf.value, buf.value + buf.size);
+      // How many items each of this rank's shards gives this step; the last one that gives any is
+      // back-propagated with the hook that sends each layer's summed gradients at once.
+      std::vector<std::size_t> counts(std::size_t(mine.count), 0);
+      int last = -1;
       for (int k = 0; k < mine.count; ++k) {
+        const std::size_t first = std::size_t(b) * std::size_t(m), size = orders[std::size_t(mine.first + k)].size();
+        counts[std::size_t(k)] = first < size ? std::min<std::size_t>(std::size_t(m), size - first) : 0;
+        if (counts[std::size_t(k)] > 0) last = k;
+        std::fill(stat_sums_[std::size_t(k)].begin(), stat_sums_[std::size_t(k)].end(), 0.0);
+        if (counts[std::size_t(k)] == 0)  // this shard has run out: it adds nothing
+          std::fill(shard_sums_[std::size_t(k)].begin(), shard_sums_[std::size_t(k)].end(), T(0));
+      }
+      const bool overlap = last >= 0 && ex.overlaps();
+      for (int k = 0; k < mine.count; ++k) {
+        const std::size_t count = counts[std::size_t(k)];
+        if (count == 0) continue;
         const int j = mine.first + k;
         std::vector<T>& sum = shard_sums_[std::size_t(k)];
         std::vector<double>& stats = stat_sums_[std::size_t(k)];
-        const std::size_t first = std::size_t(b) * std::size_t(m);
-        const std::vector<int>& order = orders[std::size_t(j)];
-        const std::size_t count = first < order.size() ? std::min<std::size_t>(std::size_t(m), order.size() - first) : 0;
-        std::fill(stats.begin(), stats.end(), 0.0);
-        if (count == 0) {  // this shard has run out: it adds nothing
-          std::fill(sum.begin(), sum.end(), T(0));
-          continue;
-        }
-        load_micro_batch(images, train, plan, order, views[std::size_t(j)], first, count);
+        load_micro_batch(images, train, plan, orders[std::size_t(j)], views[std::size_t(j)], std::size_t(b) * std::size_t(m), count);
         std::vector<Rng*> streams = net_.random_streams();
         for (std::size_t l = 0; l < streams.size(); ++l)
           *streams[l] = shard_dropout_stream(cfg_.seed, optimizer().steps, j, int(l));
         for (std::size_t q = 0; q < buffers.size(); ++q) std::copy(moving_before[q].begin(), moving_before[q].end(), buffers[q].value);
-        const BatchStats s = net_.compute_gradients(x_, std::span<const int>(batch_labels_), loss_options_);
         const T scale = T(double(count) / double(n));  // 1/S exactly when every shard is full
-        std::size_t at = 0;
-        for (const auto& p : params)
-          for (std::size_t i = 0; i < p.size; ++i) sum[at++] = p.grad[i] * scale;
+        const auto copy_scaled = [&](std::size_t first_param, std::size_t end_param) {
+          for (std::size_t q = first_param; q < end_param; ++q)
+            for (std::size_t i = 0; i < params[q].size; ++i) sum[param_offset_[q] + i] = params[q].grad[i] * scale;
+        };
+        if (overlap && k == last)  // each layer's gradients leave as soon as its backward is done
+          net_.set_backward_hook([&](std::size_t layer) {
+            const auto [first_param, end_param] = layer_params_[layer];
+            if (first_param == end_param) return;
+            copy_scaled(first_param, end_param);
+            const std::size_t lo = param_offset_[first_param], hi = param_offset_[end_param];
+            tree_sum_range(shard_sums_, mine.count, lo, hi);
+            ex.start_sum(std::span<T>(shard_sums_[0].data() + lo, hi - lo));
+          });
+        const BatchStats s = net_.compute_gradients(x_, std::span<const int>(batch_labels_), loss_options_);
+        net_.set_backward_hook({});
+        if (!(overlap && k == last)) copy_scaled(0, params.size());
+        std::size_t at = param_offset_.back();
         for (const auto& buf : buffers)
           for (std::size_t i = 0; i < buf.size; ++i) sum[at++] = buf.value[i] * scale;
         stats[0] = s.loss * double(s.count);
         stats[1] = double(s.correct);
       }
-      tree_sum(shard_sums_, mine.count);
+      if (overlap) {  // the gradients are on their way; the moving statistics follow, then wait
+        const std::size_t lo = param_offset_.back();
+        tree_sum_range(shard_sums_, mine.count, lo, values);
+        if (values > lo) ex.start_sum(std::span<T>(shard_sums_[0].data() + lo, values - lo));
+        ex.wait();
+      } else {
+        tree_sum(shard_sums_, mine.count);
+        ex.sum(std::span<T>(shard_sums_[0]));
+      }
       tree_sum(stat_sums_, mine.count);
       stat_sums_[0][2] = stop_requested() ? 1.0 : 0.0;
-      ex.sum(std::span<T>(shard_sums_[0]));
       ex.sum(std::span<double>(stat_sums_[0]));
       std::size_t at = 0;
       for (auto& p : params)
@@ -639,6 +675,8 @@ class Trainer {
   Exchange* exchange_ = nullptr;  // nullptr: local_exchange_
   std::vector<std::vector<T>> shard_sums_;       // sharded: this rank's shards' scaled gradients
   std::vector<std::vector<double>> stat_sums_;   // sharded: their loss sums, correct counts, stop flag
+  std::vector<std::size_t> param_offset_;        // sharded: where each parameter's gradients start
+  std::vector<std::pair<std::size_t, std::size_t>> layer_params_;  // sharded: each layer's parameters
 };
 
 }  // namespace hubble::train
