@@ -3,7 +3,7 @@
 
 Weak scaling, the paper's batch of 32 images per rank. Per step a rank computes for t_c (measured:
 img/s of galaxy10_train, see benchmarks/distributed_figures.sh) and then waits for the gradient sum
-(no overlap: hubble sends after the backward pass). The sum of M = 2.62 MB by an alpha-beta model:
+(sums not overlapped, hubble's default). The sum of M = 2.62 MB by an alpha-beta model:
   halving + allgather (hubble's default):  2 log2(N) alpha + 2 (N-1)/N M / B
   recursive doubling:                      log2(N) (alpha + M / B)
   efficiency = t_c / (t_c + t_sum)   (1 = perfect; images/s = N * 32 / (t_c + t_sum))

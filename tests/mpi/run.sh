@@ -2,8 +2,8 @@
 # Data-parallel galaxy10_train under Open MPI (docs/distributed.md).
 #   run.sh MPIRUN GALAXY10_TRAIN DATA_FILE WORK_DIR identity|kill|refuse
 # identity: PaperNet trained a few steps on real data with --shards 4 in one process, then with
-#           mpirun -np 2 and -np 4: the final weights' digests must be equal bit for bit, and no
-#           rank may read the whole data file.
+#           mpirun -np 2 and -np 4 (and -np 4 with overlapped sums): the final weights' digests
+#           must be equal bit for bit, and no rank may read the whole data file.
 # kill:     kill -9 one rank of an mpirun -np 2 run after its first checkpoint: every rank must end
 #           within 60 s (no hang) with a message; --resume on 4 ranks must then finish with the
 #           weights of the uninterrupted single-process run.
@@ -42,6 +42,10 @@ identity)
     [ -n "$read_rows" ] && [ "$read_rows" -lt 200 ] || fail "mpirun -np $n: rank 0 read '$read_rows' images, not a part of 200"
     [ -f "$work/np$n/last.h5" ] && [ -f "$work/np$n/metrics.jsonl" ] || fail "mpirun -np $n: rank 0 wrote no checkpoint"
   done
+  # Overlapped sums (per layer, during the backward pass) add in the same tree: the same bits.
+  HUBBLE_OVERLAP=1 timeout 300 "${mpi[@]}" -x HUBBLE_OVERLAP -np 4 "$exe" "${args[@]}" --epochs 2 --out "$work/overlap" \
+    > "$work/overlap.log" 2>&1 || fail "mpirun -np 4 with HUBBLE_OVERLAP=1 failed"
+  [ "$(digest "$work/overlap.log")" = "$want" ] || fail "HUBBLE_OVERLAP=1: weights $(digest "$work/overlap.log") differ from $want"
   # The sharded schedule is not the sequential one: it must give other weights (the test can fail).
   timeout 300 "$exe" "${args[@]}" --shards 0 --epochs 2 --out "$work/seq" > "$work/seq.log" 2>&1 || fail "sequential run failed"
   [ "$(digest "$work/seq.log")" != "$want" ] || fail "--shards 0 gave the sharded weights: is --shards ignored?"

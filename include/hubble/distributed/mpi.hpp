@@ -82,15 +82,19 @@ class MpiSession {
 
 // Overlap (train::Exchange::start_sum): a sending thread sums the buffers it is handed, in the
 // order they come (the same on every rank: the layers' backward order), while the main thread
-// goes on back-propagating; wait() blocks until it is done. Off with overlap = false, or with the
-// environment variable HUBBLE_OVERLAP=0 (to measure what it buys).
+// goes on back-propagating; wait() blocks until it is done. Off by default: measured on 2-16 cores
+// over shared memory it made training 25-35% slower (the sending thread, polling for its partner
+// while that one still computes, takes a core from the compute threads; docs/distributed.md).
+// On with overlap = true or the environment variable HUBBLE_OVERLAP=1, where the network is slow
+// and a core is free for it.
 class MpiExchange final : public train::Exchange {
  public:
-  explicit MpiExchange(MPI_Comm comm = MPI_COMM_WORLD, bool overlap = true) : comm_(comm) {
+  explicit MpiExchange(MPI_Comm comm = MPI_COMM_WORLD, bool overlap = false) : comm_(comm) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     const char* env = std::getenv("HUBBLE_OVERLAP");
-    overlap_ = overlap && size_ > 1 && !(env && std::string(env) == "0");
+    if (env) overlap = std::string(env) == "1";
+    overlap_ = overlap && size_ > 1;
   }
   MpiExchange(const MpiExchange&) = delete;
   MpiExchange& operator=(const MpiExchange&) = delete;
