@@ -10,18 +10,20 @@
 //   bench_conv_kernels --benchmark_filter='conv2/.*/32'  # one layer at batch 32
 //   bench_conv_kernels --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
-// Every variant is checked against kernels::Naive on the paper shapes before anything is timed;
-// a wrong variant stops the program with a message. Naive runs at batch 1 only (it is scalar).
+// Every variant of kernels/variants.hpp is checked against kernels::Naive on the paper shapes
+// before anything is timed; a wrong variant stops the program with a message. Naive runs at
+// batch 1 only (it is scalar).
 // Benchmark names: Conv/<layer>/<variant>/<pass>/batch:<n>/threads:<t>.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bench_common.hpp"
-#include "hubble/kernels/winograd.hpp"
+#include "hubble/kernels/variants.hpp"
 
 namespace {
 
@@ -79,7 +81,8 @@ void conv_benchmark(benchmark::State& st, int layer, Pass pass, int batch, int n
 }
 
 template <class V>
-void register_variant(const char* vname, const std::vector<int>& batches, const std::vector<int>& thread_counts) {
+void register_variant(const std::vector<int>& batches, const std::vector<int>& thread_counts) {
+  const std::string vname = V::name;
   for (int layer = 0; layer < 4; ++layer)
     for (int pass = 0; pass < 4; ++pass)
       for (int batch : batches)
@@ -94,7 +97,7 @@ void register_variant(const char* vname, const std::vector<int>& batches, const 
               continue;
             }
           }
-          if (batch == 1 && (pass == kWeights || pass == kInput) && std::string(vname) != "naive") continue;  // batch 1: inference only
+          if (batch == 1 && (pass == kWeights || pass == kInput) && !std::is_same_v<V, Reference>) continue;  // batch 1: inference only
           const std::string name = std::string("Conv/") + bench::paper_layers[layer].name + "/" + vname + "/" +
                                    pass_name[pass] + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t);
           benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { conv_benchmark<V>(st, layer, Pass(pass), batch, t); })
@@ -124,25 +127,19 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const int all = bench::threads();
-  bench::validate_or_die<Im2colEigen>();
-  bench::validate_or_die<PackedGemm>();
-  bench::validate_or_die<ImplicitGemm>();
-  bench::validate_or_die<Winograd>();
-  bench::validate_or_die<Winograd4x4>();
-  bench::validate_or_die<Tuned>();
+  for_each_variant<FastVariants>([]<class V>() { bench::validate_or_die<V>(); });
   for (int t = 1; t <= all; ++t) std::fprintf(stderr, "FMA peak, %d thread(s): %.1f GFLOP/s\n", t, bench::measure_peak_gflops(t));
   for (int t = 1; t <= all; ++t)
     benchmark::RegisterBenchmark(("PeakFma/threads:" + std::to_string(t)).c_str(), [t](benchmark::State& st) { peak_benchmark(st, t); })
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   const std::vector<int> both = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
-  register_variant<Naive>("naive", {1}, {all});
-  register_variant<Im2colEigen>("im2col+eigen", {1, 32, 64}, {all});
-  register_variant<PackedGemm>("im2col+packed-gemm", {1, 32, 64}, {all});
-  register_variant<ImplicitGemm>("implicit-gemm", {1, 32, 64}, both);
-  register_variant<Winograd>("winograd", {1, 32, 64}, both);
-  register_variant<Winograd4x4>("winograd-4x4", {1, 32, 64}, both);
-  register_variant<Tuned>("tuned", {1, 32, 64}, {all});
+  for_each_variant<AllVariants>([&]<class V>() {
+    // Thread scaling (1 and all threads) for the variants Tuned is made of.
+    constexpr bool scaling = std::is_same_v<V, ImplicitGemm> || std::is_same_v<V, Winograd> || std::is_same_v<V, Winograd4x4>;
+    register_variant<V>(std::is_same_v<V, Reference> ? std::vector<int>{1} : std::vector<int>{1, 32, 64},
+                        scaling ? both : std::vector<int>{all});
+  });
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -7,7 +7,8 @@
 //   bench_paper_net --plain infer 64 [seconds] [variant]
 //   bench_paper_net --rss 64 [steps] [variant]         # peak resident memory of a training run
 //   bench_paper_net --profile 32 [steps] [variant]     # per-layer forward/backward milliseconds
-// variant: tuned (the default), implicit-gemm, winograd, winograd-4x4, packed-gemm, eigen.
+// variant: any of kernels::FastVariants by its name (kernels/variants.hpp): im2col+eigen,
+// im2col+packed-gemm, implicit-gemm, winograd, winograd-4x4, tuned (the default).
 // Data are random images and labels: speed does not depend on the pixel values.
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
@@ -16,9 +17,11 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "bench_common.hpp"
+#include "hubble/kernels/variants.hpp"
 #include "hubble/paper_net.hpp"
 
 namespace {
@@ -35,16 +38,11 @@ struct Batch {
   }
 };
 
-// Runs fn(Net&) for the network with the named variant.
+// Runs fn(std::type_identity<Net>) for the paper network on the named variant (Naive is left
+// out: it is the scalar reference, far too slow for a whole network); false for an unknown name.
 template <class Fn>
 bool with_variant(const std::string& v, Fn&& fn) {
-  if (v == "tuned") { fn(std::type_identity<PaperNetT<float, kernels::Tuned>>{}); return true; }
-  if (v == "implicit-gemm") { fn(std::type_identity<PaperNetT<float, kernels::ImplicitGemm>>{}); return true; }
-  if (v == "winograd") { fn(std::type_identity<PaperNetT<float, kernels::Winograd>>{}); return true; }
-  if (v == "winograd-4x4") { fn(std::type_identity<PaperNetT<float, kernels::Winograd4x4>>{}); return true; }
-  if (v == "packed-gemm") { fn(std::type_identity<PaperNetT<float, kernels::PackedGemm>>{}); return true; }
-  if (v == "eigen") { fn(std::type_identity<PaperNetT<float, kernels::Im2colEigen>>{}); return true; }
-  return false;
+  return kernels::with_variant<kernels::FastVariants>(v, [&]<class V>() { fn(std::type_identity<PaperNetT<float, V>>{}); });
 }
 
 // One training step (forward, fused loss, backward, Adam) or one inference pass of a network,
@@ -159,7 +157,8 @@ int usage() {
                "       bench_paper_net --plain train|infer BATCH [SECONDS] [VARIANT]\n"
                "       bench_paper_net --rss BATCH [STEPS] [VARIANT]\n"
                "       bench_paper_net --profile BATCH [STEPS] [VARIANT]\n"
-               "VARIANT: tuned (default), implicit-gemm, winograd, winograd-4x4, packed-gemm, eigen\n");
+               "VARIANT: %s (default %s)\n",
+               kernels::variant_names<kernels::FastVariants>().c_str(), kernels::Default::name);
   return 2;
 }
 
@@ -171,7 +170,7 @@ int main(int argc, char** argv) {
     const std::string what = argv[2];
     const int batch = std::atoi(argv[3]);
     const double seconds = argc > 4 ? std::atof(argv[4]) : 2.0;
-    const std::string variant = argc > 5 ? argv[5] : "tuned";
+    const std::string variant = argc > 5 ? argv[5] : kernels::Default::name;
     if (batch <= 0 || (what != "train" && what != "infer")) return usage();
     double rate = 0;
     if (!with_variant(variant, [&]<class Net>(std::type_identity<Net>) {
@@ -184,7 +183,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--rss") == 0) {
     if (argc < 3) return usage();
     const int batch = std::atoi(argv[2]), steps = argc > 3 ? std::atoi(argv[3]) : 5;
-    const std::string variant = argc > 4 ? argv[4] : "tuned";
+    const std::string variant = argc > 4 ? argv[4] : kernels::Default::name;
     const long before = max_rss_kib();
     if (batch <= 0 || !with_variant(variant, [&]<class Net>(std::type_identity<Net>) {
           TrainStep<Net> s(batch);
@@ -198,7 +197,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--profile") == 0) {
     if (argc < 3) return usage();
     const int batch = std::atoi(argv[2]), steps = argc > 3 ? std::atoi(argv[3]) : 10;
-    const std::string variant = argc > 4 ? argv[4] : "tuned";
+    const std::string variant = argc > 4 ? argv[4] : kernels::Default::name;
     if (batch <= 0 || !with_variant(variant, [&]<class Net>(std::type_identity<Net>) { profile<Net>(batch, steps); }))
       return usage();
     return 0;
@@ -207,25 +206,24 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const int all = bench::threads();
-  for (const char* v : {"tuned", "implicit-gemm", "winograd", "winograd-4x4", "packed-gemm", "eigen"}) {
-    const std::string vs = v;
-    with_variant(vs, [&]<class Net>(std::type_identity<Net>) {
-      std::vector<int> thread_counts = {all};
-      if (vs == "tuned" && all > 1) thread_counts = {1, all};
-      for (int t : thread_counts) {
-        for (int batch : {32, 64})
-          benchmark::RegisterBenchmark(("Train/" + vs + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t)).c_str(),
-                                       [=](benchmark::State& st) { step_benchmark<TrainStep<Net>>(st, batch, t, true); })
-              ->UseManualTime()
-              ->Unit(benchmark::kMillisecond);
-        for (int batch : {1, 64})
-          benchmark::RegisterBenchmark(("Infer/" + vs + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t)).c_str(),
-                                       [=](benchmark::State& st) { step_benchmark<InferStep<Net>>(st, batch, t, false); })
-              ->UseManualTime()
-              ->Unit(benchmark::kMillisecond);
-      }
-    });
-  }
+  kernels::for_each_variant<kernels::FastVariants>([&]<class V>() {
+    using Net = PaperNetT<float, V>;
+    const std::string vs = V::name;
+    std::vector<int> thread_counts = {all};
+    if (std::is_same_v<V, kernels::Default> && all > 1) thread_counts = {1, all};
+    for (int t : thread_counts) {
+      for (int batch : {32, 64})
+        benchmark::RegisterBenchmark(("Train/" + vs + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t)).c_str(),
+                                     [=](benchmark::State& st) { step_benchmark<TrainStep<Net>>(st, batch, t, true); })
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+      for (int batch : {1, 64})
+        benchmark::RegisterBenchmark(("Infer/" + vs + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t)).c_str(),
+                                     [=](benchmark::State& st) { step_benchmark<InferStep<Net>>(st, batch, t, false); })
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+    }
+  });
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -51,6 +51,7 @@ def main():
     peak = {int(k.split("threads:")[1]): v["GFLOP/s"] for k, v in m.items() if k.startswith("PeakFma")}
     print("FMA peak (probe): " + ", ".join(f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in sorted(peak.items())))
     print(f"load average at start: {ctx.get('load_avg')}; {args.stat} of {args.reps} repetitions\n")
+    # The names of kernels/variants.hpp (V::name), as both benchmark programs print them.
     variants = ["im2col+eigen", "im2col+packed-gemm", "implicit-gemm", "winograd", "winograd-4x4", "tuned"]
     print(f"Per layer, batch {args.batch}, {threads} threads: GFLOP/s (% of the peak probed beside each call); "
           "Winograd counts the direct convolution's flops, so it can exceed 100%.\n")
@@ -77,7 +78,7 @@ def main():
 
     _, n = run_json(net, "Train|Infer", args.reps, args.min_time, args.stat)
     print(f"\nWhole network (PaperNet, float), images/s ({args.stat} of {args.reps}):\n")
-    nv = ["tuned", "implicit-gemm", "winograd", "winograd-4x4", "packed-gemm", "eigen"]
+    nv = ["tuned", "implicit-gemm", "winograd", "winograd-4x4", "im2col+packed-gemm", "im2col+eigen"]
     cases = [("Train", 32), ("Train", 64), ("Infer", 1), ("Infer", 64)]
     print("| variant | threads | " + " | ".join(f"{c.lower()} b{b}" for c, b in cases) + " |")
     print("|---|---|" + "---|" * len(cases))

@@ -42,7 +42,7 @@ void usage(std::ostream& os) {
   os << "usage: galaxy10_classify CHECKPOINT IMAGE|FOLDER... [--csv FILE] [--top K] [--crop-fraction F]\n"
         "\n"
         "Classifies pictures with a checkpoint from galaxy10_train (best.h5 or last.h5).\n"
-        "  IMAGE             a PNG, JPEG, BMP, TGA, GIF, PSD, PNM or HDR picture of any size\n"
+        "  IMAGE             a PNG, JPEG, BMP, TGA, GIF, PSD, PIC or PNM picture of any size\n"
         "  FOLDER            every picture directly inside it, in name order\n"
         "  --csv FILE        also write one row per picture: file, predicted class, its probability,\n"
         "                    then the probability of every class\n"

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "hubble/hubble.hpp"
+#include "hubble/kernels/variants.hpp"
 
 using namespace hubble;
 
@@ -15,6 +16,14 @@ namespace {
 template <class K>
 using FusableNet = Network<float, Input<13, 13, 3>, Conv2D<16, 3, 1, K>, ReLU, MaxPool<2>, Conv2D<8, 3, 1, Same, K>, ReLU,
                            Conv2D<32, 1, 1, K>, ReLU, MaxPool<3, 2>, Conv2D<5, 2, 1, K>, ReLU, Flatten, Dense<4>, Softmax>;
+// The plan (network/fusion.hpp) for FusableNet: which layer indices start a fused step.
+using Plan = FusionPlan<FusableNet<kernels::Tuned>::layers_type, float>;
+static_assert(Plan::conv_relu<0>() && Plan::conv_relu_pool<0>() && Plan::relu_pool_backward<2>());
+static_assert(Plan::conv_relu<3>() && !Plan::conv_relu_pool<3>());  // conv -> ReLU -> conv
+static_assert(Plan::conv_relu<5>() && !Plan::conv_relu_pool<5>());  // overlapping MaxPool<3, 2>
+static_assert(Plan::conv_relu<8>() && !Plan::conv_relu_pool<8>());  // conv -> ReLU -> Flatten
+static_assert(!Plan::conv_relu<1>() && !Plan::conv_relu<2>() && !Plan::conv_relu<11>() && !Plan::relu_pool_backward<1>());
+
 template <class K>
 using Pool3Net = Network<float, Input<20, 20, 2>, Conv2D<16, 3, 1, K>, ReLU, MaxPool<3>, Conv2D<40, 3, 1, K>, ReLU, MaxPool<2>,
                          Flatten, Dense<4>>;
@@ -59,15 +68,17 @@ void check_fusion_is_exact(int batch) {
 }
 }  // namespace
 
-TEST_CASE_TEMPLATE("fusion: Conv2D+ReLU(+MaxPool) and ReLU+MaxPool give bit-identical outputs and gradients", K,
-                   kernels::Tuned, kernels::ImplicitGemm, kernels::Winograd4x4, kernels::PackedGemm, kernels::Naive) {
-  // Naive has no forward_relu: the layer falls back to forward plus an in-place ReLU.
+// Every variant of kernels/variants.hpp. Naive (and any variant without forward_relu) has the
+// layer fall back to forward plus an in-place ReLU.
+TEST_CASE_TEMPLATE_DEFINE("fusion: Conv2D+ReLU(+MaxPool) and ReLU+MaxPool give bit-identical outputs and gradients", K,
+                          fusion_is_exact) {
   for (int batch : {1, 6}) {
     CAPTURE(batch);
     check_fusion_is_exact<FusableNet<K>>(batch);
     check_fusion_is_exact<Pool3Net<K>>(batch);
   }
 }
+TEST_CASE_TEMPLATE_APPLY(fusion_is_exact, kernels::AllVariants);
 
 TEST_CASE("fusion: which tensors are skipped") {
   Tensor<float> x(2, 13, 13, 3);

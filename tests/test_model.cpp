@@ -2,6 +2,7 @@
 // prepare_image's crop and resize.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
@@ -88,6 +89,21 @@ TEST_CASE("model: the paper network is built in, with the Galaxy10 class names")
   double sum = 0;
   for (float v : p) sum += v;
   CHECK(sum == doctest::Approx(1.0));
+}
+
+TEST_CASE("model: PaperNet and ImprovedNet are registered by their own headers, with the Galaxy10 class names") {
+  const auto known = Model::registered_architectures();
+  for (const std::string& arch : {PaperNet::architecture(), ImprovedNet::architecture()}) {
+    INFO(arch);
+    CHECK(std::find(known.begin(), known.end(), arch) != known.end());
+  }
+  auto net = std::make_unique<ImprovedNet>(2);
+  const std::string path = scratch("improved.h5");
+  save_checkpoint(path, *net, nullptr);
+  const Model m = Model::load(path);
+  CHECK(m.architecture() == ImprovedNet::architecture());
+  REQUIRE(m.class_names().size() == 10);
+  for (std::size_t i = 0; i < 10; ++i) CHECK(m.class_names()[i] == data::galaxy10_class_names[i]);
 }
 
 TEST_CASE("model: an unregistered architecture and a bad file are clear errors") {

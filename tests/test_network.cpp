@@ -6,6 +6,12 @@
 #include "hubble/layers/global_avg_pool.hpp"
 #include "hubble/paper_net.hpp"
 
+// paper_net.hpp registers PaperNet for hubble::Model (model_registry.hpp) without pulling in the
+// checkpoint code and HDF5 (model.hpp instantiates that).
+#ifdef H5_VERS_MAJOR
+#error "paper_net.hpp includes HDF5"
+#endif
+
 using namespace hubble;
 
 // Compile-time facts about the paper's network (Table I of the paper).
@@ -114,6 +120,29 @@ TEST_CASE("gradient check of a whole small network (every layer type, dropout ac
   INFO("worst ", r.worst, " rel ", r.max_relative_error, " over ", r.entries_checked);
   CHECK(r.entries_checked == SmallNet::parameter_count);
   CHECK(r.passed(1e-6));
+}
+
+// check_network_gradients used to take the analytic gradients in train mode whatever opt.mode
+// said, while the numeric ones followed opt.mode: in eval mode BatchNorm (batch statistics vs
+// moving ones) and Dropout (a mask vs none) then disagreed. Both now run in opt.mode.
+TEST_CASE("gradient check in eval mode: BatchNorm with moved statistics and Dropout, analytic and numeric alike") {
+  using EvalNet = Network<double, Input<6, 6, 2>, Conv2D<3, 3>, BatchNorm, ReLU, Flatten, Dropout<0.5>, Dense<3>, Softmax>;
+  EvalNet net(3);
+  const auto x = random_batch(4, 6, 6, 2, 5);
+  const std::vector<int> labels = {0, 2, 1, 1};
+  SGD<double> sgd;
+  for (int s = 0; s < 3; ++s) net.train_step(x, labels, sgd);  // moving statistics away from 0 / 1
+  Rng r(8);
+  for (auto& p : net.parameters())  // random biases and shifts: no pre-activation sits on ReLU's kink
+    if (p.name.ends_with("bias") || p.name.ends_with("beta"))
+      for (std::size_t i = 0; i < p.size; ++i) p.value[i] = r.uniform(-0.3, 0.3);
+  GradientCheckOptions opt;
+  opt.mode = Mode::eval;
+  opt.max_entries = 0;
+  const auto eval = check_network_gradients(net, x, labels, opt);
+  INFO("eval: worst ", eval.worst, " rel ", eval.max_relative_error, " over ", eval.entries_checked);
+  CHECK(eval.entries_checked == EvalNet::parameter_count);
+  CHECK(eval.passed(1e-6));  // before the fix: relative error 1 (conv2d_1/kernel)
 }
 
 TEST_CASE("gradient check with label smoothing and class weights") {

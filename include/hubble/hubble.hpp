@@ -5,6 +5,7 @@
 // separately because they pull in HDF5 and stb.
 #include "hubble/check/gradient_check.hpp"
 #include "hubble/core/tensor.hpp"
+#include "hubble/kernels/variants.hpp"
 #include "hubble/layers/activations.hpp"
 #include "hubble/layers/batchnorm.hpp"
 #include "hubble/layers/conv2d.hpp"

@@ -9,7 +9,9 @@
 // validation split of galaxy10_real_train.h5 (seed 0, 40 epochs, dihedral augmentation, TTA)
 // this net reached 0.72 validation accuracy against 0.68 for the paper's net with BatchNorm
 // added and its dense head kept (docs/galaxy10.md has the runs).
+#include "hubble/data/galaxy10_classes.hpp"
 #include "hubble/hubble.hpp"
+#include "hubble/model_registry.hpp"
 
 namespace hubble {
 
@@ -22,5 +24,12 @@ using ImprovedNetT = Network<T, Input<128, 128, 3>,
                              GlobalAvgPool, Dropout<0.3>, Dense<10>, Softmax>;
 
 using ImprovedNet = ImprovedNetT<>;
+
+// hubble::Model::load knows ImprovedNet checkpoints (model_registry.hpp).
+template <>
+struct builtin_model<1> {
+  using net = ImprovedNet;
+  static constexpr const auto& class_names = data::galaxy10_class_names;
+};
 
 }  // namespace hubble

@@ -7,7 +7,8 @@
 //   std::cout << m.class_names()[argmax(p)];
 //
 // Which network a checkpoint holds is found from its `architecture` attribute in a registry:
-// the paper's network (PaperNet) is built in; register others with
+// hubble's Galaxy10 networks (PaperNet, ImprovedNet) are built in, registered by their own
+// headers (model_registry.hpp); register others with
 //   hubble::Model::register_architecture<MyNet>({"cat", "dog"});
 //
 // Thread safety: one Model may be used from several threads at once. predict() is const; each
@@ -24,17 +25,21 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hubble/core/error.hpp"
 #include "hubble/core/tensor.hpp"
-#include "hubble/data/galaxy10_classes.hpp"
 #include "hubble/io/checkpoint.hpp"
+#include "hubble/model_registry.hpp"
+// The built-in networks: included here so that every file including model.hpp sees the same
+// builtin_model slots.
 #include "hubble/improved_net.hpp"
 #include "hubble/paper_net.hpp"
 
@@ -170,18 +175,7 @@ class Model {
   // outputs when a checkpoint does not store its own ("model/class_names" metadata).
   template <class Net>
   static void register_architecture(std::vector<std::string> class_names = {}) {
-    using S = typename Net::input_shape;
-    Registration reg;
-    reg.h = S::h;
-    reg.w = S::w;
-    reg.c = S::c;
-    reg.k = Net::classes;
-    reg.names = std::move(class_names);
-    reg.load = [](const std::string& path, CheckpointData& data) -> std::unique_ptr<Engine> {
-      auto e = std::make_unique<EngineFor<Net>>();
-      data = load_checkpoint(path, *e->net);
-      return e;
-    };
+    Registration reg = registration<Net>(std::move(class_names));
     std::lock_guard lock(registry_mutex());
     registry()[Net::architecture()] = std::move(reg);
   }
@@ -274,6 +268,22 @@ class Model {
     std::vector<std::string> names;
     std::function<std::unique_ptr<Engine>(const std::string&, CheckpointData&)> load;
   };
+  template <class Net>
+  static Registration registration(std::vector<std::string> class_names) {
+    using S = typename Net::input_shape;
+    Registration reg;
+    reg.h = S::h;
+    reg.w = S::w;
+    reg.c = S::c;
+    reg.k = Net::classes;
+    reg.names = std::move(class_names);
+    reg.load = [](const std::string& path, CheckpointData& data) -> std::unique_ptr<Engine> {
+      auto e = std::make_unique<EngineFor<Net>>();
+      data = load_checkpoint(path, *e->net);
+      return e;
+    };
+    return reg;
+  }
   struct Shared {
     std::string path, architecture;
     int h = 0, w = 0, c = 0, k = 0;
@@ -289,31 +299,24 @@ class Model {
     static std::mutex m;
     return m;
   }
-  // Architecture text -> how to load it. The Galaxy10 networks (PaperNet, ImprovedNet) are
-  // registered from the start.
+  // Architecture text -> how to load it. Starts with the networks of the builtin_model slots
+  // (model_registry.hpp: PaperNet, ImprovedNet).
   static std::map<std::string, Registration>& registry() {
     static std::map<std::string, Registration> r = [] {
       std::map<std::string, Registration> init;
-      const auto add = [&init]<class Net>(Net*) {
-        Registration reg;
-        using S = typename Net::input_shape;
-        reg.h = S::h;
-        reg.w = S::w;
-        reg.c = S::c;
-        reg.k = Net::classes;
-        reg.names.assign(data::galaxy10_class_names.begin(), data::galaxy10_class_names.end());
-        reg.load = [](const std::string& path, CheckpointData& data) -> std::unique_ptr<Engine> {
-          auto e = std::make_unique<EngineFor<Net>>();
-          data = load_checkpoint(path, *e->net);
-          return e;
-        };
-        init[Net::architecture()] = std::move(reg);
-      };
-      add(static_cast<PaperNet*>(nullptr));
-      add(static_cast<ImprovedNet*>(nullptr));
+      [&]<int... Slot>(std::integer_sequence<int, Slot...>) {
+        (add_builtin<Slot>(init), ...);
+      }(std::make_integer_sequence<int, builtin_model_slots>{});
       return init;
     }();
     return r;
+  }
+  template <int Slot>
+  static void add_builtin(std::map<std::string, Registration>& r) {
+    if constexpr (requires { typename builtin_model<Slot>::net; }) {
+      using B = builtin_model<Slot>;
+      r[B::net::architecture()] = registration<typename B::net>({std::begin(B::class_names), std::end(B::class_names)});
+    }
   }
 
   void check_size(std::size_t values, int n) const {

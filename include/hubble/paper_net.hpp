@@ -3,7 +3,9 @@
 // parameters. Conv 5x5/2 x32 -> pool -> conv 3x3 x64 -> pool -> conv 3x3 x128 -> pool ->
 // conv 3x3 x256 -> pool -> flatten (1024) -> dropout 0.1 -> dense 256 -> dropout 0.25 ->
 // dense 10 -> softmax; ReLU after every conv and dense but the last; no padding.
+#include "hubble/data/galaxy10_classes.hpp"
 #include "hubble/hubble.hpp"
+#include "hubble/model_registry.hpp"
 
 namespace hubble {
 
@@ -16,5 +18,12 @@ using PaperNetT = Network<T, Input<128, 128, 3>,
                           Flatten, Dropout<0.1>, Dense<256>, ReLU, Dropout<0.25>, Dense<10>, Softmax>;
 
 using PaperNet = PaperNetT<>;
+
+// hubble::Model::load knows PaperNet checkpoints (model_registry.hpp).
+template <>
+struct builtin_model<0> {
+  using net = PaperNet;
+  static constexpr const auto& class_names = data::galaxy10_class_names;
+};
 
 }  // namespace hubble

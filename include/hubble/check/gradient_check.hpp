@@ -6,9 +6,13 @@
 //   from layer.backward() with central differences (L(v + h) - L(v - h)) / 2h.
 // check_network_gradients(net, x, labels): the same for the softmax cross-entropy loss of a
 //   network, over every parameter array.
+// Both sides run in opt.mode: in train mode Dropout draws masks and BatchNorm uses the batch's
+// statistics, in eval mode neither (the gradients of the network as it predicts).
 // Each probe runs on a copy of the layer/network, so a Dropout mask (its Rng state is copied
 // too) is the same in every evaluation. Kinks (ReLU at 0, max-pool ties) are avoided with
 // probability 1 by random inputs. Reported error per entry: |a - n| / max(|a| + |n|, floor).
+// Arrays larger than max_entries are probed at max_entries random indices (drawn with
+// replacement from opt.seed, so an index may come twice), not all of them.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -25,7 +29,7 @@ struct GradientCheckOptions {
   double step = 1e-6;                 // h
   std::size_t max_entries = 64;       // per array; 0 checks every entry
   double floor = 1e-7;                // denominator floor for the relative error
-  Mode mode = Mode::train;
+  Mode mode = Mode::train;            // for the analytic and the numeric gradients alike
   std::uint64_t seed = 7;
 };
 
@@ -46,7 +50,8 @@ inline void record(GradientCheckResult& r, const std::string& what, std::size_t 
   r.max_absolute_error = std::max(r.max_absolute_error, abs_err);
   if (rel > r.max_relative_error) { r.max_relative_error = rel; r.worst = what + "[" + std::to_string(i) + "]"; }
 }
-// Which entries of an array of n to probe: all, or an evenly spread sample.
+// Which entries of an array of n to probe: all, or max_entries drawn uniformly at random
+// (with replacement).
 inline std::vector<std::size_t> probe_indices(std::size_t n, std::size_t max_entries, Rng& rng) {
   std::vector<std::size_t> idx;
   if (max_entries == 0 || n <= max_entries) { for (std::size_t i = 0; i < n; ++i) idx.push_back(i); return idx; }
@@ -103,7 +108,7 @@ GradientCheckResult check_network_gradients(const Net& net, const Tensor<T>& x, 
                                             GradientCheckOptions opt = {}, const LossOptions& loss_opt = {}) {
   Rng rng(opt.seed);
   Net analytic = net;
-  analytic.compute_gradients(x, labels, loss_opt);
+  analytic.compute_gradients(x, labels, loss_opt, opt.mode);
   auto loss = [&](std::size_t param, std::size_t i, double delta) {
     Net n = net;
     auto ps = n.parameters();

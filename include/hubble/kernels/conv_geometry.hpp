@@ -36,6 +36,14 @@ struct ConvGeometry {
   double forward_flops() const { return 2.0 * double(out_pixels()) * double(patch()) * f; }
 };
 
+// What Workspace::prepared holds: weights rearranged once for the forward pass.
+enum class PreparedWeights {
+  none,
+  implicit_gemm_panels,  // ImplicitGemm: the weights packed into the micro-kernel's NR-wide panels
+  winograd_2x2,          // Winograd F(2x2,3x3): U = G g G^T, one packed matrix per xi
+  winograd_4x4,          // Winograd F(4x4,3x3): the same for the 6x6 tiles
+};
+
 // Scratch memory owned by a layer and lent to its kernel. Kept across calls so a training run
 // allocates once.
 template <class T>
@@ -48,13 +56,13 @@ struct Workspace {
   // Weights prepared for the forward pass (packed, Winograd-transformed), kept while the weights
   // do not change, so inference does not redo it on every call. `kind` names the preparation.
   AlignedVector<T> prepared, prepared_from;
-  int prepared_kind = 0;
+  PreparedWeights prepared_kind = PreparedWeights::none;
   // True when `prepared` holds preparation `kind` of exactly these n weights (bit for bit).
-  bool has_prepared(int kind, const T* w, std::size_t n) const {
+  bool has_prepared(PreparedWeights kind, const T* w, std::size_t n) const {
     return prepared_kind == kind && prepared_from.size() == n && std::memcmp(w, prepared_from.data(), n * sizeof(T)) == 0;
   }
   // Records that `kind` of these weights is about to be written to the returned buffer.
-  T* prepare(int kind, const T* w, std::size_t n, std::size_t size) {
+  T* prepare(PreparedWeights kind, const T* w, std::size_t n, std::size_t size) {
     prepared_kind = kind;
     prepared_from.assign(w, w + n);
     if (prepared.size() < size) prepared.resize(size);

@@ -71,7 +71,21 @@ class AlignedBuffer {
   std::size_t cap_ = 0;
 };
 
-template <class T, int Slot>
+// The per-thread scratch arrays, one name per use. Buffers that are live at the same time need
+// different slots; a slot may be reused by code that never runs while another use is live.
+enum class Scratch {
+  gemm_b_panels,          // gemm: the packed KC x NC block of B
+  gemm_a_panels,          // gemm: the packed MC x KC block of A
+  implicit_dy_panels,     // ImplicitGemm weight gradient: dy rows packed as B panels
+  implicit_patch_panels,  // ImplicitGemm weight gradient: im2col^T rows packed as A panels
+  implicit_dcol = implicit_patch_panels,  // ImplicitGemm col2im input gradient (never live with the above)
+  winograd_v,             // Winograd: the input tiles' transforms V
+  winograd_m,             // Winograd: the products M, or the output gradient's transforms
+  winograd_zeros,         // Winograd: a row of zeros for tiles over the border, then spare rows
+  implicit_pool_tiles,    // ImplicitGemm fused pooling: conv output rows before the pool
+};
+
+template <class T, Scratch Slot>
 T* thread_scratch(std::size_t n) {
   thread_local AlignedBuffer<T> buffer;
   return buffer.get(n);
@@ -344,8 +358,8 @@ void gemm_block(Trans ta, Trans tb, int i0, int mc, int j0, int nc, int kb, int 
   using U = Microkernel<T>;
   using Bl = Blocking<T>;
   constexpr int MR = U::MR, NR = U::NR, KC = Bl::KC;
-  T* bp = thread_scratch<T, 0>(std::size_t(KC) * ((nc + NR - 1) / NR) * NR);
-  T* ap = thread_scratch<T, 1>(std::size_t(KC) * ((mc + MR - 1) / MR) * MR);
+  T* bp = thread_scratch<T, Scratch::gemm_b_panels>(std::size_t(KC) * ((nc + NR - 1) / NR) * NR);
+  T* ap = thread_scratch<T, Scratch::gemm_a_panels>(std::size_t(KC) * ((mc + MR - 1) / MR) * MR);
   const std::ptrdiff_t zero_off = 0;
   for (int pc = kb; pc < ke; pc += KC) {
     const int kc = std::min(KC, ke - pc);

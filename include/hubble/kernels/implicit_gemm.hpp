@@ -178,7 +178,7 @@ void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool 
     }
     for (int i = mc; i < mc + MR; ++i) rows[i] = rows[mc - 1];  // tail rows: computed, not stored
     // Where the tiles go: y itself, or the pooling buffer.
-    T* out = P ? thread_scratch<T, 7>(std::size_t(MC) * cv.f) : y + m0 * cv.f;
+    T* out = P ? thread_scratch<T, Scratch::implicit_pool_tiles>(std::size_t(MC) * cv.f) : y + m0 * cv.f;
     for (int kb = 0; kb < sp.blocks; ++kb) {
       const int s0 = kb * sp.per_block, ns = std::min(sp.count, s0 + sp.per_block) - s0;
       const int kc = ns * sp.len;
@@ -279,7 +279,7 @@ void weight_gradient(const Conv& cv, const T* x, const T* dy, T* dw, T* db, Work
         for (int r = tile * MR; r < std::min(K, (tile + 1) * MR); ++r) std::fill(dwt + std::size_t(r) * f, dwt + std::size_t(r + 1) * f, T(0));
       continue;
     }
-    T* bp = thread_scratch<T, 2>(std::size_t(rows_per_chunk) * cv.ow * npan * NR);
+    T* bp = thread_scratch<T, Scratch::implicit_dy_panels>(std::size_t(rows_per_chunk) * cv.ow * npan * NR);
     std::vector<std::ptrdiff_t> seg_off(rows_per_chunk);
     for (long rc = r0; rc < r1; rc += rows_per_chunk) {
       const int nrows = int(std::min<long>(rows_per_chunk, r1 - rc));
@@ -310,7 +310,7 @@ void weight_gradient(const Conv& cv, const T* x, const T* dy, T* dw, T* db, Work
       if (pack_a) {
         // Pack this tile's rows of im2col^T for the chunk ([pixel][MR], contiguous), then run
         // every B panel past it.
-        T* ap = thread_scratch<T, 3>(std::size_t(kc) * MR);
+        T* ap = thread_scratch<T, Scratch::implicit_patch_panels>(std::size_t(kc) * MR);
         const std::ptrdiff_t step = std::ptrdiff_t(cv.s) * cv.c;
         const std::ptrdiff_t zero_off = 0;
         for (int tile = tile0; tile < tile1; ++tile) {
@@ -373,7 +373,7 @@ void input_gradient_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx
   for (int t = 0; t < tasks; ++t) {
     const int b0 = t * per_task, nb = std::min(per_task, g.n - b0);
     const int m = nb * rows;
-    T* dcol = thread_scratch<T, 3>(std::size_t(m) * P);
+    T* dcol = thread_scratch<T, Scratch::implicit_dcol>(std::size_t(m) * P);
     gemm::rows_times_packed(m, P, f, dy + std::size_t(b0) * rows * f, f, bp, dcol, P);
     ConvGeometry part = g;
     part.n = nb;
@@ -443,7 +443,7 @@ struct ImplicitGemm {
     constexpr int NR = gemm::Microkernel<T>::NR;
     if (g.f % NR == 0) return implicit_detail::forward(cv, xp, w, y, b, relu, g.f, pool);  // w is already NR panels
     const std::size_t nw = std::size_t(cv.K()) * g.f;
-    constexpr int kind = 1;  // Workspace::prepared: the packed weights (kept for inference)
+    constexpr PreparedWeights kind = PreparedWeights::implicit_gemm_panels;  // kept for inference
     if (!ws.has_prepared(kind, w, nw)) {
       T* bp = ws.prepare(kind, w, nw, std::size_t(cv.K()) * ((g.f + NR - 1) / NR) * NR);
       const int f = g.f;

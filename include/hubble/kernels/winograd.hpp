@@ -71,31 +71,36 @@ constexpr int first_nonzero() {
     if (coef<B, W, Tr>(I, j) != 0.0) return j;
   return -1;
 }
-template <double C, class S, class L>
-inline L scaled(const L& x) {
-  if constexpr (C == 1.0) return x;
-  else if constexpr (C == -1.0) return -x;
-  else return x * S(C);
+// The coefficient is named by its indices, not passed as a `double` template argument (a C++20
+// feature Clang only gained in version 18); constexpr inside, so the generated code is the same.
+// Vectors go in and out by reference: a 32-byte vector passed by value has a different ABI with
+// and without AVX (GCC's -Wpsabi warning, an error for consumers building with -Werror).
+template <class B, Mat W, bool Tr, int I, int J, class S, class L>
+inline void scaled(L& out, const L& x) {
+  constexpr double C = coef<B, W, Tr>(I, J);
+  if constexpr (C == 1.0) out = x;
+  else if constexpr (C == -1.0) out = -x;
+  else out = x * S(C);
 }
-template <bool On, double C, class S, class L>
+template <bool On, class B, Mat W, bool Tr, int I, int J, class S, class L>
 inline void add_term(L& acc, const L& x) {
+  constexpr double C = coef<B, W, Tr>(I, J);
   if constexpr (On && C == 1.0) acc += x;
   else if constexpr (On && C == -1.0) acc -= x;
   else if constexpr (On && C != 0.0) acc += x * S(C);
 }
 template <class B, Mat W, bool Tr, int I, int N, class S, class L, int... J>
-inline L dot(const L* in, std::integer_sequence<int, J...>) {
+inline void dot(L& acc, const L* in, std::integer_sequence<int, J...>) {
   constexpr int f = first_nonzero<B, W, Tr, I, N>();
   static_assert(f >= 0, "a transform matrix row is all zeros");
-  L acc = scaled<coef<B, W, Tr>(I, f), S>(in[f]);
-  (add_term<(J != f), coef<B, W, Tr>(I, J), S>(acc, in[J]), ...);
-  return acc;
+  scaled<B, W, Tr, I, f, S>(acc, in[f]);
+  (add_term<(J != f), B, W, Tr, I, J, S>(acc, in[J]), ...);
 }
 // out[i] = sum_j coef(i, j) in[j] for i < R, j < N.
 template <class B, Mat W, bool Tr, int R, int N, class S, class L>
 inline void apply(const L* in, L* out) {
   [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((out[I] = dot<B, W, Tr, I, N, S>(in, std::make_integer_sequence<int, N>{})), ...);
+    (dot<B, W, Tr, I, N, S>(out[I], in, std::make_integer_sequence<int, N>{}), ...);
   }(std::make_integer_sequence<int, R>{});
 }
 
@@ -106,10 +111,8 @@ struct Lane {
   static constexpr int width = 32 / int(sizeof(T));
 };
 template <class L, class T>
-inline L load(const T* p) {
-  L v;
+inline void load(L& v, const T* p) {
   std::memcpy(&v, p, sizeof(L));
-  return v;
 }
 template <class L, class T>
 inline void store(T* p, const L& v) {
@@ -133,7 +136,7 @@ inline void input_tile(const T* const* d, int c, T* const* v, std::ptrdiff_t vof
   L t[a][a];
   for (int j = 0; j < a; ++j) {  // t = B^T d, a column at a time
     L col[a], out[a];
-    for (int k = 0; k < a; ++k) col[k] = load<L>(d[k * a + j] + c);
+    for (int k = 0; k < a; ++k) load(col[k], d[k * a + j] + c);
     apply<B, Mat::BT, false, a, a, T>(col, out);
     for (int i = 0; i < a; ++i) t[i][j] = out[i];
   }
@@ -152,12 +155,12 @@ inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* 
   L r[m][a];
   for (int j = 0; j < a; ++j) {  // r = A^T M
     L col[a], o[m];
-    for (int k = 0; k < a; ++k) col[k] = load<L>(mt[k * a + j] + f);
+    for (int k = 0; k < a; ++k) load(col[k], mt[k * a + j] + f);
     apply<B, Mat::AT, false, m, a, T>(col, o);
     for (int i = 0; i < m; ++i) r[i][j] = o[i];
   }
   L bv = L{} + T(0);
-  if (bias) bv = load<L>(bias + f);
+  if (bias) load(bv, bias + f);
   for (int i = 0; i < m; ++i) {  // Y = r A
     L o[m];
     apply<B, Mat::AT, false, m, a, T>(r[i], o);
@@ -175,7 +178,7 @@ inline void gradient_tile(const T* const* g, int f, T* const* dst, std::ptrdiff_
   L s[a][m];
   for (int q = 0; q < m; ++q) {  // s = A dY, A = (A^T)^T
     L col[m], o[a];
-    for (int p = 0; p < m; ++p) col[p] = load<L>(g[p * m + q] + f);
+    for (int p = 0; p < m; ++p) load(col[p], g[p * m + q] + f);
     apply<B, Mat::AT, true, a, m, T>(col, o);
     for (int i = 0; i < a; ++i) s[i][q] = o[i];
   }
@@ -250,7 +253,7 @@ template <class B, class T, class L>
 inline void weight_lane(const T* g, std::size_t cf, T* const* dst, int f) {
   constexpr int a = B::a;
   L w[3][3], gg[a][3];
-  for (int k = 0; k < 9; ++k) w[k / 3][k % 3] = load<L>(g + k * cf + f);
+  for (int k = 0; k < 9; ++k) load(w[k / 3][k % 3], g + k * cf + f);
   for (int j = 0; j < 3; ++j) {  // G g, a column at a time
     const L col[3] = {w[0][j], w[1][j], w[2][j]};
     L o[a];
@@ -314,9 +317,9 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, boo
     const long t0 = blk * tb;
     const int nt = int(std::min<long>(tb, tiles - t0));
     const std::size_t ldv = xi_stride<T>(std::size_t(tb) * p.cin), ldm = xi_stride<T>(std::size_t(tb) * p.cout);
-    T* v = thread_scratch<T, 4>(A2 * ldv);
-    T* mm = thread_scratch<T, 5>(A2 * ldm);
-    T* zeros = thread_scratch<T, 6>(std::size_t(p.cin) + p.cout);
+    T* v = thread_scratch<T, Scratch::winograd_v>(A2 * ldv);
+    T* mm = thread_scratch<T, Scratch::winograd_m>(A2 * ldm);
+    T* zeros = thread_scratch<T, Scratch::winograd_zeros>(std::size_t(p.cin) + p.cout);
     std::fill(zeros, zeros + p.cin + p.cout, T(0));
     T* junk = zeros + p.cin;  // where outputs beyond the image are written
     T* vx[A2];
@@ -353,8 +356,12 @@ inline void finish_lane(const T* acc, int parts, std::size_t cf, T* dw, int i) {
   constexpr int a = B::a, A2 = a * a;
   L mt[a][a], q[3][a];
   for (int xi = 0; xi < A2; ++xi) {
-    L sum = load<L>(acc + xi * cf + i);
-    for (int pp = 1; pp < parts; ++pp) sum += load<L>(acc + (std::size_t(pp) * A2 + xi) * cf + i);
+    L sum, part;
+    load(sum, acc + xi * cf + i);
+    for (int pp = 1; pp < parts; ++pp) {
+      load(part, acc + (std::size_t(pp) * A2 + xi) * cf + i);
+      sum += part;
+    }
     mt[xi / a][xi % a] = sum;
   }
   for (int j = 0; j < a; ++j) {  // q = G^T M, a column at a time
@@ -396,9 +403,9 @@ void weight_gradient(const Problem& p, const T* x, const T* dy, T* dw, Workspace
     const int xi0 = A2 * grp / groups, xi1 = A2 * (grp + 1) / groups;
     const long b0 = blocks * part / parts, b1 = blocks * (part + 1) / parts;
     const std::size_t ldv = xi_stride<T>(std::size_t(tb) * cin), ldy = xi_stride<T>(std::size_t(tb) * cpad);
-    T* v = thread_scratch<T, 4>(A2 * ldv);
-    T* yp = thread_scratch<T, 5>(A2 * ldy);  // dY~ in packed-B layout [xi][jp][t][NR]
-    T* zeros = thread_scratch<T, 6>(std::size_t(cin) + std::size_t(M * M + 1) * cpad);
+    T* v = thread_scratch<T, Scratch::winograd_v>(A2 * ldv);
+    T* yp = thread_scratch<T, Scratch::winograd_m>(A2 * ldy);  // dY~ in packed-B layout [xi][jp][t][NR]
+    T* zeros = thread_scratch<T, Scratch::winograd_zeros>(std::size_t(cin) + std::size_t(M * M + 1) * cpad);
     std::fill(zeros, zeros + cin, T(0));
     T* dyt = zeros + cin;  // the tile's dY rows, zero-padded to cpad, then one row of zeros
     std::fill(dyt + std::size_t(M * M) * cpad, dyt + std::size_t(M * M + 1) * cpad, T(0));
@@ -516,7 +523,7 @@ struct WinogradT {
   static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu) {
     if (!applies(g)) return relu ? ImplicitGemm::forward_relu(g, x, w, b, y, ws) : ImplicitGemm::forward(g, x, w, b, y, ws);
     const std::size_t nw = 9 * std::size_t(g.c) * g.f;
-    constexpr int kind = 100 + M;  // Workspace::prepared: the transformed weights (kept for inference)
+    constexpr PreparedWeights kind = M == 2 ? PreparedWeights::winograd_2x2 : PreparedWeights::winograd_4x4;  // kept for inference
     if (!ws.has_prepared(kind, w, nw))
       winograd_detail::transform_weights<M>(g.c, g.f, w, ws.prepare(kind, w, nw, A2 * gemm::packed_b_size<T>(g.c, g.f)));
     const winograd_detail::Problem p{g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, g.oh, g.ow, g.f};

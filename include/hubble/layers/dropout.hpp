@@ -8,8 +8,25 @@
 
 namespace hubble {
 
-template <class In, class T, double Rate>
+namespace detail {
+inline void dropout_rate_must_have_at_most_six_decimals() {}  // not constexpr: calling it stops compilation
+}  // namespace detail
+
+// The rate as a template argument: Dropout<0.25>. Held in millionths because Clang before 18
+// rejects `double` template arguments; value() is the same double as the literal (an exact
+// integer divided by 1e6, rounded once), so behaviour is unchanged.
+struct DropoutRate {
+  long long millionths;
+  consteval DropoutRate(double rate) : millionths(rate < 0 ? -1 : (long long)(rate * 1e6 + 0.5)) {
+    const double off = rate * 1e6 - double(millionths);
+    if (rate >= 0 && (off > 1e-6 || off < -1e-6)) detail::dropout_rate_must_have_at_most_six_decimals();
+  }
+  constexpr double value() const { return double(millionths) / 1e6; }
+};
+
+template <class In, class T, DropoutRate R>
 class DropoutLayer : public ParameterFreeLayer {
+  static constexpr double Rate = R.value();
   static_assert(Rate >= 0.0 && Rate < 1.0, "Dropout: rate must be in [0, 1)");
 
  public:
@@ -46,7 +63,7 @@ class DropoutLayer : public ParameterFreeLayer {
   bool training_ = false;
 };
 
-template <double Rate>
+template <DropoutRate Rate>
 struct Dropout {
   template <class In, class T>
   using bind = DropoutLayer<In, T, Rate>;

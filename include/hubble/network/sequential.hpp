@@ -11,16 +11,14 @@
 // The network owns every activation and gradient buffer (sized on the first batch, reused
 // after). forward() keeps a pointer to its input: keep the input alive until backward().
 //
-// Fusion: a Conv2D directly followed by ReLU runs as one pass (the ReLU is applied in the
-// convolution's store); when a MaxPool<P> follows too and the variant can, the pooling joins
-// the same pass; and a ReLU directly followed by MaxPool runs its backward inside the pool's.
-// Results are bit for bit those of the separate layers; what changes is that the conv's
-// output, the ReLU's output (when pooled in the same pass) and the gradient at the ReLU's
-// output are never stored (empty in activation() / activation_gradient()).
-// set_fusion(false) keeps every tensor, for inspection.
+// forward_from / backward_from (at the end of the class) are the whole chain: layer I reads
+// acts_[I - 1] and writes acts_[I], and backward walks down from the last layer. Where the fusion
+// plan (network/fusion.hpp) says that layers I, I + 1 (, I + 2) run as one pass — Conv2D+ReLU,
+// Conv2D+ReLU+MaxPool, ReLU+MaxPool backward — the chain runs that step instead, with the same
+// bits; set_fusion(false) runs every layer on its own and keeps every tensor, for inspection.
 #include <array>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <span>
 #include <tuple>
@@ -30,7 +28,7 @@
 #include "hubble/core/parameter.hpp"
 #include "hubble/layers/activations.hpp"
 #include "hubble/layers/input.hpp"
-#include "hubble/layers/maxpool.hpp"
+#include "hubble/network/fusion.hpp"
 #include "hubble/network/loss.hpp"
 
 namespace hubble {
@@ -57,15 +55,6 @@ struct bind_chain<In, T, S, Rest...> {
 };
 template <class L> struct is_softmax : std::false_type {};
 template <class In, class T> struct is_softmax<ActivationLayer<In, T, activation::Softmax>> : std::true_type {};
-template <class L> struct is_relu : std::false_type {};
-template <class In, class T> struct is_relu<ActivationLayer<In, T, activation::ReLU>> : std::true_type {};
-// Layer pairs the network runs as one pass (see Network::set_fusion).
-template <class L, class T>
-concept writes_relu_output = requires(L& l, const Tensor<T>& x, Tensor<T>& y) { l.forward_relu(x, y); };
-template <class L, class T>
-concept masks_relu_gradient = requires(L& l, const Tensor<T>& t, Tensor<T>* d) { l.backward_relu(t, t, t, d); };
-template <class L> struct is_window_pool : std::false_type {};  // MaxPool<P, P>: windows that tile the input
-template <class In, class T, int P> struct is_window_pool<MaxPoolLayer<In, T, P, P>> : std::true_type {};
 template <class> struct is_input : std::false_type {};
 template <int H, int W, int C> struct is_input<Input<H, W, C>> : std::true_type {};
 }  // namespace detail
@@ -148,14 +137,15 @@ class Network {
     if constexpr (ends_with_softmax && layer_count >= 2) return acts_[layer_count - 2];
     else return acts_[layer_count - 1];
   }
-  // Fusion of Conv2D+ReLU(+MaxPool) and ReLU+MaxPool (on by default; see the top of this
-  // file). Takes effect at the next forward(); a backward() follows its forward's choice.
+  // Fusion of Conv2D+ReLU(+MaxPool) and ReLU+MaxPool (on by default; network/fusion.hpp).
+  // Takes effect at the next forward(); a backward() follows its forward's choice.
   void set_fusion(bool on) { fuse_ = on; }
   bool fusion() const { return fuse_; }
 
-  // Output of layer I (0-based, Input not counted) from the last forward pass.
+  // Output of layer I (0-based, Input not counted) from the last forward pass; empty for the
+  // tensors a fused step does not store (network/fusion.hpp).
   const Tensor<T>& activation(std::size_t i) const { return acts_.at(i); }
-  // dLoss/d(output of layer i) from the last backward pass.
+  // dLoss/d(output of layer i) from the last backward pass (empty likewise).
   const Tensor<T>& activation_gradient(std::size_t i) const { return grads_.at(i); }
 
   // Every trainable array, named "<kind>_<k>/<kernel|bias>" like Keras ("conv2d_1/kernel").
@@ -243,48 +233,26 @@ class Network {
   static std::vector<SummaryRow> summary_rows();
 
  private:
-  // Is layer I a Conv2D (or any layer with forward_relu) whose output goes straight into a ReLU?
-  template <std::size_t I>
-  static constexpr bool relu_follows() {
-    if constexpr (I + 1 < layer_count)
-      return detail::writes_relu_output<layer_type<I>, T> && detail::is_relu<layer_type<I + 1>>::value;
-    else return false;
-  }
-  // ... and is a MaxPool<P, P> after that ReLU?
-  template <std::size_t I>
-  static constexpr bool pool_follows_relu() {
-    if constexpr (relu_follows<I>() && I + 2 < layer_count) return detail::is_window_pool<layer_type<I + 2>>::value;
-    else return false;
-  }
-  // Is layer I a MaxPool (or any layer with backward_relu) fed by a ReLU whose input needs a gradient?
-  template <std::size_t I>
-  static constexpr bool fed_by_relu() {
-    if constexpr (I >= 2) return detail::masks_relu_gradient<layer_type<I>, T> && detail::is_relu<layer_type<I - 1>>::value;
-    else return false;
-  }
+  // Which layers run as one pass when fusion is on, decided from the layer types alone
+  // (network/fusion.hpp).
+  using fusion_plan = FusionPlan<layers_type, T>;
 
+  // The chain. Layer I reads x (the output of layer I - 1, or the network's input) and writes
+  // acts_[I]; then layer I + 1 runs on acts_[I].
   template <std::size_t I>
   void forward_from(const Tensor<T>& x, Mode mode) {
-    if constexpr (relu_follows<I>()) {
-      if (fused_pass_) {  // acts_[I] (the pre-ReLU output) is skipped
-        acts_[I] = Tensor<T>();
-        if constexpr (pool_follows_relu<I>()) {  // and the ReLU's output too, where the variant can
-          auto& pool = std::get<I + 2>(layers_);
-          using Pool = layer_type<I + 2>;
-          if (std::get<I>(layers_).template forward_relu_maxpool<Pool::window>(x, acts_[I + 2], pool.argmax_for_fusion())) {
-            acts_[I + 1] = Tensor<T>();
-            if constexpr (I + 3 < layer_count) forward_from<I + 3>(acts_[I + 2], mode);
-            return;
-          }
-        }
-        std::get<I>(layers_).forward_relu(x, acts_[I + 1]);
-        if constexpr (I + 2 < layer_count) forward_from<I + 2>(acts_[I + 1], mode);
-        return;
-      }
-    }
+    if constexpr (fusion_plan::template conv_relu<I>())
+      if (fused_pass_) return forward_fused<I>(x, mode);  // Conv2D+ReLU(+MaxPool) as one pass
     std::get<I>(layers_).forward(x, acts_[I], mode);
+    forward_after<I>(mode);
+  }
+  template <std::size_t I>
+  void forward_after(Mode mode) {
     if constexpr (I + 1 < layer_count) forward_from<I + 1>(acts_[I], mode);
   }
+
+  // dy = dLoss/d acts_[I]. Layer I gets its input, its output and dy, writes its parameter
+  // gradients and grads_[I - 1] = dLoss/d acts_[I - 1]; then layer I - 1 runs on that.
   template <std::size_t I>
   void backward_from(const Tensor<T>& dy) {
     auto& layer = std::get<I>(layers_);
@@ -292,22 +260,31 @@ class Network {
       layer.backward(*input_, acts_[0], dy, nullptr);  // no one needs dLoss/d(input)
       if (backward_hook_) backward_hook_(I);
     } else {
-      if constexpr (fed_by_relu<I>()) {
-        if (fused_pass_) {  // straight to dLoss/d(ReLU's input); grads_[I - 1] is skipped
-          grads_[I - 1] = Tensor<T>();
-          layer.backward_relu(acts_[I - 1], acts_[I], dy, &grads_[I - 2]);
-          if (backward_hook_) backward_hook_(I);
-          backward_from<I - 2>(grads_[I - 2]);
-          return;
-        }
-      }
+      if constexpr (fusion_plan::template relu_pool_backward<I>())
+        if (fused_pass_) return backward_fused<I>(dy);  // ReLU+MaxPool as one pass
       // A ReLU after a fused Conv2D has no stored input: its output has the same shape, and
       // ReLU's gradient reads only the output.
-      const Tensor<T>& x = relu_follows<I - 1>() && fused_pass_ ? acts_[I] : acts_[I - 1];
+      const Tensor<T>& x = fusion_plan::template conv_relu<I - 1>() && fused_pass_ ? acts_[I] : acts_[I - 1];
       layer.backward(x, acts_[I], dy, &grads_[I - 1]);
       if (backward_hook_) backward_hook_(I);
       backward_from<I - 1>(grads_[I - 1]);
     }
+  }
+
+  // The fused steps: layers I, I + 1 (and I + 2 when the pool joins) in one pass, then the chain
+  // continues after the last of them.
+  template <std::size_t I>
+  void forward_fused(const Tensor<T>& x, Mode mode) {
+    const std::size_t last = fused::forward_conv_relu<fusion_plan, I>(layers_, x, acts_);
+    if (last == I + 2) forward_after<I + 2>(mode);
+    else forward_after<I + 1>(mode);
+  }
+  // The ReLU at I - 1 runs inside layer I's backward: straight to grads_[I - 2].
+  template <std::size_t I>
+  void backward_fused(const Tensor<T>& dy) {
+    fused::backward_relu_pool<fusion_plan, I>(layers_, acts_, dy, grads_);
+    if (backward_hook_) backward_hook_(I);
+    backward_from<I - 2>(grads_[I - 2]);
   }
 
   layers_type layers_;
