@@ -879,7 +879,7 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
 
 
 // An error on one rank of an MPI job ends every rank at once (MPI_Abort), so none waits for it.
-int failed(const char* what, bool everyone_fails = false) {
+int failed(const char* what, [[maybe_unused]] bool everyone_fails = false) {
   std::fflush(stdout);
   std::cerr << "\ngalaxy10_train" << (g_job.ranks > 1 ? " rank " + std::to_string(g_job.rank) : std::string())
             << ": error: " << what << "\n";
