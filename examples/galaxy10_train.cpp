@@ -33,11 +33,22 @@
 #include "hubble/train/recipes.hpp"
 #include "hubble/train/run_folder.hpp"
 #include "hubble/train/trainer.hpp"
+#ifdef HUBBLE_WITH_MPI
+#include "hubble/distributed/mpi.hpp"
+#endif
 
 namespace fs = std::filesystem;
 using namespace hubble;
 
 namespace {
+
+// The processes of this run: one, or the ranks of mpirun -np N (docs/distributed.md).
+struct Job {
+  int rank = 0, ranks = 1;
+  train::Exchange* exchange = nullptr;  // set under MPI
+  bool root() const { return rank == 0; }
+};
+Job g_job;
 
 constexpr int synthetic_default_count = 1500;
 constexpr int synthetic_default_epochs = 8;
@@ -80,6 +91,10 @@ const std::vector<OptionSpec>& option_specs() {
       {"tta", nullptr, "evaluate on the average of the 8 rotated/flipped views of each image"},
       {"no-tta", nullptr, "evaluate on the images as they are (paper)"},
       {"seed", "N", "seed of the weights, split, order, augmentation and dropout (default 1)"},
+      {"shards", "S", "the sharded schedule: S shards (a power of two dividing --batch-size), each with its own order,\n"
+                      "whose gradients are summed in a fixed tree; the weights are then the same bit for bit on\n"
+                      "1, 2, 4 ... S processes (mpirun -np N galaxy10_train; docs/distributed.md). Default: 0 (one\n"
+                      "sequential order) in one process, N under mpirun -np N"},
       {"threads", "N", "OpenMP threads (default: OMP_NUM_THREADS or all cores); a resumed run is only\n"
                        "bit-identical to an uninterrupted one with the same number"},
       {"out", "DIR", "output folder (default runs/<recipe>-<date>-<time>)"},
@@ -305,6 +320,7 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   c.repeats = int(integer("repeats", std::to_string(recipe.repeats), 1, 1000));
   c.seed = std::uint64_t(integer("seed", "1", 0, std::numeric_limits<long long>::max()));
   c.threads = int(integer("threads", "0", 0, 4096));
+  c.shards = int(integer("shards", std::to_string(g_job.ranks > 1 ? g_job.ranks : 0), 0, 65536));
   c.tta = src.parse("tta", recipe.tta ? "1" : "0", [](const std::string& v) { return one_of("tta", v, {"0", "1"}); }) == "1";
   const auto choice = [&](const std::string& n, const std::string& fallback, auto parse_name) {
     return src.parse(n, fallback, [&](const std::string& v) {
@@ -369,6 +385,7 @@ Settings resolve(const std::map<std::string, std::string>& given) {
                 {"tta", c.tta ? "1" : "0"},
                 {"seed", std::to_string(c.seed)},
                 {"threads", std::to_string(c.threads)},
+                {"shards", std::to_string(c.shards)},
                 {"report", s.report}};
   return s;
 }
@@ -376,6 +393,18 @@ Settings resolve(const std::map<std::string, std::string>& given) {
 // ---- Ctrl-C ---------------------------------------------------------------------------------
 
 std::atomic<int> g_stop{0};
+
+// Under mpirun a SIGTERM comes from the launcher ending the job (another rank failed, or the job
+// was cancelled): this rank cannot finish its step without the others, so it says why and ends.
+extern "C" void on_job_terminated(int) {
+  char msg[200];
+  const int n = std::snprintf(msg, sizeof msg,
+                              "\ngalaxy10_train rank %d: ended by the MPI launcher (another rank failed or the job was "
+                              "cancelled); the last complete epoch is kept: continue with --resume\n",
+                              g_job.rank);
+  (void)!::write(2, msg, std::size_t(std::max(0, std::min(n, int(sizeof msg) - 1))));
+  ::_exit(143);
+}
 
 extern "C" void on_signal(int sig) {
   if (g_stop.fetch_add(1) == 0) {
@@ -486,7 +515,8 @@ std::vector<std::string> class_names() {
 }
 
 // Loads a Galaxy10 file at the network's input size: centre crop `crop`, resized to 128 if needed.
-data::ImageSet load_images(const std::string& path, int crop, int limit, int& source_side) {
+data::ImageSet load_images(const std::string& path, int crop, int limit, int& source_side,
+                           const std::vector<std::size_t>* rows = nullptr) {
   {
     const h5::File f = h5::File::open(path);
     HUBBLE_CHECK(f.has("images"), path, ": no 'images' dataset (expected a Galaxy10 file)");
@@ -499,7 +529,7 @@ data::ImageSet load_images(const std::string& path, int crop, int limit, int& so
   data::LoadOptions o;
   o.crop = crop;
   o.limit = std::size_t(limit);
-  data::ImageSet set = data::load_galaxy10(path, o);
+  data::ImageSet set = rows ? data::load_galaxy10_rows(path, *rows, o) : data::load_galaxy10(path, o);
   constexpr int side = PaperNet::input_shape::h;
   if (set.height == side && set.width == side) return set;
   data::ImageSet out;
@@ -514,9 +544,9 @@ data::ImageSet load_images(const std::string& path, int crop, int limit, int& so
   return out;
 }
 
-std::string class_count_text(const data::ImageSet& set, const std::vector<int>& idx) {
+std::string class_count_text(const std::vector<int>& labels) {
   std::vector<int> n(10, 0);
-  for (int i : idx) ++n[std::size_t(set.labels[std::size_t(i)])];
+  for (int l : labels) ++n[std::size_t(l)];
   std::string s;
   for (int k = 0; k < 10; ++k) {
     if (k) s += ", ";
@@ -587,15 +617,19 @@ int run(int argc, char** argv) {
 
   // Everything that can be refused is refused before the (slow) data and training: the resumed
   // checkpoint, then the output folder (locked for the whole run, so a second run on it fails at
-  // once), then --test-data, loaded now and scored at the end.
-  if (s.resume) {
+  // once), then --test-data, loaded now and scored at the end. Only rank 0 of an MPI job touches
+  // the output folder and the test set.
+  if (s.resume && g_job.root()) {
     if (s.network == "improved") check_resumable<ImprovedNet>(s);
     else check_resumable<PaperNet>(s);
   }
-  const train::RunFolder folder(s.out);
-  if (!s.resume) folder.refuse_existing_run();
+  std::optional<train::RunFolder> folder;
+  if (g_job.root()) {
+    folder.emplace(s.out);
+    if (!s.resume) folder->refuse_existing_run();
+  }
   std::optional<data::ImageSet> test;
-  if (!s.test_data.empty()) {
+  if (!s.test_data.empty() && g_job.root()) {
     int test_side = 0;
     test = load_images(s.test_data, s.crop, 0, test_side);
   }
@@ -604,7 +638,7 @@ int run(int argc, char** argv) {
   std::string data_path = s.data, data_note;
   if (data_path.empty()) {
     data_path = s.synthetic_file;
-    if (!fs::exists(data_path)) {
+    if (!fs::exists(data_path) && g_job.root()) {
       std::printf("making the synthetic Galaxy10 set: %d images of 256x256 -> %s (once; later runs reuse it)\n",
                   s.synthetic_count, data_path.c_str());
       std::fflush(stdout);
@@ -620,12 +654,32 @@ int run(int argc, char** argv) {
   } else {
     data_note = "Galaxy10 file";
   }
-  int source_side = 0;
-  const data::ImageSet images = load_images(data_path, s.crop, s.limit, source_side);
+  // The split needs only the labels; with several ranks each then reads only the rows it trains
+  // on (rank 0 also the validation rows), never the whole set.
+  if (g_job.exchange) {  // every rank waits for rank 0's synthetic set
+    int ready = 1;
+    g_job.exchange->broadcast(std::as_writable_bytes(std::span<int>(&ready, 1)));
+  }
+  const std::vector<int> labels = data::read_galaxy10_labels(data_path, std::size_t(s.limit));
+  const bool spread = g_job.ranks > 1;
+  if (g_job.exchange) {  // the same run on the same data on every rank, or none starts
+    std::map<std::string, std::string> identity = s.resolved;
+    identity["out"] = s.out;
+    identity["resume"] = s.resume ? "1" : "0";
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a of the labels read
+    for (int l : labels) h = (h ^ std::uint64_t(l)) * 1099511628211ull;
+    std::error_code ec;
+    identity["data file bytes"] = std::to_string(fs::file_size(data_path, ec));
+    identity["data labels (count, fnv1a64)"] = std::to_string(labels.size()) + ", " + hex(h);
+    identity["network"] = s.network;
+#ifdef HUBBLE_WITH_MPI
+    distributed::require_same_settings(*g_job.exchange, identity);
+#endif
+  }
   data::Split split;
-  std::vector<int> all(std::size_t(images.size()));
-  for (int i = 0; i < images.size(); ++i) all[std::size_t(i)] = i;
-  if (s.val_split > 0) split = data::stratified_split(images.labels, s.val_split, cfg.seed);
+  std::vector<int> all(labels.size());
+  for (std::size_t i = 0; i < labels.size(); ++i) all[i] = int(i);
+  if (s.val_split > 0) split = data::stratified_split(labels, s.val_split, cfg.seed);
   else split.train = all;
   if (s.max_train_images > 0 && int(split.train.size()) > s.max_train_images) {
     Rng r = Rng(cfg.seed).split(0x3A7);
@@ -634,12 +688,43 @@ int run(int argc, char** argv) {
     std::sort(split.train.begin(), split.train.end());
   }
   HUBBLE_CHECK(!split.train.empty(), data_path, ": no training images left after the split");
+  int source_side = 0;
+  data::ImageSet images;
+  data::Split local = split;  // split in the indices of `images`
+  if (!spread) {
+    images = load_images(data_path, s.crop, s.limit, source_side);
+  } else {  // this rank's rows: its shards' training images (+ the validation images on rank 0)
+    const train::ShardBlock mine = train::shard_block(cfg.shards, g_job.rank, g_job.ranks);
+    train::check_sharding(cfg.shards, cfg.batch_size, g_job.ranks);
+    std::vector<std::size_t> rows;
+    for (std::size_t p = 0; p < split.train.size(); ++p) {
+      if (!mine.owns(int(p % std::size_t(cfg.shards)))) {
+        local.train[p] = -1;
+        continue;
+      }
+      local.train[p] = int(rows.size());
+      rows.push_back(std::size_t(split.train[p]));
+    }
+    if (g_job.root())
+      for (int& v : local.validation) {
+        rows.push_back(std::size_t(v));
+        v = int(rows.size() - 1);
+      }
+    else local.validation.clear();
+    images = load_images(data_path, s.crop, s.limit, source_side, &rows);
+  }
 
   std::printf("data      %s: %s\n", data_path.c_str(), data_note.c_str());
-  std::printf("          %d images %dx%d, centre crop %d%s; classes %s\n", images.size(), source_side, source_side,
-              std::min(s.crop, source_side), s.crop == 128 ? "" : " resized to 128", class_count_text(images, all).c_str());
+  std::printf("          %zu images %dx%d, centre crop %d%s; classes %s\n", labels.size(), source_side, source_side,
+              std::min(s.crop, source_side), s.crop == 128 ? "" : " resized to 128", class_count_text(labels).c_str());
   std::printf("split     %zu training, %zu validation (stratified, seed %llu)\n", split.train.size(), split.validation.size(),
               static_cast<unsigned long long>(cfg.seed));
+  if (cfg.shards > 0) {
+    const std::string read = spread ? "; rank 0 read " + std::to_string(images.size()) + " of the images" : "";
+    std::printf("shards    %d shards of the global batch %d (%d images each per step) on %d process%s%s\n", cfg.shards,
+                cfg.batch_size, cfg.batch_size / std::max(1, cfg.shards), g_job.ranks, g_job.ranks > 1 ? "es" : "",
+                read.c_str());
+  }
   const long long per_epoch = (long long)split.train.size() * (cfg.augment == train::Augment::rot4 ? 4 : 1) * cfg.repeats;
   std::printf("recipe    %s: %s lr %g %s%s, batch %d, %d epochs of %lld images (augment %s%s), label smoothing %g, "
               "tta %s, %d threads\n",
@@ -662,7 +747,7 @@ int run(int argc, char** argv) {
   cfg.metadata["model/crop_fraction"] = json::number(double(std::min(s.crop, source_side)) / double(source_side));
   cfg.metadata["model/data"] = data_path;
 
-  const Prepared prepared{images, split, data_path, source_side, test};
+  const Prepared prepared{images, local, data_path, source_side, test};
   if (s.network == "improved") return train_and_report<ImprovedNet>(s, prepared, argv[0], progress);
   return train_and_report<PaperNet>(s, prepared, argv[0], progress);
 }
@@ -687,10 +772,22 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
   cb.on_message = [&](const std::string& m) { progress.message(m); };
   cb.should_stop = [] { return g_stop.load() > 0; };
   std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  std::signal(SIGTERM, g_job.exchange ? on_job_terminated : on_signal);
   train::Trainer<Net> trainer(*net, cfg, cb);
+  if (g_job.exchange) trainer.set_exchange(*g_job.exchange);
   const train::FitResult fit = trainer.fit(images, split.train, split.validation);
   progress.clear();
+  if (!g_job.root()) return fit.interrupted ? 130 : 0;  // rank 0 reports and writes
+#ifdef HUBBLE_WITH_MPI
+  if (const auto* mpi = dynamic_cast<const distributed::MpiExchange*>(g_job.exchange)) {
+    double train_seconds = 0;
+    for (const auto& r : fit.history)
+      if (r.epoch > fit.start_epoch) train_seconds += r.seconds;
+    std::printf("communication  rank 0 waited %.2f s in gradient sums over %d ranks (%.1f%% of %.2f s of epochs)\n",
+                mpi->seconds_in_sum(), g_job.ranks, train_seconds > 0 ? 100.0 * mpi->seconds_in_sum() / train_seconds : 0.0,
+                train_seconds);
+  }
+#endif
   const fs::path out(s.out);
   if (fit.interrupted) {
     const int done = fit.history.empty() ? 0 : fit.history.back().epoch;
@@ -742,7 +839,13 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
     for (int i = 0; i < test.size(); ++i) idx[std::size_t(i)] = i;
     score("test (" + fs::path(s.test_data).filename().string() + ")", "test", test, idx);
   }
-  if (split.validation.empty() && s.test_data.empty()) score("training images (no validation split)", "train", images, split.train);
+  if (split.validation.empty() && s.test_data.empty()) {
+    std::vector<int> held;  // with several ranks, rank 0 holds only its shards' images
+    for (int i : split.train)
+      if (i >= 0) held.push_back(i);
+    score(g_job.ranks > 1 ? "rank 0's training images (no validation split)" : "training images (no validation split)",
+          "train", images, held);
+  }
 
   // Curves and filters.
   std::vector<double> ep, tl, vl, ta, va;
@@ -774,18 +877,48 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
   return 0;
 }
 
+
+// An error on one rank of an MPI job ends every rank at once (MPI_Abort), so none waits for it.
+int failed(const char* what, [[maybe_unused]] bool everyone_fails = false) {
+  std::fflush(stdout);
+  std::cerr << "\ngalaxy10_train" << (g_job.ranks > 1 ? " rank " + std::to_string(g_job.rank) : std::string())
+            << ": error: " << what << "\n";
+#ifdef HUBBLE_WITH_MPI
+  if (g_job.ranks > 1 && !everyone_fails) distributed::MpiSession::abort_all(1);
+#endif
+  return 1;
+}
+
+int run_job(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  }
+#ifdef HUBBLE_WITH_MPI
+  catch (const distributed::JobRefused& e) {
+    return failed(e.what(), true);
+  }
+#endif
+  catch (const hubble::Error& e) {
+    return failed(e.what());
+  } catch (const std::exception& e) {
+    return failed(e.what());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const hubble::Error& e) {
-    std::fflush(stdout);
-    std::cerr << "\ngalaxy10_train: error: " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::cerr << "\ngalaxy10_train: error: " << e.what() << "\n";
-    return 1;
+#ifdef HUBBLE_WITH_MPI
+  if (distributed::launched_by_mpi()) {  // mpirun -np N galaxy10_train ...: the ranks of one run
+    distributed::MpiSession mpi(argc, argv);
+    distributed::MpiExchange exchange;
+    exchange.allow_overlap(mpi.threads_may_call());
+    g_job = {mpi.rank(), mpi.size(), &exchange};
+    if (!g_job.root()) (void)!std::freopen("/dev/null", "w", stdout);  // rank 0 speaks for the job; errors still reach stderr
+    const int code = run_job(argc, argv);
+    g_job.exchange = nullptr;
+    return code;
   }
+#endif
+  return run_job(argc, argv);
 }

@@ -5,6 +5,7 @@
 #        PyTorch reference scripts; nothing in the build or the tests needs them)
 set -euo pipefail
 pkgs=(g++ cmake make pkg-config libeigen3-dev libhdf5-dev libstb-dev doctest-dev libbenchmark-dev
+      libopenmpi-dev openmpi-bin  # data-parallel training (docs/distributed.md)
       clang-14 libfuzzer-14-dev libomp-14-dev clang-format-14)  # fuzz targets, format check (docs/hardening.md)
 if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-h5py python3-numpy); fi
 missing=()

@@ -67,7 +67,32 @@ struct LoadOptions {
 inline constexpr std::uint64_t galaxy10_max_side = 65536;
 
 namespace detail {
-inline ImageSet load_galaxy10_checked(const std::string& path, const LoadOptions& options) {
+// The given rows of a checked file, one hyperslab per row (a rank of a data-parallel run reads
+// only its own images this way).
+inline ImageSet load_rows(const h5::File& file, const std::string& where, const std::vector<std::int64_t>& all_labels,
+                          std::size_t n, const std::vector<std::size_t>& rows, int full_h, int full_w, int crop_h,
+                          int crop_w) {
+  ImageSet set;
+  set.height = crop_h; set.width = crop_w; set.channels = 3;
+  set.labels.resize(rows.size());
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    HUBBLE_CHECK(rows[k] < n, where, "row ", rows[k], " asked for, but only ", n, " images are read");
+    const std::int64_t l = all_labels[rows[k]];
+    HUBBLE_CHECK(l >= 0 && l < galaxy10_num_classes, where, "label ", l, " of image ", rows[k], " is outside 0..9");
+    set.labels[k] = int(l);
+  }
+  const std::size_t full_bytes = std::size_t(full_h) * std::size_t(full_w) * 3;
+  set.pixels.resize(rows.size() * set.image_bytes());
+  std::vector<std::uint8_t> buffer(full_bytes);
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    file.read_rows<std::uint8_t>("images", rows[k], 1, buffer.data(), buffer.size());
+    crop_centre(buffer.data(), full_h, full_w, 3, crop_h, crop_w, set.image(int(k)));
+  }
+  return set;
+}
+
+inline ImageSet load_galaxy10_checked(const std::string& path, const LoadOptions& options,
+                                      const std::vector<std::size_t>* rows = nullptr) {
   const h5::File file = h5::File::open(path);  // missing / not HDF5 -> Error naming the file
   const std::string where = path + ": ";
   const char* layout = " (expected the Galaxy10 layout: 'images' uint8 N x H x W x 3 and 'ans' integer N)";
@@ -112,6 +137,7 @@ inline ImageSet load_galaxy10_checked(const std::string& path, const LoadOptions
 
   // Labels first: a bad label fails before the (slow) pixel read.
   const std::vector<std::int64_t> all_labels = file.read<std::int64_t>("ans");
+  if (rows) return load_rows(file, where, all_labels, n, *rows, full_h, full_w, crop_h, crop_w);
   ImageSet set;
   set.height = crop_h; set.width = crop_w; set.channels = channels;
   set.labels.resize(n);
@@ -155,6 +181,36 @@ inline ImageSet load_galaxy10(const std::string& path, const LoadOptions& option
   } catch (const std::length_error&) {
     h5::detail::corrupt(path, ": it declares sizes too large to load (corrupt file?)");
   }
+}
+
+// Only the given rows of a Galaxy10 file, in this order (image k of the set is row rows[k]), each
+// through its own hyperslab, cropped as load_galaxy10 does: a rank of a data-parallel run reads its
+// own images this way, never the whole set. options.limit bounds the rows that may be asked for.
+inline ImageSet load_galaxy10_rows(const std::string& path, const std::vector<std::size_t>& rows,
+                                   const LoadOptions& options = {}) {
+  try {
+    return detail::load_galaxy10_checked(path, options, &rows);
+  } catch (const std::bad_alloc&) {
+    h5::detail::corrupt(path, ": not enough memory to load ", rows.size(), " images");
+  }
+}
+
+// The labels of the first `limit` images (0: all) of a Galaxy10 file, checked like load_galaxy10's,
+// without reading a pixel: enough to split the set before each process reads its own rows.
+inline std::vector<int> read_galaxy10_labels(const std::string& path, std::size_t limit = 0) {
+  LoadOptions o;
+  o.limit = limit;
+  o.crop = 0;
+  const std::vector<std::size_t> first = {0};
+  detail::load_galaxy10_checked(path, o, &first);  // every check of the layout; reads one image
+  const std::vector<std::int64_t> all = h5::File::open(path).read<std::int64_t>("ans");
+  const std::size_t n = limit > 0 ? std::min(limit, all.size()) : all.size();
+  std::vector<int> labels(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    HUBBLE_CHECK(all[i] >= 0 && all[i] < galaxy10_num_classes, path, ": label ", all[i], " of image ", i, " is outside 0..9");
+    labels[i] = int(all[i]);
+  }
+  return labels;
 }
 
 // Writes `set` in the official layout (images gzip-chunked one image per chunk, with HDF5's

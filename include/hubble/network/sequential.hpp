@@ -18,6 +18,7 @@
 // bits; set_fusion(false) runs every layer on its own and keeps every tensor, for inspection.
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <span>
 #include <tuple>
@@ -171,6 +172,11 @@ class Network {
     return out;
   }
 
+  // Called with layer i's index as soon as its backward() has filled its parameter gradients,
+  // while the layers before it still back-propagate: a data-parallel trainer sends those
+  // gradients meanwhile (hubble/distributed). Empty: nothing is called.
+  void set_backward_hook(std::function<void(std::size_t)> hook) { backward_hook_ = std::move(hook); }
+
   // Layers that draw random numbers while training (dropout), in order.
   std::vector<Rng*> random_streams() {
     std::vector<Rng*> out;
@@ -252,6 +258,7 @@ class Network {
     auto& layer = std::get<I>(layers_);
     if constexpr (I == 0) {
       layer.backward(*input_, acts_[0], dy, nullptr);  // no one needs dLoss/d(input)
+      if (backward_hook_) backward_hook_(I);
     } else {
       if constexpr (fusion_plan::template relu_pool_backward<I>())
         if (fused_pass_) return backward_fused<I>(dy);  // ReLU+MaxPool as one pass
@@ -259,6 +266,7 @@ class Network {
       // ReLU's gradient reads only the output.
       const Tensor<T>& x = fusion_plan::template conv_relu<I - 1>() && fused_pass_ ? acts_[I] : acts_[I - 1];
       layer.backward(x, acts_[I], dy, &grads_[I - 1]);
+      if (backward_hook_) backward_hook_(I);
       backward_from<I - 1>(grads_[I - 1]);
     }
   }
@@ -275,6 +283,7 @@ class Network {
   template <std::size_t I>
   void backward_fused(const Tensor<T>& dy) {
     fused::backward_relu_pool<fusion_plan, I>(layers_, acts_, dy, grads_);
+    if (backward_hook_) backward_hook_(I);
     backward_from<I - 2>(grads_[I - 2]);
   }
 
@@ -285,6 +294,7 @@ class Network {
   const Tensor<T>* input_ = nullptr;
   bool fuse_ = true;        // set_fusion
   bool fused_pass_ = true;  // what the last forward() did, for its backward()
+  std::function<void(std::size_t)> backward_hook_;  // set_backward_hook
 };
 
 template <class... Specs>

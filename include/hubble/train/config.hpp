@@ -35,6 +35,7 @@ struct TrainConfig {
   bool tta = false;
   std::uint64_t seed = 1;
   int threads = 0;                    // OpenMP threads; 0 leaves OpenMP's default
+  int shards = 0;                     // > 0: the sharded schedule (train/sharded.hpp); 0: one sequential order
   std::string out_dir;                // empty: no files written
   bool resume = false;                // continue from out_dir/last.h5
   std::map<std::string, std::string> metadata;  // stored in every checkpoint (class names, data, ...)
@@ -68,6 +69,7 @@ inline void check_config(const TrainConfig& c) {
   HUBBLE_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "train: label smoothing must be in [0, 1), not ",
                c.label_smoothing);
   HUBBLE_CHECK(c.threads >= 0, "train: threads must be >= 0, not ", c.threads);
+  HUBBLE_CHECK(c.shards >= 0, "train: shards must be >= 0, not ", c.shards);
   HUBBLE_CHECK(c.warmup_epochs >= 0 && c.final_lr_fraction >= 0 && c.final_lr_fraction <= 1,
                "train: warm-up epochs must be >= 0 and the final lr fraction in [0, 1]");
 }
@@ -95,6 +97,7 @@ inline std::map<std::string, std::string> fingerprint(const TrainConfig& c) {
                                           {"train/repeats", std::to_string(c.repeats)},
                                           {"train/seed", std::to_string(c.seed)}};
   if (c.schedule == Schedule::cosine) f["train/epochs"] = std::to_string(c.epochs);  // the curve's length
+  if (c.shards > 0) f["train/shards"] = std::to_string(c.shards);  // absent: the sequential schedule
   return f;
 }
 

@@ -26,6 +26,13 @@
 // written atomically, best first; `metrics.jsonl` (one JSON object per epoch) is rewritten
 // atomically from the history held in the checkpoint, so it always agrees with `last.h5`.
 //
+// Sharded schedule (cfg.shards = S > 0; train/sharded.hpp). Each step sums S micro-batch
+// gradients in a fixed binary tree, so the same run on 1, 2, 4, ... S processes (set_exchange,
+// hubble/distributed/mpi.hpp) gives the same weights bit for bit. With several processes, the
+// training list may hold -1 for the images of shards this process does not own (it never reads
+// them); only rank 0 validates and writes the output folder, and the others start from rank 0's
+// state (a resumed run too).
+//
 // Divergence. A batch whose loss is NaN or infinite, or weights that are no longer finite at
 // the end of an epoch, stop fit() with NonFiniteLoss (a hubble::Error) naming the epoch and the
 // batch. Nothing of that epoch is saved: last.h5 and best.h5 stay those of the last complete one.
@@ -60,6 +67,7 @@
 #include "hubble/train/history.hpp"
 #include "hubble/train/recipes.hpp"
 #include "hubble/train/run_folder.hpp"
+#include "hubble/train/sharded.hpp"
 
 namespace hubble::train {
 
@@ -109,6 +117,8 @@ class Trainer {
   }
 
   const TrainConfig& config() const { return cfg_; }
+  // The processes a sharded run spreads over (kept by reference; default: this one alone).
+  void set_exchange(Exchange& exchange) { exchange_ = &exchange; }
   OptimizerState<T>& optimizer() {
     return std::visit([](auto& o) -> OptimizerState<T>& { return o; }, opt_);
   }
@@ -141,6 +151,7 @@ class Trainer {
 
   // Trains on images[train], validating on images[validation] (may be empty) after every epoch.
   FitResult fit(const data::ImageSet& images, const std::vector<int>& train, const std::vector<int>& validation) {
+    if (cfg_.shards > 0) return fit_sharded(images, train, validation);
     const Plan plan = plan_for(images, train, validation);
     std::optional<RunFolder> folder;  // locked for the whole fit
     if (!cfg_.out_dir.empty()) folder.emplace(cfg_.out_dir);
@@ -348,6 +359,244 @@ class Trainer {
         opt_);
   }
 
+  // ---- the sharded schedule (train/sharded.hpp) -----------------------------------------------
+
+  FitResult fit_sharded(const data::ImageSet& images, const std::vector<int>& train, const std::vector<int>& validation) {
+    Exchange& ex = exchange();
+    const bool root = ex.rank() == 0;
+    check_sharding(cfg_.shards, cfg_.batch_size, ex.ranks());
+    HUBBLE_CHECK(root || validation.empty(), "train: only rank 0 validates; rank ", ex.rank(), " was given ",
+                 validation.size(), " validation images");
+    const Plan plan = plan_sharded(images, train, validation);
+    std::optional<RunFolder> folder;
+    if (root && !cfg_.out_dir.empty()) folder.emplace(cfg_.out_dir);
+    const RunFolder* out = folder ? &*folder : nullptr;
+    FitResult result;
+    if (root) result = begin(out, plan);
+    share_start(result);  // every rank starts from rank 0's weights, optimiser state and epoch
+    for (int epoch = result.start_epoch; epoch < cfg_.epochs; ++epoch) {
+      const auto t0 = clock::now();
+      EpochRecord rec;
+      rec.epoch = epoch + 1;
+      if (!train_epoch_sharded(images, train, plan, rec, result, out) || !validate(images, validation, rec)) {
+        result.interrupted = true;
+        return result;
+      }
+      end_epoch(rec, plan, t0, result, out);
+    }
+    return result;
+  }
+
+  Plan plan_sharded(const data::ImageSet& images, const std::vector<int>& train, const std::vector<int>& validation) const {
+    check_images<Net>(images, "training");
+    HUBBLE_CHECK(!train.empty(), "train: the training set is empty");
+    const ShardBlock mine = shard_block(cfg_.shards, exchange().rank(), exchange().ranks());
+    for (std::size_t p = 0; p < train.size(); ++p) {
+      const int i = train[p];
+      if (i == -1 && !mine.owns(int(p % std::size_t(cfg_.shards)))) continue;  // another rank's image
+      HUBBLE_CHECK(i >= 0 && i < images.size(), "train: image index ", i, " of training position ", p,
+                   " outside the set of ", images.size());
+    }
+    for (int i : validation)
+      HUBBLE_CHECK(i >= 0 && i < images.size(), "train: image index ", i, " outside the set of ", images.size());
+    Plan p;
+    p.per_image = cfg_.augment == Augment::rot4 ? 4 : 1;
+    HUBBLE_CHECK(p.per_image == 1 || images.height == images.width, "train: rot4 needs square images, not ",
+                 images.height, " x ", images.width);
+    p.items = int(train.size()) * p.per_image;
+    p.per_epoch = (long long)p.items * cfg_.repeats;
+    const long long largest_shard = (long long)shard_positions(int(train.size()), cfg_.shards, 0).size() * p.per_image * cfg_.repeats;
+    const long long per_shard_batch = cfg_.batch_size / cfg_.shards;
+    p.batches = int((largest_shard + per_shard_batch - 1) / per_shard_batch);
+    p.validating = !validation.empty();
+    p.settings = fingerprint(cfg_);
+    p.settings["train/train_images"] = std::to_string(train.size());
+    p.settings["train/validation_images"] = std::to_string(validation.size());
+    p.threads = cfg_.threads > 0 ? cfg_.threads : omp_get_max_threads();
+    return p;
+  }
+
+  // Rank 0's weights, moving statistics, optimiser state and finished epochs to every rank.
+  void share_start(FitResult& result) {
+    Exchange& ex = exchange();
+    if (ex.ranks() == 1) return;
+    OptimizerState<T>& opt = optimizer();
+    auto params = net_.parameters();
+    long long head[3] = {result.start_epoch, opt.steps, (long long)opt.slots.size()};
+    ex.broadcast(std::as_writable_bytes(std::span<long long>(head, 3)));
+    result.start_epoch = int(head[0]);
+    opt.steps = head[1];
+    if (ex.rank() != 0 && head[2] > 0) {
+      HUBBLE_CHECK(head[2] == (long long)(params.size() * std::size_t(opt.slots_per_param())), "train: rank 0's ",
+                   opt.name(), " state has ", head[2], " arrays, this network needs ", params.size() * std::size_t(opt.slots_per_param()));
+      opt.slots.clear();
+      for (const auto& p : params)
+        for (int k = 0; k < opt.slots_per_param(); ++k) opt.slots.emplace_back(p.size, T(0));
+    }
+    for (auto& p : params) ex.broadcast(std::as_writable_bytes(std::span<T>(p.value, p.size)));
+    for (auto& b : net_.buffers()) ex.broadcast(std::as_writable_bytes(std::span<T>(b.value, b.size)));
+    for (auto& s : opt.slots) ex.broadcast(std::as_writable_bytes(std::span<T>(s)));
+  }
+
+  bool train_epoch_sharded(const data::ImageSet& images, const std::vector<int>& train, const Plan& plan,
+                           EpochRecord& rec, const FitResult& result, const RunFolder* folder) {
+    Exchange& ex = exchange();
+    const int epoch = rec.epoch - 1, S = cfg_.shards, m = cfg_.batch_size / S;
+    const ShardBlock mine = shard_block(S, ex.rank(), ex.ranks());
+    const auto t0 = clock::now();
+    std::vector<std::vector<int>> orders(static_cast<std::size_t>(S));
+    std::vector<std::vector<data::Dihedral>> views(static_cast<std::size_t>(S));
+    std::vector<long long> shard_items(static_cast<std::size_t>(S));
+    for (int j = 0; j < S; ++j) {
+      shard_items[std::size_t(j)] = (long long)shard_positions(int(train.size()), S, j).size() * plan.per_image * cfg_.repeats;
+      if (!mine.owns(j)) continue;
+      orders[std::size_t(j)] = shard_epoch_order(int(train.size()), plan.per_image, cfg_.repeats, S, j, cfg_.seed, epoch);
+      if (cfg_.augment == Augment::dihedral) {
+        Rng aug = shard_view_stream(cfg_.seed, epoch, j);
+        for (std::size_t k = 0; k < orders[std::size_t(j)].size(); ++k) views[std::size_t(j)].push_back(data::random_dihedral(aug));
+      }
+    }
+    auto params = net_.parameters();
+    auto buffers = net_.buffers();
+    std::size_t values = 0;
+    for (const auto& p : params) values += p.size;
+    for (const auto& b : buffers) values += b.size;
+    shard_sums_.assign(std::size_t(mine.count), std::vector<T>(values));
+    param_offset_.assign(1, 0);  // parameter q's gradients sit at [param_offset_[q], param_offset_[q + 1])
+    for (const auto& p : params) param_offset_.push_back(param_offset_.back() + p.size);
+    layer_params_.assign(Net::layer_count, {0, 0});  // layer i's parameters: [first, end) of params
+    for (std::size_t i = 0, q = 0; i < Net::layer_count; ++i) {
+      const std::string prefix = Net::layer_names()[i] + "/";
+      layer_params_[i].first = q;
+      while (q < params.size() && params[q].name.rfind(prefix, 0) == 0) ++q;
+      layer_params_[i].second = q;
+    }
+    stat_sums_.assign(std::size_t(mine.count), std::vector<double>(3));
+    std::vector<std::vector<T>> moving_before;  // BatchNorm's moving statistics at the start of the step
+    double loss_sum = 0, lr = 0;
+    long long correct = 0, seen = 0;
+    for (int b = 0; b < plan.batches; ++b) {
+      lr = learning_rate(optimizer().steps, plan.batches);
+      long long n = 0;
+      for (int j = 0; j < S; ++j) n += std::clamp<long long>(shard_items[std::size_t(j)] - (long long)b * m, 0, m);
+      moving_before.clear();
+      for (const auto& buf : buffers) moving_before.emplace_back(buf.value, buf.value + buf.size);
+      // How many items each of this rank's shards gives this step; the last one that gives any is
+      // back-propagated with the hook that sends each layer's summed gradients at once.
+      std::vector<std::size_t> counts(std::size_t(mine.count), 0);
+      int last = -1;
+      for (int k = 0; k < mine.count; ++k) {
+        const std::size_t first = std::size_t(b) * std::size_t(m), size = orders[std::size_t(mine.first + k)].size();
+        counts[std::size_t(k)] = first < size ? std::min<std::size_t>(std::size_t(m), size - first) : 0;
+        if (counts[std::size_t(k)] > 0) last = k;
+        std::fill(stat_sums_[std::size_t(k)].begin(), stat_sums_[std::size_t(k)].end(), 0.0);
+        if (counts[std::size_t(k)] == 0)  // this shard has run out: it adds nothing
+          std::fill(shard_sums_[std::size_t(k)].begin(), shard_sums_[std::size_t(k)].end(), T(0));
+      }
+      const bool overlap = last >= 0 && ex.overlaps();
+      for (int k = 0; k < mine.count; ++k) {
+        const std::size_t count = counts[std::size_t(k)];
+        if (count == 0) continue;
+        const int j = mine.first + k;
+        std::vector<T>& sum = shard_sums_[std::size_t(k)];
+        std::vector<double>& stats = stat_sums_[std::size_t(k)];
+        load_micro_batch(images, train, plan, orders[std::size_t(j)], views[std::size_t(j)], std::size_t(b) * std::size_t(m), count);
+        std::vector<Rng*> streams = net_.random_streams();
+        for (std::size_t l = 0; l < streams.size(); ++l)
+          *streams[l] = shard_dropout_stream(cfg_.seed, optimizer().steps, j, int(l));
+        for (std::size_t q = 0; q < buffers.size(); ++q) std::copy(moving_before[q].begin(), moving_before[q].end(), buffers[q].value);
+        const T scale = T(double(count) / double(n));  // 1/S exactly when every shard is full
+        const auto copy_scaled = [&](std::size_t first_param, std::size_t end_param) {
+          for (std::size_t q = first_param; q < end_param; ++q)
+            for (std::size_t i = 0; i < params[q].size; ++i) sum[param_offset_[q] + i] = params[q].grad[i] * scale;
+        };
+        if (overlap && k == last)  // each layer's gradients leave as soon as its backward is done
+          net_.set_backward_hook([&](std::size_t layer) {
+            const auto [first_param, end_param] = layer_params_[layer];
+            if (first_param == end_param) return;
+            copy_scaled(first_param, end_param);
+            const std::size_t lo = param_offset_[first_param], hi = param_offset_[end_param];
+            tree_sum_range(shard_sums_, mine.count, lo, hi);
+            ex.start_sum(std::span<T>(shard_sums_[0].data() + lo, hi - lo));
+          });
+        const BatchStats s = net_.compute_gradients(x_, std::span<const int>(batch_labels_), loss_options_);
+        net_.set_backward_hook({});
+        if (!(overlap && k == last)) copy_scaled(0, params.size());
+        std::size_t at = param_offset_.back();
+        for (const auto& buf : buffers)
+          for (std::size_t i = 0; i < buf.size; ++i) sum[at++] = buf.value[i] * scale;
+        stats[0] = s.loss * double(s.count);
+        stats[1] = double(s.correct);
+      }
+      if (overlap) {  // the gradients are on their way; the moving statistics follow, then wait
+        const std::size_t lo = param_offset_.back();
+        tree_sum_range(shard_sums_, mine.count, lo, values);
+        if (values > lo) ex.start_sum(std::span<T>(shard_sums_[0].data() + lo, values - lo));
+        ex.wait();
+      } else {
+        tree_sum(shard_sums_, mine.count);
+        ex.sum(std::span<T>(shard_sums_[0]));
+      }
+      tree_sum(stat_sums_, mine.count);
+      stat_sums_[0][2] = stop_requested() ? 1.0 : 0.0;
+      ex.sum(std::span<double>(stat_sums_[0]));
+      std::size_t at = 0;
+      for (auto& p : params)
+        for (std::size_t i = 0; i < p.size; ++i) p.grad[i] = shard_sums_[0][at++];
+      for (auto& buf : buffers)
+        for (std::size_t i = 0; i < buf.size; ++i) buf.value[i] = shard_sums_[0][at++];
+      std::visit([&](auto& o) { o.set_learning_rate(lr); o.step(params); }, opt_);
+      const double loss = stat_sums_[0][0] / double(n);
+      if (!std::isfinite(loss))
+        diverged("the training loss became " + number_text(loss), rec.epoch, b + 1, plan.batches, lr, result, folder);
+      loss_sum += stat_sums_[0][0];
+      correct += (long long)stat_sums_[0][1];
+      seen += n;
+      if (cb_.on_batch) {
+        BatchProgress p;
+        p.epoch = rec.epoch;
+        p.epochs = cfg_.epochs;
+        p.batch = b + 1;
+        p.batches = plan.batches;
+        p.images = seen;
+        p.epoch_images = plan.per_epoch;
+        p.loss = loss_sum / double(seen);
+        p.accuracy = double(correct) / double(seen);
+        p.elapsed_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        p.images_per_second = p.elapsed_seconds > 0 ? double(seen) / p.elapsed_seconds : 0;
+        p.eta_seconds = p.images_per_second > 0 ? double(plan.per_epoch - seen) / p.images_per_second : 0;
+        p.lr = lr;
+        cb_.on_batch(p);
+      }
+      if (stat_sums_[0][2] > 0) return false;  // some rank was asked to stop: all stop here
+    }
+    const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    rec.train_loss = loss_sum / double(seen);
+    rec.train_accuracy = double(correct) / double(seen);
+    rec.lr = lr;
+    rec.images_per_second = seconds > 0 ? double(seen) / seconds : 0;
+    return true;
+  }
+
+  Exchange& exchange() const { return exchange_ ? *exchange_ : local_exchange_; }
+
+  // Items order[first, first + count) of one shard into x_ and batch_labels_.
+  void load_micro_batch(const data::ImageSet& images, const std::vector<int>& train, const Plan& plan,
+                        const std::vector<int>& order, const std::vector<data::Dihedral>& views, std::size_t first,
+                        std::size_t count) {
+    batch_index_.resize(count);
+    batch_labels_.resize(count);
+    batch_views_.clear();
+    for (std::size_t k = 0; k < count; ++k) {
+      const int item = order[first + k];
+      batch_index_[k] = train[std::size_t(item / plan.per_image)];
+      batch_labels_[k] = images.labels[std::size_t(batch_index_[k])];
+      if (!views.empty()) batch_views_.push_back(views[first + k]);
+      else if (plan.per_image == 4) batch_views_.push_back(data::Dihedral(item % 4));
+    }
+    data::to_tensor(images, std::span<const int>(batch_index_), x_, std::span<const data::Dihedral>(batch_views_));
+  }
+
   bool stop_requested() const { return cb_.should_stop && cb_.should_stop(); }
 
   bool weights_finite() {
@@ -422,6 +671,12 @@ class Trainer {
   Tensor<T> x_;  // the batch being trained on
   std::vector<int> batch_index_, batch_labels_;
   std::vector<data::Dihedral> batch_views_;
+  mutable LocalExchange local_exchange_;
+  Exchange* exchange_ = nullptr;  // nullptr: local_exchange_
+  std::vector<std::vector<T>> shard_sums_;       // sharded: this rank's shards' scaled gradients
+  std::vector<std::vector<double>> stat_sums_;   // sharded: their loss sums, correct counts, stop flag
+  std::vector<std::size_t> param_offset_;        // sharded: where each parameter's gradients start
+  std::vector<std::pair<std::size_t, std::size_t>> layer_params_;  // sharded: each layer's parameters
 };
 
 }  // namespace hubble::train
