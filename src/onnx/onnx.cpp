@@ -28,8 +28,12 @@ using ::hubble::detail::fail;
 
 std::string join(const std::vector<std::int64_t>& v) {
   std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s + "]";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(v[i]);
+  }
+  s += ']';
+  return s;
 }
 
 // Strict checks of a model: the checker, then shape inference that throws on any node-level error.
@@ -338,7 +342,7 @@ void load_file(const std::string& path, const NetworkDesc& net) { load_descripti
 
 namespace {
 ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
-  Reader r{path, read_model(path), {}, {}, {}};
+  Reader r{path, read_model(path), {}, {}, {}, {}};
   const auto& g = r.model.graph();
   int version = 0;
   for (auto& o : r.model.opset_import())
@@ -723,12 +727,6 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
   return out;
 }
 }  // namespace
-
-std::string ImportedGraph::architecture() const {
-  std::string s = "Input<" + std::to_string(h) + "," + std::to_string(w) + "," + std::to_string(c) + ">";
-  for (auto& l : layers) s += " " + l.desc.spec;
-  return s;
-}
 
 std::string ImportedGraph::sequential_type() const {
   std::string s = "hubble::Sequential<hubble::Input<" + std::to_string(h) + ", " + std::to_string(w) + ", " + std::to_string(c) + ">";

@@ -22,6 +22,7 @@
 #include "hubble/data/augment.hpp"
 #include "hubble/data/galaxy10.hpp"
 #include "hubble/improved_net.hpp"
+#include "hubble/onnx/model.hpp"
 #include "hubble/onnx/onnx.hpp"
 #include "hubble/paper_net.hpp"
 
@@ -451,7 +452,8 @@ TEST_CASE("onnx: a PyTorch PaperNet exported by torch.onnx.export imports into h
   TempDir dir("onnx_torch");
   const Tensor<float> x = holdout_images();
   for (const char* idiom : {"", " --reshape"}) {
-    CAPTURE(idiom);
+    const std::string idiom_text = idiom;
+    CAPTURE(idiom_text);
     const std::string model = dir.file("torch.onnx"), probs = dir.file("torch.f32");
     const std::string cmd = python + " '" + HUBBLE_SOURCE_DIR + "/scripts/torch_papernet_onnx.py' --train '" + shared("galaxy10_real_train.h5") +
                             "' --images '" + shared("galaxy10_real_holdout.h5") + "' --count 200 --out-model '" + model + "' --out-probs '" +
@@ -467,4 +469,28 @@ TEST_CASE("onnx: a PyTorch PaperNet exported by torch.onnx.export imports into h
     CHECK(g.argmax_equal == g.count);
     CHECK(g.max_abs <= 1e-5);
   }
+}
+
+TEST_CASE("onnx: hubble::Model opens an .onnx file of a registered network and predicts as the network does") {
+  TempDir dir("onnx_model");
+  auto net = std::make_unique<ImprovedNet>(5);
+  randomize(*net, 9);
+  hubble::onnx::ExportOptions options;
+  options.metadata["model/crop_fraction"] = "0.5";
+  hubble::onnx::save(*net, dir.file("improved.onnx"), options);
+  const Model m = Model::load(dir.file("improved.onnx"));
+  CHECK(m.architecture() == ImprovedNet::architecture());
+  CHECK(m.metadata("model/crop_fraction") == "0.5");
+  CHECK(m.class_names().size() == 10);
+  const auto x = random_input<ImprovedNet>(2, 3);
+  const auto want = predict(*net, x);
+  const auto got = m.predict(x);
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - want[i]) <= 1e-6f);
+  // A graph that no registered network holds: the error shows its architecture.
+  auto small = std::make_unique<SmallNet>(1);
+  hubble::onnx::save(*small, dir.file("small.onnx"));
+  const std::string e = error_of([&] { Model::load(dir.file("small.onnx")); });
+  CHECK(e.find("no registered network holds this ONNX graph") != std::string::npos);
+  CHECK(e.find(SmallNet::architecture()) != std::string::npos);
 }

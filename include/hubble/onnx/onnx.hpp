@@ -71,7 +71,11 @@ struct ImportedGraph {
   // "hubble::Sequential<hubble::Input<128,128,3>, hubble::Conv2D<32,5,2>, ...>"
   std::string sequential_type() const;
   // The architecture string hubble's checkpoints use ("Input<128,128,3> Conv2D<32,5,2,valid> ...").
-  std::string architecture() const;
+  std::string architecture() const {  // inline: hubble::Model uses it without linking hubble::onnx
+    std::string s = "Input<" + std::to_string(h) + "," + std::to_string(w) + "," + std::to_string(c) + ">";
+    for (auto& l : layers) s += " " + l.desc.spec;
+    return s;
+  }
 };
 
 struct ExportOptions {
