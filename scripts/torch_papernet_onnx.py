@@ -10,6 +10,8 @@ nn.Linear, torch.flatten in (c,h,w) order) with hubble's geometry: valid convolu
 first layer, floor max-pooling. It ends in softmax so that the exported graph matches hubble's
 PaperNet (hubble::Model and hubble_convert find it); eval mode, so the graph has no Dropout nodes.
 --reshape flattens with x.view(x.size(0), -1) instead (PyTorch's Shape/Gather/Concat/Reshape idiom).
+--out-checkpoint also writes the weights as a weights-only hubble checkpoint from h5py, the way
+docs/checkpoints.md shows (plain str attributes, real shapes, checksums = "none").
 Writes the probabilities PyTorch computes for the first --count images of --images (float32,
 count x 10, row-major). Training uses --train only; --images is only predicted on.
 """
@@ -53,6 +55,32 @@ def load(path, count):
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), torch.from_numpy(labels)
 
 
+PAPERNET = ("Input<128,128,3> Conv2D<32,5,2,valid> ReLU MaxPool<2,2> Conv2D<64,3,1,valid> ReLU MaxPool<2,2> "
+            "Conv2D<128,3,1,valid> ReLU MaxPool<2,2> Conv2D<256,3,1,valid> ReLU MaxPool<2,2> Flatten Dropout<0.100000> "
+            "Dense<256> ReLU Dropout<0.250000> Dense<10> Softmax")
+
+
+def write_checkpoint(torch_model, path):
+    """docs/checkpoints.md, 'Weights-only files': the same code."""
+    sd = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}
+    conv = lambda w: np.transpose(w, (2, 3, 1, 0))                   # [out,in,kh,kw] -> [kh,kw,in,out]
+    def first_dense(w, c=256, h=2, wd=2):                            # Linear after flatten of a c x h x w map
+        return w.reshape(-1, c, h, wd).transpose(2, 3, 1, 0).reshape(h * wd * c, -1)  # rows (c,h,w) -> (h,w,c)
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "hubble-checkpoint"
+        f.attrs["format_version"] = np.int64(2)
+        f.attrs["architecture"] = PAPERNET                           # the string above, exactly
+        f.attrs["scalar"] = "float"
+        f.attrs["checksums"] = "none"
+        for i, name in enumerate(["conv1", "conv2", "conv3", "conv4"], 1):
+            f[f"weights/conv2d_{i}/kernel"] = conv(sd[name + ".weight"])
+            f[f"weights/conv2d_{i}/bias"] = sd[name + ".bias"]
+        f["weights/dense_1/kernel"] = first_dense(sd["fc1.weight"])
+        f["weights/dense_1/bias"] = sd["fc1.bias"]
+        f["weights/dense_2/kernel"] = sd["fc2.weight"].T             # Linear [out,in] -> [in,out]
+        f["weights/dense_2/bias"] = sd["fc2.bias"]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--train", required=True)
@@ -62,6 +90,7 @@ def main():
     p.add_argument("--out-model", required=True)
     p.add_argument("--out-probs", required=True)
     p.add_argument("--reshape", action="store_true")
+    p.add_argument("--out-checkpoint")
     a = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -82,6 +111,8 @@ def main():
     with torch.no_grad():
         probs = net(images).numpy().astype(np.float32)
     probs.tofile(a.out_probs)
+    if a.out_checkpoint:
+        write_checkpoint(net, a.out_checkpoint)
     print(f"trained {a.steps} steps (last loss {loss.item():.4f}); exported {a.out_model}; {len(probs)} predictions")
 
 

@@ -3,7 +3,8 @@
 // naming the node; and predictions agree with real runtimes on the 200 holdout images:
 //  * ONNX Runtime (npm's onnxruntime-node, scripts/install-onnxruntime.sh) on hubble's exports of
 //    PaperNet and ImprovedNet trained a few steps on galaxy10_real_train.h5;
-//  * PyTorch (scripts/torch_papernet_onnx.py, torch.onnx.export) imported into hubble's PaperNet.
+//  * PyTorch (scripts/torch_papernet_onnx.py, torch.onnx.export) imported into hubble's PaperNet, and
+//    the same weights written from h5py as a weights-only checkpoint (docs/checkpoints.md's recipe).
 // Agreement: every argmax equal and max |p_hubble - p_other| <= 1e-5 (printed by MESSAGE).
 // The holdout file is only predicted on (agreement between runtimes), never trained on.
 // Tests whose runtime (node + the package, python3 with torch) or data is absent skip with a message.
@@ -22,6 +23,7 @@
 #include "hubble/data/augment.hpp"
 #include "hubble/data/galaxy10.hpp"
 #include "hubble/improved_net.hpp"
+#include "hubble/io/checkpoint.hpp"
 #include "hubble/onnx/model.hpp"
 #include "hubble/onnx/onnx.hpp"
 #include "hubble/paper_net.hpp"
@@ -457,7 +459,7 @@ TEST_CASE("onnx: a PyTorch PaperNet exported by torch.onnx.export imports into h
     const std::string model = dir.file("torch.onnx"), probs = dir.file("torch.f32");
     const std::string cmd = python + " '" + HUBBLE_SOURCE_DIR + "/scripts/torch_papernet_onnx.py' --train '" + shared("galaxy10_real_train.h5") +
                             "' --images '" + shared("galaxy10_real_holdout.h5") + "' --count 200 --out-model '" + model + "' --out-probs '" +
-                            probs + "'" + idiom;
+                            probs + "' --out-checkpoint '" + dir.file("torch_weights.h5") + "'" + idiom;
     REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, cmd);
     const auto graph = hubble::onnx::read_graph(model);
     CHECK(hubble::onnx::architecture_matches(graph, PaperNet::architecture()));  // Dropout left out by PyTorch in eval mode
@@ -468,6 +470,14 @@ TEST_CASE("onnx: a PyTorch PaperNet exported by torch.onnx.export imports into h
                                                  << "/" << g.count << ", max |dp| " << g.max_abs);
     CHECK(g.argmax_equal == g.count);
     CHECK(g.max_abs <= 1e-5);
+    // The same weights written from h5py as a weights-only checkpoint (docs/checkpoints.md's recipe).
+    auto from_h5 = std::make_unique<PaperNet>(2);
+    load_checkpoint(dir.file("torch_weights.h5"), *from_h5);
+    const Agreement c = compare(predict(*from_h5, x), read_floats(probs, 200 * 10), 10);
+    MESSAGE("PyTorch -> h5py weights-only checkpoint -> hubble PaperNet: argmax equal " << c.argmax_equal << "/" << c.count
+                                                                                       << ", max |dp| " << c.max_abs);
+    CHECK(c.argmax_equal == c.count);
+    CHECK(c.max_abs <= 1e-5);
   }
 }
 
