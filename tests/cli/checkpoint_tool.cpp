@@ -4,11 +4,13 @@
 //   checkpoint_tool FILE drop-meta PREFIX        removes every metadata/PREFIX... entry
 //   checkpoint_tool FILE set-value KEY NUMBER    training/KEY = {NUMBER} (e.g. best_epoch nan)
 //   checkpoint_tool FILE set-history-epoch I NUMBER   training/history/epoch[I] = NUMBER
-//   checkpoint_tool FILE set-epoch N             epoch = N (an int64)
+//   checkpoint_tool FILE set-epoch N             epoch = N (an int64), rewritten in place with its checksum
+//                                                (save_checkpoint refuses an epoch outside 0..2^31-1)
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
+#include "../checkpoint_edit.hpp"
 #include "hubble/io/checkpoint.hpp"
 #include "hubble/optim/adam.hpp"
 #include "hubble/paper_net.hpp"
@@ -20,6 +22,10 @@ int main(int argc, char** argv) {
   }
   try {
     const std::string file = argv[1], what = argv[2];
+    if (what == "set-epoch") {
+      test_support::rewrite_checkpoint_epoch(file, std::stoll(argv[3]));
+      return 0;
+    }
     auto net = std::make_unique<hubble::PaperNet>(1);
     hubble::Adam<float> adam;
     hubble::CheckpointData d = hubble::load_checkpoint(file, *net, &adam);
@@ -32,8 +38,6 @@ int main(int argc, char** argv) {
       d.values[argv[3]] = {std::strtod(argv[4], nullptr)};
     } else if (what == "set-history-epoch" && argc == 5) {
       d.values.at("history/epoch").at(std::size_t(std::stoul(argv[3]))) = std::strtod(argv[4], nullptr);
-    } else if (what == "set-epoch") {
-      d.epoch = std::stoll(argv[3]);
     } else {
       std::cerr << "checkpoint_tool: bad arguments\n";
       return 2;

@@ -90,7 +90,7 @@ fresh_run huge_epoch
 "$tool" "$work/huge_epoch/last.h5" set-epoch 4294967298 || fail "checkpoint_tool failed"
 run "$exe" --out "$work/huge_epoch" --resume
 expect_status 1
-expect_text "$work/huge_epoch/last.h5: the epoch count is 4294967298, not in 0..2147483647"
+expect_text "$work/huge_epoch/last.h5: 'epoch' is 4294967298, outside 0..2147483647"
 
 begin "a history epoch of 1e300 in a checkpoint is refused"
 fresh_run huge_history

@@ -391,6 +391,7 @@ class File {
            (!checksum || H5Pset_fletcher32(dcpl.get()) >= 0);
     }
     HUBBLE_CHECK(ok, path_, ": cannot describe dataset '", name, "' ", DatasetInfo{dims}.dims_str());
+    make_parent_groups(name);
     Handle ds(H5Dcreate2(file_.get(), name.c_str(), detail::native_type<T>(), space.get(), lcpl.get(), dcpl.get(),
                          H5P_DEFAULT), H5Dclose);
     check_sink();
@@ -466,11 +467,14 @@ class File {
     Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
     Handle space(H5Screate(H5S_SCALAR), H5Sclose);
     Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-    HUBBLE_CHECK(type.valid() && space.valid() && lcpl.valid() &&
+    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    HUBBLE_CHECK(type.valid() && space.valid() && lcpl.valid() && dcpl.valid() &&
                      H5Tset_size(type.get(), value.empty() ? 1 : value.size()) >= 0 &&
-                     H5Pset_create_intermediate_group(lcpl.get(), 1) >= 0,
+                     H5Pset_create_intermediate_group(lcpl.get(), 1) >= 0 &&
+                     H5Pset_obj_track_times(dcpl.get(), false) >= 0,
                  path_, ": cannot describe string dataset '", name, "'");
-    Handle ds(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+    make_parent_groups(name);
+    Handle ds(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
               H5Dclose);
     check_sink();
     HUBBLE_CHECK(ds.valid(), path_, ": cannot create dataset '", name, "'");
@@ -579,14 +583,15 @@ class File {
   static File create_with_sink(const std::string& path, const std::string& target) {
     detail::quiet();
     auto sink = std::make_unique<detail::Sink>();
-    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose), fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
     const detail::DriverInfo info{sink.get()};
-    HUBBLE_CHECK(fapl.valid() && H5Pset_driver(fapl.get(), detail::guarded_driver(), &info) >= 0 &&
+    HUBBLE_CHECK(fapl.valid() && fcpl.valid() && H5Pset_obj_track_times(fcpl.get(), false) >= 0 &&  // root group
+                     H5Pset_driver(fapl.get(), detail::guarded_driver(), &info) >= 0 &&
                      H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110) >= 0 &&
                      H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG) >= 0,
                  path, ": cannot set up HDF5 for writing");
     errno = 0;
-    const hid_t id = H5Fcreate(target.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+    const hid_t id = H5Fcreate(target.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
     if (id < 0) {
       const int err = errno;
       if (sink->fd >= 0) ::close(sink->fd);
@@ -594,6 +599,22 @@ class File {
                              "; is the folder writable?)");
     }
     return File(path, Handle(id, H5Fclose), std::move(sink));
+  }
+
+  // Creates the groups above `name` that do not exist yet, top down and without timestamps: the
+  // version-2 object headers of HDF5 1.10 files would otherwise stamp each group with the time,
+  // and the same data must give the same bytes.
+  void make_parent_groups(const std::string& name) {
+    Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+    HUBBLE_CHECK(gcpl.valid() && H5Pset_obj_track_times(gcpl.get(), false) >= 0, path_,
+                 ": cannot describe the groups of '", name, "'");
+    for (std::size_t slash = name.find('/'); slash != std::string::npos; slash = name.find('/', slash + 1)) {
+      const std::string group = name.substr(0, slash);
+      if (group.empty() || H5Lexists(file_.get(), group.c_str(), H5P_DEFAULT) > 0) continue;
+      Handle g(H5Gcreate2(file_.get(), group.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
+      check_sink();
+      HUBBLE_CHECK(g.valid(), path_, ": cannot create group '", group, "'");
+    }
   }
 
   // Closes a written dataset (which flushes its cached chunks through the filters), checking it.
