@@ -277,12 +277,24 @@ struct Reader {
     return *it->second;
   }
   static std::vector<std::int64_t> dims(const ::onnx::TensorProto& t) { return {t.dims().begin(), t.dims().end()}; }
+  // The element count of a tensor, checked (no negative dimension, no overflow) before anything is allocated.
+  std::size_t count_of(const ::onnx::NodeProto& n, const ::onnx::TensorProto& t) const {
+    std::size_t count = 1;
+    for (auto d : t.dims()) {
+      if (d < 0 || (d > 0 && count > (std::size_t(1) << 40) / std::size_t(d)))
+        error(n, "tensor '" + t.name() + "' declares the impossible shape " + join(dims(t)));
+      count *= std::size_t(d);
+    }
+    return count;
+  }
   std::vector<float> floats(const ::onnx::NodeProto& n, const ::onnx::TensorProto& t) const {
     if (t.data_type() != ::onnx::TensorProto::FLOAT)
       error(n, "tensor '" + t.name() + "' has element type " + ::onnx::TensorProto::DataType_Name(::onnx::TensorProto::DataType(t.data_type())) + "; hubble imports float");
     HUBBLE_CHECK(t.data_location() != ::onnx::TensorProto::EXTERNAL, path, ": ", where(n), ": tensor '", t.name(), "' is stored in an external file; hubble reads self-contained models");
-    std::size_t count = 1;
-    for (auto d : t.dims()) count *= std::size_t(d);
+    const std::size_t count = count_of(n, t);
+    if (t.has_raw_data() ? t.raw_data().size() != count * sizeof(float) : std::size_t(t.float_data_size()) != count)
+      error(n, "tensor '" + t.name() + "' holds " + std::to_string(t.has_raw_data() ? t.raw_data().size() / 4 : std::size_t(t.float_data_size())) +
+                   " values, its shape " + join(dims(t)) + " needs " + std::to_string(count) + " (truncated or corrupt file?)");
     std::vector<float> v(count);
     if (t.has_raw_data()) {
       if (t.raw_data().size() != count * sizeof(float))
@@ -299,8 +311,8 @@ struct Reader {
   }
   std::vector<std::int64_t> int64s(const ::onnx::NodeProto& n, const ::onnx::TensorProto& t) const {
     if (t.data_type() != ::onnx::TensorProto::INT64) error(n, "shape tensor '" + t.name() + "' is not int64");
-    std::size_t count = 1;
-    for (auto d : t.dims()) count *= std::size_t(d);
+    const std::size_t count = count_of(n, t);
+    if (count > 64) error(n, "shape tensor '" + t.name() + "' holds " + std::to_string(count) + " values; a shape has a few");
     std::vector<std::int64_t> v(count);
     if (t.has_raw_data()) {
       if (t.raw_data().size() != count * 8) error(n, "shape tensor '" + t.name() + "' has the wrong byte count");
@@ -390,7 +402,7 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
   HUBBLE_CHECK(tt.shape().dim_size() == 4, path, ": input '", input->name(), "' has rank ", tt.shape().dim_size(),
                "; hubble imports image models with an NCHW input [N, C, H, W]");
   for (int k = 1; k < 4; ++k)
-    HUBBLE_CHECK(tt.shape().dim(k).has_dim_value() && tt.shape().dim(k).dim_value() > 0, path, ": input '", input->name(),
+    HUBBLE_CHECK(tt.shape().dim(k).has_dim_value() && tt.shape().dim(k).dim_value() > 0 && tt.shape().dim(k).dim_value() <= 65536, path, ": input '", input->name(),
                  "' dimension ", k, " is not a fixed size; hubble needs C, H and W");
 
   ImportedGraph out;
@@ -517,6 +529,8 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
       const auto& wt = r.constant(n, 1, "weight");
       const auto wd = Reader::dims(wt);
       if (wd.size() != 4) r.error(n, "weight '" + wt.name() + "' has shape " + join(wd) + "; a 2-D convolution has [out, in, kh, kw]");
+      for (auto d : wd)
+        if (d <= 0 || d > 65536) r.error(n, "weight '" + wt.name() + "' has shape " + join(wd) + "; every dimension must be in 1..65536");
       const int F = int(wd[0]), K = int(wd[2]);
       if (wd[1] != C)
         r.error(n, "weight '" + wt.name() + "' has shape " + join(wd) + ": ONNX Conv weights are [out, in, kh, kw], so in = " +
@@ -530,6 +544,7 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
       if (dil != std::vector<std::int64_t>{1, 1}) r.error(n, "dilations " + join(dil) + ": hubble's Conv2D has none");
       const auto st = r.attr_ints(n, "strides", {1, 1});
       if (st.size() != 2 || st[0] != st[1]) r.error(n, "strides " + join(st) + ": hubble's Conv2D has one stride for both axes");
+      if (st[0] <= 0 || st[0] > 65536) r.error(n, "strides " + join(st) + " must be positive");
       const int S = int(st[0]);
       const auto [st_top, st_bottom] = same_pads(H, K, S);
       const auto [st_left, st_right] = same_pads(W, K, S);
@@ -584,6 +599,8 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
       if (r.attr_int(n, "ceil_mode", 0) != 0) r.error(n, "ceil_mode 1: hubble's MaxPool drops a leftover row/column (floor)");
       const auto dil = r.attr_ints(n, "dilations", {1, 1});
       if (dil != std::vector<std::int64_t>{1, 1}) r.error(n, "dilations " + join(dil) + ": hubble's MaxPool has none");
+      if (ks[0] <= 0 || ks[0] > 16 || st[0] <= 0 || st[0] > 65536)
+        r.error(n, "kernel_shape " + join(ks) + " / strides " + join(st) + ": hubble's MaxPool has windows of 1..16 and a positive stride");
       const int P = int(ks[0]), S = int(st[0]);
       if (P > H || P > W) r.error(n, "window " + std::to_string(P) + " is larger than its input");
       auto& l = add(n, "MaxPool", "MaxPool<" + std::to_string(P) + "," + std::to_string(S) + ">");
@@ -661,7 +678,8 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
       const bool trans_b = op == "Gemm" && r.attr_int(n, "transB", 0) != 0;
       if (op == "Gemm" && (r.attr_int(n, "transA", 0) != 0 || r.attr_float(n, "alpha", 1.f) != 1.f || r.attr_float(n, "beta", 1.f) != 1.f))
         r.error(n, "transA/alpha/beta differ from 0/1/1: hubble's Dense is y = x W + b");
-      if (bd.size() != 2) r.error(n, "weight '" + bt.name() + "' has shape " + join(bd) + "; a dense layer has a matrix");
+      if (bd.size() != 2 || bd[0] <= 0 || bd[1] <= 0 || bd[0] > (1 << 30) || bd[1] > (1 << 30))
+        r.error(n, "weight '" + bt.name() + "' has shape " + join(bd) + "; a dense layer has a matrix");
       const int I = int(trans_b ? bd[1] : bd[0]), U = int(trans_b ? bd[0] : bd[1]);
       if (I != C)
         r.error(n, "weight '" + bt.name() + "' has shape " + join(bd) + (trans_b ? " (transB = 1: [out, in])" : " ([in, out])") +

@@ -345,6 +345,17 @@ TEST_CASE("onnx: a graph that differs from the type is an import error naming th
     CAPTURE(e);
     CHECK(e.find("node 'dense_1' (Gemm): units 7; the type has dense_1 = Dense<8>") != std::string::npos);
   }
+  SUBCASE("a tensor whose shape does not fit its data, or declares an impossible size") {
+    auto m = read_proto(dir.file("good.onnx"));
+    for (auto& t : *m.mutable_graph()->mutable_initializer())
+      if (t.name() == "dense_1/kernel") t.set_raw_data(t.raw_data().substr(0, t.raw_data().size() / 2));
+    std::string e = import_error(m, "short.onnx");
+    CHECK(e.find("node 'dense_1' (Gemm): tensor 'dense_1/kernel' holds 189 values, its shape [7,54] needs 378 (truncated or corrupt file?)") != std::string::npos);
+    for (auto& t : *m.mutable_graph()->mutable_initializer())
+      if (t.name() == "dense_1/kernel") t.set_dims(0, std::int64_t(1) << 40);
+    e = import_error(m, "huge.onnx");
+    CHECK(e.find("huge.onnx") != std::string::npos);
+  }
   SUBCASE("not an ONNX file") {
     std::ofstream(dir.file("junk.onnx")) << "not a protobuf at all";
     CHECK(error_of([&] { hubble::onnx::load(*target, dir.file("junk.onnx")); }).find("junk.onnx") != std::string::npos);
