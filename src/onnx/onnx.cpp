@@ -345,6 +345,12 @@ std::string rate_text(double r) {
 
 namespace {
 void match_layer(const std::string& path, const ImportedLayer& layer, const LayerDesc& e);
+// Layers of the type that a graph may leave out because they are the identity at inference:
+// Dropout (PyTorch drops it in eval mode) and a Flatten of data that is already flat.
+bool may_be_absent(const LayerDesc& e, const ImportedLayer* p) {
+  const bool identity = e.kind == "Dropout" || (e.kind == "Flatten" && e.in_h == 1 && e.in_w == 1);
+  return identity && (!p || p->desc.kind != e.kind);
+}
 ImportedGraph parse(const std::string& path, const NetworkDesc* expect);
 }  // namespace
 
@@ -447,7 +453,7 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
     l.desc.out_h = H; l.desc.out_w = W; l.desc.out_c = C;
     for (std::size_t i = 0; i < l.desc.arrays.size(); ++i) l.desc.arrays[i].data = l.values[i].data();
     if (!expect) return;
-    while (expected < expect->layers.size() && expect->layers[expected].kind == "Dropout" && l.desc.kind != "Dropout") ++expected;
+    while (expected < expect->layers.size() && may_be_absent(expect->layers[expected], &l)) ++expected;
     HUBBLE_CHECK(expected < expect->layers.size(), path, ": node '", l.node, "' (", l.op,
                  ") and after: the graph has more layers than the type ", expect->architecture);
     match_layer(path, l, expect->layers[expected++]);
@@ -778,6 +784,7 @@ bool architecture_matches(const ImportedGraph& graph, const std::string& archite
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (j < b.size() && a[i] == b[j]) { ++j; continue; }
     if (a[i].rfind("Dropout<", 0) == 0) continue;  // the identity at inference: PyTorch leaves it out
+    if (a[i] == "Flatten" && i > 0 && (a[i - 1] == "GlobalAvgPool" || a[i - 1].rfind("Dense<", 0) == 0)) continue;  // flat already
     return false;
   }
   return j == b.size();
@@ -828,7 +835,7 @@ void load_description(const ImportedGraph& graph, const NetworkDesc& net) {
   std::size_t j = 0;
   for (const LayerDesc& e : net.layers) {
     const ImportedLayer* p = j < graph.layers.size() ? &graph.layers[j] : nullptr;
-    if (e.kind == "Dropout" && (!p || p->desc.kind != "Dropout")) continue;  // absent: the identity at inference
+    if (may_be_absent(e, p)) continue;  // the identity at inference
     if (!p)
       fail(path, ": the graph ends after node '", graph.layers.back().node, "'; the type goes on with ", e.name, " = ", e.spec);
     match_layer(path, *p, e);

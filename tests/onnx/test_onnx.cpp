@@ -38,6 +38,8 @@ using test_support::TempDir;
 // BatchNorm, a Flatten of a spatial map, two Dense layers.
 using SmallNet = Sequential<Input<20, 18, 3>, Conv2D<4, 3, 2, Same>, BatchNorm, ReLU, MaxPool<3, 2>, Conv2D<6, 2, 1>, ReLU,
                             Flatten, Dropout<0.2>, Dense<7>, ReLU, Dense<5>, Softmax>;
+// A Flatten of data that is already flat (after GlobalAvgPool): ONNX needs no node for it.
+using GapFlatNet = Sequential<Input<8, 8, 2>, Conv2D<4, 3>, ReLU, GlobalAvgPool, Flatten, Dense<3>, Softmax>;
 using GapNet = Sequential<Input<16, 16, 2>, Conv2D<8, 3, 1, Same>, BatchNorm, ReLU, GlobalAvgPool, Dropout<0.3>, Dense<4>, Softmax>;
 
 template <class Net>
@@ -235,6 +237,7 @@ TEST_CASE("onnx: hubble -> ONNX -> hubble gives back every parameter and buffer 
   };
   check(std::make_unique<SmallNet>(1), std::make_unique<SmallNet>(2), "small.onnx");
   check(std::make_unique<GapNet>(1), std::make_unique<GapNet>(2), "gap.onnx");
+  check(std::make_unique<GapFlatNet>(1), std::make_unique<GapFlatNet>(2), "gap_flat.onnx");
   check(std::make_unique<PaperNet>(1), std::make_unique<PaperNet>(2), "paper.onnx");
   check(std::make_unique<ImprovedNet>(1), std::make_unique<ImprovedNet>(2), "improved.onnx");
 }
