@@ -46,7 +46,7 @@ void usage(std::ostream& os) {
         "\n"
         "Classifies pictures with a checkpoint from galaxy10_train (best.h5 or last.h5), or an .onnx model\n"
         "of a built-in network (hubble_convert's, or PyTorch's torch.onnx.export) when built with hubble::onnx.\n"
-        "  IMAGE             a PNG, JPEG, BMP, TGA, GIF, PSD, PNM or HDR picture of any size\n"
+        "  IMAGE             a PNG, JPEG, BMP, TGA, GIF, PSD, PIC or PNM picture of any size\n"
         "  FOLDER            every picture directly inside it, in name order\n"
         "  --csv FILE        also write one row per picture: file, predicted class, its probability,\n"
         "                    then the probability of every class\n"

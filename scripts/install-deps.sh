@@ -4,7 +4,8 @@
 # Usage: scripts/install-deps.sh [--with-torch]   (--with-torch adds python3-torch/h5py for the
 #        PyTorch reference scripts; nothing in the build or the tests needs them)
 set -euo pipefail
-pkgs=(g++ cmake make pkg-config libeigen3-dev libhdf5-dev libstb-dev doctest-dev libbenchmark-dev)
+pkgs=(g++ cmake make pkg-config libeigen3-dev libhdf5-dev libstb-dev doctest-dev libbenchmark-dev
+      clang-14 libfuzzer-14-dev libomp-14-dev clang-format-14)  # fuzz targets, format check (docs/hardening.md)
 if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-h5py python3-numpy); fi
 # ONNX: the optional hubble::onnx component and its comparisons with PyTorch (python3-onnx/-torch/-h5py)
 # and ONNX Runtime (npm's onnxruntime-node, installed on exit into .deps/ by install-onnxruntime.sh).

@@ -1,10 +1,77 @@
 #!/usr/bin/env bash
-# Builds everything (library tests, examples, benchmarks) and runs the test suite.
-# Used by the README and by .ci/run. BUILD_DIR overrides the build folder (default: build).
-set -euo pipefail
+# The test command of the README and of CI (.ci/run). Three stages, each in its own build folder:
+#   plain     the Release build (library tests, examples, benchmarks) and its ctest      -> $build
+#   sanitize  tests and examples with ASan + UBSan (HUBBLE_SANITIZE=ON), ctest -LE not_sanitized
+#                                                                                         -> $build-asan
+#   fuzz      the libFuzzer targets (Clang): seeds, replay of seeds and regressions, a short run
+#             of each target (HUBBLE_FUZZ_SECONDS, default 60)                            -> $build-fuzz
+# Every stage runs even when an earlier one fails; the script fails if any did, and ends with
+# each stage's time and ctest summary line. docs/hardening.md describes the checks.
+# BUILD_DIR overrides the build folder (default: build); HUBBLE_TEST_STAGES picks stages
+# (default "plain sanitize fuzz"); JOBS the build parallelism (default: nproc).
+set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh || exit 1
 build=${BUILD_DIR:-build}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHUBBLE_BUILD_TESTS=ON -DHUBBLE_BUILD_EXAMPLES=ON -DHUBBLE_BUILD_BENCHMARKS=ON
-cmake --build "$build" -j"$(nproc)"
-ctest --test-dir "$build" -j"$(nproc)" --output-on-failure --timeout 900
+stages=${HUBBLE_TEST_STAGES:-plain sanitize fuzz}
+jobs=${JOBS:-$(nproc)}
+fuzz_seconds=${HUBBLE_FUZZ_SECONDS:-60}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+summary=()
+failed=0
+
+# run_stage NAME COMMAND...: runs the command, its output also kept to pick ctest's summary line.
+run_stage() {
+  local name=$1; shift
+  local start=$SECONDS
+  echo "=== stage $name: start $(date -u +%H:%M:%S)"
+  "$@" 2>&1 | tee "$logs/$name.log"
+  local rc=${PIPESTATUS[0]}
+  local line
+  line=$(grep -E "tests passed|No tests were found" "$logs/$name.log" | tail -1)
+  [[ -z $line ]] && line="(no ctest summary: the stage stopped before its tests)"
+  summary+=("$(printf '%-9s %5ds  rc=%d  %s' "$name" $((SECONDS - start)) "$rc" "$line")")
+  ((rc != 0)) && failed=1
+  echo "=== stage $name: rc=$rc after $((SECONDS - start)) s"
+}
+
+ctest_args=(--output-on-failure --no-tests=error --timeout 900)
+
+plain() {
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHUBBLE_BUILD_TESTS=ON -DHUBBLE_BUILD_EXAMPLES=ON \
+    -DHUBBLE_BUILD_BENCHMARKS=ON &&
+    cmake --build "$build" -j"$jobs" &&
+    ctest --test-dir "$build" -j"$jobs" "${ctest_args[@]}"
+}
+
+# Leaks are checked at exit; UBSan prints a stack; ASan's reports keep the libgomp frames.
+sanitize() {
+  cmake -S . -B "$build-asan" -DCMAKE_BUILD_TYPE=Release -DHUBBLE_SANITIZE=ON -DHUBBLE_BUILD_TESTS=ON \
+    -DHUBBLE_BUILD_EXAMPLES=ON -DHUBBLE_BUILD_BENCHMARKS=OFF &&
+    cmake --build "$build-asan" -j"$jobs" &&
+    ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$build-asan" -j"$jobs" -LE not_sanitized "${ctest_args[@]}"
+}
+
+fuzz() {
+  local cxx
+  cxx=$(command -v clang++-14 || command -v clang++) || { echo "fuzz: no clang++ (scripts/install-deps.sh)"; return 1; }
+  cmake -S . -B "$build-fuzz" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" -DHUBBLE_BUILD_FUZZERS=ON \
+    -DHUBBLE_BUILD_TESTS=OFF -DHUBBLE_BUILD_EXAMPLES=OFF -DHUBBLE_BUILD_BENCHMARKS=OFF \
+    -DHUBBLE_FUZZ_SECONDS="$fuzz_seconds" &&
+    cmake --build "$build-fuzz" -j"$jobs" &&
+    ctest --test-dir "$build-fuzz" "${ctest_args[@]}"
+}
+
+for stage in $stages; do
+  case $stage in
+    plain | sanitize | fuzz) run_stage "$stage" "$stage" ;;
+    *) echo "test.sh: unknown stage '$stage' (plain, sanitize, fuzz)"; exit 2 ;;
+  esac
+done
+
+echo "=== summary (stage, seconds, exit status, ctest summary line)"
+printf '%s\n' "${summary[@]}"
+exit $failed

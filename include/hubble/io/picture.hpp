@@ -1,5 +1,5 @@
 #pragma once
-// Reading pictures (PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC, PNM) to classify, through stb_image,
+// Reading pictures (PNG, JPEG, BMP, GIF, TGA, PSD, PIC, PNM) to classify, through stb_image,
 // with the checks a program fed arbitrary paths needs:
 //
 //   io::Picture p = io::read_picture("galaxy.jpg");            // hubble::Error naming the file on failure
@@ -9,6 +9,14 @@
 // read forever, a folder or a device is not a picture; symbolic links are followed, and a loop
 // is reported), reads at most max_picture_file_bytes, and decode_picture refuses a header that
 // declares more than max_picture_pixels before stb_image allocates anything for it.
+//
+// Debian 12 ships stb_image 2.27, and fuzzing (tests/fuzz, docs/hardening.md) found two of its
+// bugs that a picture can trigger; both are kept out here rather than patched in stb:
+//  * Radiance HDR: a truncated RLE scanline never finishes decoding (CVE-2021-42715, fixed in
+//    2.28). HDR is compiled out (STBI_NO_HDR): a galaxy cut-out is never HDR.
+//  * JPEG: a Huffman table whose code counts add up past 256 makes stbi__build_huffman write
+//    past its size[257] array, already while reading the header. jpeg_huffman_tables_fit()
+//    walks the JPEG's segments as stb does and refuses such a table first.
 //
 // stb_image is a single-header library; like io/png.hpp this header compiles a private static
 // copy (STB_IMAGE_STATIC) into every unit that includes it, so the user defines nothing.
@@ -33,7 +41,9 @@
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wconversion"
 #define STB_IMAGE_STATIC
+#define STBI_NO_HDR
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
 #undef STB_IMAGE_IMPLEMENTATION
@@ -54,16 +64,58 @@ struct Picture {
   std::vector<std::uint8_t> pixels;  // width * height * channels
 };
 
+namespace detail {
+// False when a JPEG's Huffman table (DHT segment) declares more than 256 codes, which stb_image
+// 2.27 would write past an array. Walks the markers as stb_image reads them: segments by their
+// length, entropy-coded data after SOS up to the next marker (0xFF followed by a byte that is
+// neither a 0x00 stuffing byte, a restart marker nor another 0xFF), and bytes past the end read
+// as 0, as stbi__get8 reads them. Anything it cannot follow is left to stb_image to refuse.
+inline bool jpeg_huffman_tables_fit(std::span<const std::uint8_t> b) {
+  if (b.size() < 2 || b[0] != 0xFF || b[1] != 0xD8) return true;  // not a JPEG
+  const auto at = [&](std::size_t i) -> unsigned { return i < b.size() ? b[i] : 0u; };
+  std::size_t pos = 2;
+  while (pos < b.size()) {
+    if (b[pos] != 0xFF) return true;  // not at a marker: stb_image stops here too
+    while (pos < b.size() && b[pos] == 0xFF) ++pos;  // fill bytes
+    if (pos >= b.size()) return true;
+    const unsigned marker = b[pos++];
+    if (marker == 0xD9) return true;                                    // EOI
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // TEM, RSTn: no length
+    const long length = long(at(pos) << 8 | at(pos + 1));
+    if (marker == 0xC4) {  // DHT: tables of 1 + 16 count bytes + sum(counts) values
+      long left = length - 2;
+      std::size_t q = pos + 2;
+      while (left > 0) {
+        unsigned codes = 0;
+        for (std::size_t i = 1; i <= 16; ++i) codes += at(q + i);
+        if (codes > 256) return false;
+        q += 17 + codes;
+        left -= 17 + long(codes);
+      }
+    }
+    pos += std::size_t(length);
+    if (marker == 0xDA) {  // SOS: entropy-coded data follows, up to the next real marker
+      while (pos + 1 < b.size() && !(b[pos] == 0xFF && b[pos + 1] != 0x00 && b[pos + 1] != 0xFF &&
+                                     !(b[pos + 1] >= 0xD0 && b[pos + 1] <= 0xD7)))
+        ++pos;
+    }
+  }
+  return true;
+}
+}  // namespace detail
+
 // Decodes a picture held in memory; `name` (a path, or any label) starts every error message.
 inline Picture decode_picture(std::span<const std::uint8_t> bytes, const std::string& name) {
   HUBBLE_CHECK(!bytes.empty(), name, ": empty file, not a picture");
+  HUBBLE_CHECK(detail::jpeg_huffman_tables_fit(bytes), name,
+               ": corrupt JPEG (a Huffman table declares more than 256 codes)");
   HUBBLE_CHECK(bytes.size() <= std::size_t(std::numeric_limits<int>::max()), name, ": ", bytes.size(),
                " bytes is too large for a picture");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int length = int(bytes.size());
   int w = 0, h = 0, c = 0;
   HUBBLE_CHECK(stbi_info_from_memory(data, length, &w, &h, &c) == 1, name, ": not a picture hubble can read (",
-               stbi_failure_reason(), "; PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC and PNM are)");
+               stbi_failure_reason(), "; PNG, JPEG, BMP, GIF, TGA, PSD, PIC and PNM are)");
   HUBBLE_CHECK(w > 0 && h > 0 && c >= 1 && c <= 4, name, ": the picture declares a ", w, " x ", h, " x ", c,
                " image");
   HUBBLE_CHECK(std::uint64_t(w) * std::uint64_t(h) <= max_picture_pixels, name, ": the picture declares ", w, " x ", h,
@@ -89,10 +141,10 @@ inline Picture read_picture(const std::string& path) {
   const fs::file_status link = fs::symlink_status(path, ec);
   HUBBLE_CHECK(!ec && fs::exists(link), path, ": no such file");
   const fs::file_status st = fs::status(path, ec);
+  HUBBLE_CHECK(st.type() != fs::file_type::not_found, path, ": a symbolic link to a file that does not exist");
   if (ec) {  // e.g. ELOOP for a symbolic link loop, EACCES for a folder we cannot search
     ::hubble::detail::fail(path, ": cannot follow the path (", ec.message(), ")");
   }
-  HUBBLE_CHECK(fs::exists(st), path, ": a symbolic link to a file that does not exist");
   HUBBLE_CHECK(!fs::is_directory(st), path, ": is a folder, not a picture");
   HUBBLE_CHECK(fs::is_regular_file(st), path, ": is not a regular file (",
                fs::is_fifo(st) ? "a FIFO" : fs::is_socket(st) ? "a socket"

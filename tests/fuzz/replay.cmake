@@ -1,0 +1,22 @@
+# ctest fuzz.<target>.replay: runs FUZZER once on every file in INPUTS (folders or files; a
+# folder that does not exist, such as an empty regressions/<target>/, counts as empty) and fails
+# when any input crashes, hangs or trips a sanitizer. Needs FUZZER, LIMITS, INPUTS.
+set(files "")
+foreach(input IN LISTS INPUTS)
+  if(IS_DIRECTORY "${input}")
+    file(GLOB found LIST_DIRECTORIES false "${input}/*")
+    list(APPEND files ${found})
+  elseif(EXISTS "${input}")
+    list(APPEND files "${input}")
+  endif()
+endforeach()
+list(LENGTH files count)
+if(count EQUAL 0)
+  message(FATAL_ERROR "replay: no inputs in ${INPUTS} (did fuzz.corpus run?)")
+endif()
+list(SORT files)
+execute_process(COMMAND ${FUZZER} ${LIMITS} ${files} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "replay: ${FUZZER} failed (${rc}) on one of ${count} inputs:\n${out}")
+endif()
+message(STATUS "replay: ${count} inputs, none crashed")

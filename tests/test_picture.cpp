@@ -1,0 +1,112 @@
+// io/picture.hpp: pictures to classify are read with a named error for everything that is not
+// one, and stb_image 2.27's known bugs (found by tests/fuzz) are kept out.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "hubble/io/picture.hpp"
+#include "hubble/io/png.hpp"
+#include "support.hpp"
+
+namespace fs = std::filesystem;
+using hubble::io::decode_picture;
+using hubble::io::read_picture;
+using test_support::error_of;
+
+namespace {
+
+std::vector<std::uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const std::string& path, const std::vector<std::uint8_t>& b) {
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+const std::string progressive_jpeg = std::string(HUBBLE_SOURCE_DIR) + "/tests/fixtures/progressive.jpg";
+
+}  // namespace
+
+TEST_CASE("picture: PNG and progressive JPEG decode to their size and channels") {
+  test_support::TempDir dir("picture");
+  std::vector<std::uint8_t> rgb(5 * 4 * 3);
+  for (std::size_t i = 0; i < rgb.size(); ++i) rgb[i] = std::uint8_t(i * 7);
+  hubble::io::write_png(dir.file("a.png"), 5, 4, 3, rgb.data());
+  const auto png = read_picture(dir.file("a.png"));
+  CHECK(png.width == 5);
+  CHECK(png.height == 4);
+  CHECK(png.channels == 3);
+  CHECK(png.pixels == rgb);
+  // A progressive JPEG defines most of its Huffman tables between scans: the table check must
+  // follow the entropy-coded data to find them, and must not refuse a good file.
+  const auto jpg = read_picture(progressive_jpeg);
+  CHECK(jpg.width == 32);
+  CHECK(jpg.height == 24);
+  CHECK(jpg.channels == 3);
+}
+
+TEST_CASE("picture: what is not a regular picture file is a named error, never a hang") {
+  test_support::TempDir dir("picture");
+  CHECK(error_of([&] { read_picture(dir.file("none.png")); }) == dir.file("none.png") + ": no such file");
+  CHECK(error_of([&] { read_picture(dir.path().string()); }).find("is a folder, not a picture") != std::string::npos);
+  const std::string fifo = dir.file("fifo.png");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(error_of([&] { read_picture(fifo); }) == fifo + ": is not a regular file (a FIFO), not a picture");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));  // refused, not blocked in open()
+  fs::create_symlink(dir.file("loop_b"), dir.file("loop_a"));
+  fs::create_symlink(dir.file("loop_a"), dir.file("loop_b"));
+  CHECK(error_of([&] { read_picture(dir.file("loop_a")); }).find(dir.file("loop_a") + ": cannot follow the path") == 0);
+  fs::create_symlink(dir.file("gone.png"), dir.file("dangling.png"));
+  CHECK(error_of([&] { read_picture(dir.file("dangling.png")); }).find("a symbolic link to a file that does not exist") !=
+        std::string::npos);
+  CHECK(error_of([&] { read_picture("/dev/null"); }) == "/dev/null: is not a regular file (a device), not a picture");
+  write_bytes(dir.file("empty.png"), {});
+  CHECK(error_of([&] { read_picture(dir.file("empty.png")); }) == dir.file("empty.png") + ": empty file, not a picture");
+  write_bytes(dir.file("text.png"), {'h', 'e', 'l', 'l', 'o'});
+  CHECK(error_of([&] { read_picture(dir.file("text.png")); }).find("not a picture hubble can read") != std::string::npos);
+}
+
+TEST_CASE("picture: a header declaring a huge picture is refused before stb_image allocates") {
+  test_support::TempDir dir("picture");
+  std::vector<std::uint8_t> rgb(2 * 2 * 3, 100);
+  hubble::io::write_png(dir.file("small.png"), 2, 2, 3, rgb.data());
+  std::vector<std::uint8_t> b = read_bytes(dir.file("small.png"));
+  // IHDR's width and height (bytes 16..23) say 10000 x 10000, 10^8 pixels: within what stb_image would
+  // allocate (2^30 bytes), above hubble's 2^26-pixel limit.
+  for (int k = 0; k < 2; ++k) {
+    const std::uint32_t side = 10000;
+    for (int i = 0; i < 4; ++i) b[std::size_t(16 + 4 * k + i)] = std::uint8_t(side >> (24 - 8 * i));
+  }
+  CHECK(error_of([&] { decode_picture(b, "huge.png"); }).find("huge.png: the picture declares 10000 x 10000 pixels") == 0);
+}
+
+TEST_CASE("picture: stb_image 2.27's JPEG Huffman overflow and HDR hang are refused (fuzz regressions)") {
+  // The 9-byte fuzz finding: a DHT whose counts add up to 305 codes (stbi__build_huffman has 257 slots).
+  const std::vector<std::uint8_t> dht_305{0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0xA2, 0x01, 0x32, 0xFF};
+  CHECK(error_of([&] { decode_picture(dht_305, "x.jpg"); }) ==
+        "x.jpg: corrupt JPEG (a Huffman table declares more than 256 codes)");
+  // The same damage in a table defined between the scans of a progressive JPEG.
+  std::vector<std::uint8_t> b = read_bytes(progressive_jpeg);
+  REQUIRE(b.size() > 300);
+  std::size_t sos = 0, dht = 0;
+  for (std::size_t i = 0; i + 1 < b.size(); ++i) {
+    if (!sos && b[i] == 0xFF && b[i + 1] == 0xDA) sos = i;
+    if (sos && b[i] == 0xFF && b[i + 1] == 0xC4) dht = i;  // the last DHT, after the first scan
+  }
+  REQUIRE(sos > 0);
+  REQUIRE(dht > sos);
+  CHECK_NOTHROW(decode_picture(b, "good.jpg"));
+  for (std::size_t i = 0; i < 16; ++i) b[dht + 5 + i] = 0x20;  // 16 counts of 32: 512 codes
+  CHECK(error_of([&] { decode_picture(b, "bad.jpg"); }) ==
+        "bad.jpg: corrupt JPEG (a Huffman table declares more than 256 codes)");
+  // Radiance HDR is compiled out: a truncated RLE scanline used to decode forever (CVE-2021-42715).
+  const std::string hdr = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 16\n\x02\x02\x00\x10\x85";
+  const std::vector<std::uint8_t> hdr_bytes(hdr.begin(), hdr.end());
+  CHECK(error_of([&] { decode_picture(hdr_bytes, "x.hdr"); }).find("x.hdr: not a picture hubble can read") == 0);
+}
