@@ -24,7 +24,9 @@ using UserNet = Sequential<Input<6, 6, 2>, Conv2D<3, 3>, ReLU, Flatten, Dropout<
 // The raw HDF5 calls h5py makes for `f.attrs[key] = "text"` and `f[name] = array`.
 struct RawFile {
   hid_t id;
-  explicit RawFile(const std::string& path) : id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) { REQUIRE(id >= 0); }
+  explicit RawFile(const std::string& path) : id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {
+    REQUIRE(id >= 0);
+  }
   ~RawFile() { H5Fclose(id); }
   void vlen_attribute(const std::string& key, const std::string& value) {
     const hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
@@ -33,13 +35,16 @@ struct RawFile {
     const hid_t a = H5Acreate2(id, key.c_str(), t, sp, H5P_DEFAULT, H5P_DEFAULT);
     const char* v = value.c_str();
     REQUIRE(H5Awrite(a, t, &v) >= 0);
-    H5Aclose(a); H5Sclose(sp); H5Tclose(t);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
   }
   void int_attribute(const std::string& key, std::int64_t value) {
     const hid_t sp = H5Screate(H5S_SCALAR);
     const hid_t a = H5Acreate2(id, key.c_str(), H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
     REQUIRE(H5Awrite(a, H5T_NATIVE_INT64, &value) >= 0);
-    H5Aclose(a); H5Sclose(sp);
+    H5Aclose(a);
+    H5Sclose(sp);
   }
   void vlen_dataset(const std::string& name, const std::string& value) {
     const hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -49,19 +54,25 @@ struct RawFile {
     const hid_t d = H5Dcreate2(id, name.c_str(), t, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     const char* v = value.c_str();
     REQUIRE(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0);
-    H5Dclose(d); H5Pclose(lcpl); H5Sclose(sp); H5Tclose(t);
+    H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Sclose(sp);
+    H5Tclose(t);
   }
   void floats(const std::string& name, const float* v, std::vector<hsize_t> dims) {
     const hid_t sp = H5Screate_simple(int(dims.size()), dims.data(), nullptr), lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     const hid_t d = H5Dcreate2(id, name.c_str(), H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     REQUIRE(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
-    H5Dclose(d); H5Pclose(lcpl); H5Sclose(sp);
+    H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Sclose(sp);
   }
 };
 
 // A weights-only file of `net`; `conv_dims` is how the Conv2D kernel is laid out.
-void write_weights_only(const std::string& path, UserNet& net, std::vector<hsize_t> conv_dims, bool declare_no_checksums = true) {
+void write_weights_only(const std::string& path, UserNet& net, std::vector<hsize_t> conv_dims,
+                        bool declare_no_checksums = true) {
   RawFile f(path);
   f.vlen_attribute("format", "hubble-checkpoint");
   f.int_attribute("format_version", 2);
@@ -85,7 +96,8 @@ std::vector<float> predict(UserNet& net) {
 
 }  // namespace
 
-TEST_CASE("user checkpoints: a weights-only file with h5py's variable-length strings loads for inference and fine-tuning") {
+TEST_CASE(
+    "user checkpoints: a weights-only file with h5py's variable-length strings loads for inference and fine-tuning") {
   const test_support::TempDir dir("checkpoint_user");
   const std::string path = dir.file("weights_only.h5");
   UserNet source(1), target(2);
@@ -112,7 +124,9 @@ TEST_CASE("user checkpoints: a weights-only file with h5py's variable-length str
   CHECK(e.find(path) != std::string::npos);
 }
 
-TEST_CASE("user checkpoints: an array in another layout is refused, naming the array, the shape found and the shape expected") {
+TEST_CASE(
+    "user checkpoints: an array in another layout is refused, naming the array, the shape found and the shape "
+    "expected") {
   const test_support::TempDir dir("checkpoint_user_layout");
   const std::string path = dir.file("torch_layout.h5");
   UserNet source(1), target(2), untouched(2);

@@ -8,8 +8,8 @@
 #include <iostream>
 #include <string>
 
-#include "hubble/io/checkpoint.hpp"
 #include "hubble/improved_net.hpp"
+#include "hubble/io/checkpoint.hpp"
 #include "hubble/onnx/onnx.hpp"
 #include "hubble/paper_net.hpp"
 
@@ -31,15 +31,18 @@ bool with_network(Accept&& accepts, F&& f) {
           ? (f.template operator()<std::tuple_element_t<I, Builtins>>(builtin_names[I]), done = true)
           : false),
      ...);
-  }(std::make_index_sequence<std::tuple_size_v<Builtins>>{});
+  }
+  (std::make_index_sequence<std::tuple_size_v<Builtins>>{});
   return done;
 }
 
 std::string known() {
   std::string s;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((s += std::string("  ") + builtin_names[I] + ": " + std::tuple_element_t<I, Builtins>::architecture() + "\n"), ...);
-  }(std::make_index_sequence<std::tuple_size_v<Builtins>>{});
+    ((s += std::string("  ") + builtin_names[I] + ": " + std::tuple_element_t<I, Builtins>::architecture() + "\n"),
+     ...);
+  }
+  (std::make_index_sequence<std::tuple_size_v<Builtins>>{});
   return s;
 }
 
@@ -47,27 +50,34 @@ int run(int argc, char** argv) {
   const std::string usage =
       "usage: hubble_convert IN.h5 OUT.onnx | hubble_convert IN.onnx OUT.h5 | hubble_convert --describe [FILE]\n";
   if (argc >= 2 && std::string(argv[1]) == "--describe") {
-    if (argc == 2) { std::cout << "built-in networks (the 'architecture' attribute of their checkpoints):\n" << known(); return 0; }
+    if (argc == 2) {
+      std::cout << "built-in networks (the 'architecture' attribute of their checkpoints):\n" << known();
+      return 0;
+    }
     const std::string file = argv[2];
     if (ends_with(file, ".onnx")) std::cout << hubble::onnx::read_graph(file).architecture() << "\n";
     else std::cout << hubble::read_checkpoint_header(file).architecture << "\n";
     return 0;
   }
-  if (argc != 3) { std::cerr << usage; return 2; }
+  if (argc != 3) {
+    std::cerr << usage;
+    return 2;
+  }
   const std::string in = argv[1], out = argv[2];
   if (ends_with(in, ".onnx")) {
     const auto graph = hubble::onnx::read_graph(in);
-    const bool ok = with_network([&](const std::string& arch) { return hubble::onnx::architecture_matches(graph, arch); },
-                                 [&]<class Net>(const char* name) {
-                                   auto net = std::make_unique<Net>();
-                                   hubble::onnx::load(*net, in);
-                                   hubble::CheckpointData data;
-                                   data.metadata = graph.metadata;
-                                   data.metadata.erase("hubble.architecture");
-                                   data.metadata["converted/from"] = in;
-                                   hubble::save_checkpoint(out, *net, nullptr, data);
-                                   std::cout << in << " -> " << out << " (" << name << ")\n";
-                                 });
+    const bool ok =
+        with_network([&](const std::string& arch) { return hubble::onnx::architecture_matches(graph, arch); },
+                     [&]<class Net>(const char* name) {
+                       auto net = std::make_unique<Net>();
+                       hubble::onnx::load(*net, in);
+                       hubble::CheckpointData data;
+                       data.metadata = graph.metadata;
+                       data.metadata.erase("hubble.architecture");
+                       data.metadata["converted/from"] = in;
+                       hubble::save_checkpoint(out, *net, nullptr, data);
+                       std::cout << in << " -> " << out << " (" << name << ")\n";
+                     });
     HUBBLE_CHECK(ok, in, ": no built-in network holds this graph\n  ", graph.architecture(), "\nbuilt-in:\n", known(),
                  "(hubble_onnx_type prints the type that holds it; compile it into your program)");
   } else {
@@ -82,7 +92,8 @@ int run(int argc, char** argv) {
                                    hubble::onnx::save(*net, out, options);
                                    std::cout << in << " -> " << out << " (" << name << ", opset 13, checked)\n";
                                  });
-    HUBBLE_CHECK(ok, in, ": no built-in network has its architecture\n  ", header.architecture, "\nbuilt-in:\n", known());
+    HUBBLE_CHECK(ok, in, ": no built-in network has its architecture\n  ", header.architecture, "\nbuilt-in:\n",
+                 known());
   }
   return 0;
 }

@@ -36,11 +36,12 @@ using test_support::TempDir;
 
 // Every layer kind, both paddings, a stride-2 Same convolution, an overlapping pool, Dropout and
 // BatchNorm, a Flatten of a spatial map, two Dense layers.
-using SmallNet = Sequential<Input<20, 18, 3>, Conv2D<4, 3, 2, Same>, BatchNorm, ReLU, MaxPool<3, 2>, Conv2D<6, 2, 1>, ReLU,
-                            Flatten, Dropout<0.2>, Dense<7>, ReLU, Dense<5>, Softmax>;
+using SmallNet = Sequential<Input<20, 18, 3>, Conv2D<4, 3, 2, Same>, BatchNorm, ReLU, MaxPool<3, 2>, Conv2D<6, 2, 1>,
+                            ReLU, Flatten, Dropout<0.2>, Dense<7>, ReLU, Dense<5>, Softmax>;
 // A Flatten of data that is already flat (after GlobalAvgPool): ONNX needs no node for it.
 using GapFlatNet = Sequential<Input<8, 8, 2>, Conv2D<4, 3>, ReLU, GlobalAvgPool, Flatten, Dense<3>, Softmax>;
-using GapNet = Sequential<Input<16, 16, 2>, Conv2D<8, 3, 1, Same>, BatchNorm, ReLU, GlobalAvgPool, Dropout<0.3>, Dense<4>, Softmax>;
+using GapNet = Sequential<Input<16, 16, 2>, Conv2D<8, 3, 1, Same>, BatchNorm, ReLU, GlobalAvgPool, Dropout<0.3>,
+                          Dense<4>, Softmax>;
 
 template <class Net>
 void randomize(Net& net, std::uint64_t seed) {  // every parameter and buffer, BatchNorm statistics included
@@ -57,7 +58,8 @@ bool same_bits(Net& a, Net& b) {
   pa.insert(pa.end(), ba.begin(), ba.end());
   pb.insert(pb.end(), bb.begin(), bb.end());
   for (std::size_t k = 0; k < pa.size(); ++k)
-    if (pa[k].size != pb[k].size || std::memcmp(pa[k].value, pb[k].value, pa[k].size * sizeof(float)) != 0) return false;
+    if (pa[k].size != pb[k].size || std::memcmp(pa[k].value, pb[k].value, pa[k].size * sizeof(float)) != 0)
+      return false;
   return true;
 }
 
@@ -184,10 +186,11 @@ std::vector<float> run_onnxruntime(const std::string& model, const Tensor<float>
       for (int xx = 0; xx < w; ++xx)
         for (int k = 0; k < c; ++k) nchw[((std::size_t(b) * c + k) * h + y) * w + xx] = x(b, y, xx, k);
   const std::string in = dir.file("input.f32"), out = dir.file("ort_output.f32");
-  std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(nchw.data()), std::streamsize(nchw.size() * 4));
-  const std::string cmd = "NODE_PATH='" + node_path() + "' node '" + HUBBLE_SOURCE_DIR + "/tests/onnx/run_onnxruntime.js' '" + model +
-                          "' '" + in + "' " + std::to_string(n) + " " + std::to_string(c) + " " + std::to_string(h) + " " +
-                          std::to_string(w) + " '" + out + "'";
+  std::ofstream(in, std::ios::binary)
+      .write(reinterpret_cast<const char*>(nchw.data()), std::streamsize(nchw.size() * 4));
+  const std::string cmd = "NODE_PATH='" + node_path() + "' node '" + HUBBLE_SOURCE_DIR +
+                          "/tests/onnx/run_onnxruntime.js' '" + model + "' '" + in + "' " + std::to_string(n) + " " +
+                          std::to_string(c) + " " + std::to_string(h) + " " + std::to_string(w) + " '" + out + "'";
   REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, cmd);
   return read_floats(out, std::size_t(n) * classes);
 }
@@ -204,25 +207,33 @@ TEST_CASE("onnx: exported models pass onnx::checker and shape inference, and rea
   hubble::onnx::save(*gap, dir.file("gap.onnx"));
   hubble::onnx::save(*paper, dir.file("paper.onnx"));
   hubble::onnx::save(*improved, dir.file("improved.onnx"));
-  for (const auto& entry : {std::pair{"small.onnx", SmallNet::architecture()}, {"gap.onnx", GapNet::architecture()},
-                             {"paper.onnx", PaperNet::architecture()}, {"improved.onnx", ImprovedNet::architecture()}}) {
+  for (const auto& entry : {std::pair{"small.onnx", SmallNet::architecture()},
+                            {"gap.onnx", GapNet::architecture()},
+                            {"paper.onnx", PaperNet::architecture()},
+                            {"improved.onnx", ImprovedNet::architecture()}}) {
     const std::string file = entry.first, arch = entry.second;
     CAPTURE(file);
     CHECK_NOTHROW(hubble::onnx::check_file(dir.file(file)));
     const auto m = read_proto(dir.file(file));
     CHECK(m.opset_import(0).version() >= 13);
-    CHECK(m.graph().input(0).type().tensor_type().shape().dim(1).dim_value() == (file == "gap.onnx" ? 2 : 3));  // NCHW: C first
+    CHECK(m.graph().input(0).type().tensor_type().shape().dim(1).dim_value() ==
+          (file == "gap.onnx" ? 2 : 3));  // NCHW: C first
     CHECK(hubble::onnx::read_graph(dir.file(file)).architecture() == arch);
   }
   CHECK(hubble::onnx::read_graph(dir.file("paper.onnx")).sequential_type() ==
-        "hubble::Sequential<hubble::Input<128, 128, 3>,\n    hubble::Conv2D<32, 5, 2>,\n    hubble::ReLU,\n    hubble::MaxPool<2>,\n"
-        "    hubble::Conv2D<64, 3, 1>,\n    hubble::ReLU,\n    hubble::MaxPool<2>,\n    hubble::Conv2D<128, 3, 1>,\n    hubble::ReLU,\n"
-        "    hubble::MaxPool<2>,\n    hubble::Conv2D<256, 3, 1>,\n    hubble::ReLU,\n    hubble::MaxPool<2>,\n    hubble::Flatten,\n"
-        "    hubble::Dropout<0.1>,\n    hubble::Dense<256>,\n    hubble::ReLU,\n    hubble::Dropout<0.25>,\n    hubble::Dense<10>,\n"
+        "hubble::Sequential<hubble::Input<128, 128, 3>,\n    hubble::Conv2D<32, 5, 2>,\n    hubble::ReLU,\n    "
+        "hubble::MaxPool<2>,\n"
+        "    hubble::Conv2D<64, 3, 1>,\n    hubble::ReLU,\n    hubble::MaxPool<2>,\n    hubble::Conv2D<128, 3, 1>,\n   "
+        " hubble::ReLU,\n"
+        "    hubble::MaxPool<2>,\n    hubble::Conv2D<256, 3, 1>,\n    hubble::ReLU,\n    hubble::MaxPool<2>,\n    "
+        "hubble::Flatten,\n"
+        "    hubble::Dropout<0.1>,\n    hubble::Dense<256>,\n    hubble::ReLU,\n    hubble::Dropout<0.25>,\n    "
+        "hubble::Dense<10>,\n"
         "    hubble::Softmax>");
 }
 
-TEST_CASE("onnx: hubble -> ONNX -> hubble gives back every parameter and buffer bit for bit, and the same predictions") {
+TEST_CASE(
+    "onnx: hubble -> ONNX -> hubble gives back every parameter and buffer bit for bit, and the same predictions") {
   TempDir dir("onnx_round_trip");
   auto check = [&]<class Net>(std::unique_ptr<Net> a, std::unique_ptr<Net> b, const char* file) {
     CAPTURE(file);
@@ -242,7 +253,8 @@ TEST_CASE("onnx: hubble -> ONNX -> hubble gives back every parameter and buffer 
   check(std::make_unique<ImprovedNet>(1), std::make_unique<ImprovedNet>(2), "improved.onnx");
 }
 
-TEST_CASE("onnx: a graph that differs from the type is an import error naming the node, and leaves the network as it was") {
+TEST_CASE(
+    "onnx: a graph that differs from the type is an import error naming the node, and leaves the network as it was") {
   TempDir dir("onnx_negative");
   auto net = std::make_unique<SmallNet>(1);
   hubble::onnx::save(*net, dir.file("good.onnx"));
@@ -306,7 +318,8 @@ TEST_CASE("onnx: a graph that differs from the type is an import error naming th
     for (int k = 0; k < 4; ++k) p->set_ints(k, 0);
     const std::string e = import_error(m, "padding.onnx");
     CAPTURE(e);
-    CHECK(e.find("node 'conv2d_1' (Conv): padding valid; the type has conv2d_1 = Conv2D<4,3,2,same>") != std::string::npos);
+    CHECK(e.find("node 'conv2d_1' (Conv): padding valid; the type has conv2d_1 = Conv2D<4,3,2,same>") !=
+          std::string::npos);
   }
   SUBCASE("padding hubble cannot express (symmetric, where Same puts the extra at the end)") {
     auto m = read_proto(dir.file("good.onnx"));
@@ -335,14 +348,17 @@ TEST_CASE("onnx: a graph that differs from the type is an import error naming th
   SUBCASE("a Dropout rate") {
     auto m = read_proto(dir.file("good.onnx"));
     for (auto& t : *m.mutable_graph()->mutable_initializer())
-      if (t.name() == "dropout_1/ratio") { const float r = 0.5f; t.set_raw_data(std::string(reinterpret_cast<const char*>(&r), 4)); }
+      if (t.name() == "dropout_1/ratio") {
+        const float r = 0.5f;
+        t.set_raw_data(std::string(reinterpret_cast<const char*>(&r), 4));
+      }
     const std::string e = import_error(m, "rate.onnx");
     CAPTURE(e);
     CHECK(e.find("node 'dropout_1' (Dropout): rate 0.5") != std::string::npos);
   }
   SUBCASE("another network type") {
-    using Other = Sequential<Input<20, 18, 3>, Conv2D<4, 3, 2, Same>, BatchNorm, ReLU, MaxPool<3, 2>, Conv2D<6, 2, 1>, ReLU,
-                             Flatten, Dropout<0.2>, Dense<8>, ReLU, Dense<5>, Softmax>;
+    using Other = Sequential<Input<20, 18, 3>, Conv2D<4, 3, 2, Same>, BatchNorm, ReLU, MaxPool<3, 2>, Conv2D<6, 2, 1>,
+                             ReLU, Flatten, Dropout<0.2>, Dense<8>, ReLU, Dense<5>, Softmax>;
     auto other = std::make_unique<Other>(1);
     const std::string e = error_of([&] { hubble::onnx::load(*other, dir.file("good.onnx")); });
     CAPTURE(e);
@@ -353,7 +369,8 @@ TEST_CASE("onnx: a graph that differs from the type is an import error naming th
     for (auto& t : *m.mutable_graph()->mutable_initializer())
       if (t.name() == "dense_1/kernel") t.set_raw_data(t.raw_data().substr(0, t.raw_data().size() / 2));
     std::string e = import_error(m, "short.onnx");
-    CHECK(e.find("node 'dense_1' (Gemm): tensor 'dense_1/kernel' holds 189 values, its shape [7,54] needs 378 (truncated or corrupt file?)") != std::string::npos);
+    CHECK(e.find("node 'dense_1' (Gemm): tensor 'dense_1/kernel' holds 189 values, its shape [7,54] needs 378 "
+                 "(truncated or corrupt file?)") != std::string::npos);
     for (auto& t : *m.mutable_graph()->mutable_initializer())
       if (t.name() == "dense_1/kernel") t.set_dims(0, std::int64_t(1) << 40);
     e = import_error(m, "huge.onnx");
@@ -362,7 +379,8 @@ TEST_CASE("onnx: a graph that differs from the type is an import error naming th
   SUBCASE("not an ONNX file") {
     std::ofstream(dir.file("junk.onnx")) << "not a protobuf at all";
     CHECK(error_of([&] { hubble::onnx::load(*target, dir.file("junk.onnx")); }).find("junk.onnx") != std::string::npos);
-    CHECK(error_of([&] { hubble::onnx::load(*target, dir.file("missing.onnx")); }).find("cannot open") != std::string::npos);
+    CHECK(error_of([&] { hubble::onnx::load(*target, dir.file("missing.onnx")); }).find("cannot open") !=
+          std::string::npos);
   }
 }
 
@@ -407,7 +425,8 @@ TEST_CASE("onnx: Keras order (Transpose [0,2,3,1] then Flatten) imports with its
       init.add_dims(7);
       init.set_raw_data(std::string(reinterpret_cast<const char*>(dk.value), dk.size * 4));
     }
-  // Nodes must stay in topological order for the checker: move the Transpose before flatten_1 and the Add after dense_1.
+  // Nodes must stay in topological order for the checker: move the Transpose before flatten_1 and the Add after
+  // dense_1.
   auto* nodes = m.mutable_graph()->mutable_node();
   std::vector<::onnx::NodeProto> ordered;
   for (auto& n : *nodes) {
@@ -425,13 +444,16 @@ TEST_CASE("onnx: Keras order (Transpose [0,2,3,1] then Flatten) imports with its
 }
 
 TEST_CASE("onnx: hubble's exports of PaperNet and ImprovedNet agree with ONNX Runtime on the 200 holdout images") {
-  if (!std::filesystem::exists(shared("galaxy10_real_train.h5")) || !std::filesystem::exists(shared("galaxy10_real_holdout.h5"))) {
+  if (!std::filesystem::exists(shared("galaxy10_real_train.h5")) ||
+      !std::filesystem::exists(shared("galaxy10_real_holdout.h5"))) {
     MESSAGE("skipped: " << HUBBLE_SHARED_DATA_DIR << " lacks galaxy10_real_train.h5 / galaxy10_real_holdout.h5");
     return;
   }
   if (!have("node --version") || !std::filesystem::exists(node_path() + "/onnxruntime-node/package.json")) {
-    MESSAGE("skipped: ONNX Runtime is absent (needs node and scripts/install-onnxruntime.sh, which installs npm's onnxruntime-node into "
-            << node_path() << ")");
+    MESSAGE(
+        "skipped: ONNX Runtime is absent (needs node and scripts/install-onnxruntime.sh, which installs npm's "
+        "onnxruntime-node into "
+        << node_path() << ")");
     return;
   }
   TempDir dir("onnx_ort");
@@ -444,8 +466,8 @@ TEST_CASE("onnx: hubble's exports of PaperNet and ImprovedNet agree with ONNX Ru
     const auto ours = predict(*net, x);
     const auto theirs = run_onnxruntime(file, x, 10, dir);
     const Agreement g = compare(ours, theirs, 10);
-    MESSAGE(std::string(name) << " hubble vs ONNX Runtime on " << g.count << " holdout images: argmax equal " << g.argmax_equal << "/"
-                 << g.count << ", max |dp| " << g.max_abs);
+    MESSAGE(std::string(name) << " hubble vs ONNX Runtime on " << g.count << " holdout images: argmax equal "
+                              << g.argmax_equal << "/" << g.count << ", max |dp| " << g.max_abs);
     CHECK(g.argmax_equal == g.count);
     CHECK(g.max_abs <= 1e-5);
   };
@@ -453,8 +475,11 @@ TEST_CASE("onnx: hubble's exports of PaperNet and ImprovedNet agree with ONNX Ru
   check(std::make_unique<ImprovedNet>(7), "ImprovedNet");
 }
 
-TEST_CASE("onnx: a PyTorch PaperNet exported by torch.onnx.export imports into hubble's PaperNet and agrees on the 200 holdout images") {
-  if (!std::filesystem::exists(shared("galaxy10_real_train.h5")) || !std::filesystem::exists(shared("galaxy10_real_holdout.h5"))) {
+TEST_CASE(
+    "onnx: a PyTorch PaperNet exported by torch.onnx.export imports into hubble's PaperNet and agrees on the 200 "
+    "holdout images") {
+  if (!std::filesystem::exists(shared("galaxy10_real_train.h5")) ||
+      !std::filesystem::exists(shared("galaxy10_real_holdout.h5"))) {
     MESSAGE("skipped: " << HUBBLE_SHARED_DATA_DIR << " lacks galaxy10_real_train.h5 / galaxy10_real_holdout.h5");
     return;
   }
@@ -462,7 +487,9 @@ TEST_CASE("onnx: a PyTorch PaperNet exported by torch.onnx.export imports into h
   for (const char* p : {"/usr/bin/python3", "python3"})
     if (python.empty() && have(std::string(p) + " -c 'import torch, onnx, h5py, numpy'")) python = p;
   if (python.empty()) {
-    MESSAGE("skipped: no python3 with torch, onnx, h5py and numpy (scripts/install-deps.sh installs python3-torch, python3-onnx, python3-h5py)");
+    MESSAGE(
+        "skipped: no python3 with torch, onnx, h5py and numpy (scripts/install-deps.sh installs python3-torch, "
+        "python3-onnx, python3-h5py)");
     return;
   }
   TempDir dir("onnx_torch");
@@ -471,25 +498,28 @@ TEST_CASE("onnx: a PyTorch PaperNet exported by torch.onnx.export imports into h
     const std::string idiom_text = idiom;
     CAPTURE(idiom_text);
     const std::string model = dir.file("torch.onnx"), probs = dir.file("torch.f32");
-    const std::string cmd = python + " '" + HUBBLE_SOURCE_DIR + "/scripts/torch_papernet_onnx.py' --train '" + shared("galaxy10_real_train.h5") +
-                            "' --images '" + shared("galaxy10_real_holdout.h5") + "' --count 200 --out-model '" + model + "' --out-probs '" +
-                            probs + "' --out-checkpoint '" + dir.file("torch_weights.h5") + "'" + idiom;
+    const std::string cmd = python + " '" + HUBBLE_SOURCE_DIR + "/scripts/torch_papernet_onnx.py' --train '" +
+                            shared("galaxy10_real_train.h5") + "' --images '" + shared("galaxy10_real_holdout.h5") +
+                            "' --count 200 --out-model '" + model + "' --out-probs '" + probs + "' --out-checkpoint '" +
+                            dir.file("torch_weights.h5") + "'" + idiom;
     REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, cmd);
     const auto graph = hubble::onnx::read_graph(model);
-    CHECK(hubble::onnx::architecture_matches(graph, PaperNet::architecture()));  // Dropout left out by PyTorch in eval mode
+    CHECK(hubble::onnx::architecture_matches(graph,
+                                             PaperNet::architecture()));  // Dropout left out by PyTorch in eval mode
     auto net = std::make_unique<PaperNet>(1);
     hubble::onnx::load(*net, model);
     const Agreement g = compare(predict(*net, x), read_floats(probs, 200 * 10), 10);
-    MESSAGE("PyTorch -> ONNX -> hubble PaperNet" << std::string(idiom) << " on " << g.count << " holdout images: argmax equal " << g.argmax_equal
-                                                 << "/" << g.count << ", max |dp| " << g.max_abs);
+    MESSAGE("PyTorch -> ONNX -> hubble PaperNet" << std::string(idiom) << " on " << g.count
+                                                 << " holdout images: argmax equal " << g.argmax_equal << "/" << g.count
+                                                 << ", max |dp| " << g.max_abs);
     CHECK(g.argmax_equal == g.count);
     CHECK(g.max_abs <= 1e-5);
     // The same weights written from h5py as a weights-only checkpoint (docs/checkpoints.md's recipe).
     auto from_h5 = std::make_unique<PaperNet>(2);
     load_checkpoint(dir.file("torch_weights.h5"), *from_h5);
     const Agreement c = compare(predict(*from_h5, x), read_floats(probs, 200 * 10), 10);
-    MESSAGE("PyTorch -> h5py weights-only checkpoint -> hubble PaperNet: argmax equal " << c.argmax_equal << "/" << c.count
-                                                                                       << ", max |dp| " << c.max_abs);
+    MESSAGE("PyTorch -> h5py weights-only checkpoint -> hubble PaperNet: argmax equal "
+            << c.argmax_equal << "/" << c.count << ", max |dp| " << c.max_abs);
     CHECK(c.argmax_equal == c.count);
     CHECK(c.max_abs <= 1e-5);
   }

@@ -15,7 +15,8 @@
 namespace hubble {
 
 namespace detail {
-template <class L> struct param_shape_of {
+template <class L>
+struct param_shape_of {
   static std::vector<std::size_t> get(const std::string& suffix, std::size_t n) {
     if constexpr (requires { L::parameter_shape(suffix, n); }) return L::parameter_shape(suffix, n);
     else return {n};

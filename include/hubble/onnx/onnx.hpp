@@ -100,26 +100,50 @@ bool architecture_matches(const ImportedGraph& graph, const std::string& archite
 
 namespace detail {
 
-template <class L> struct layer_traits { static void fill(LayerDesc&) {} };
+template <class L>
+struct layer_traits {
+  static void fill(LayerDesc&) {}
+};
 template <class In, class T, int F, int K, int S, class Pad, class Kernel>
 struct layer_traits<Conv2DLayer<In, T, F, K, S, Pad, Kernel>> {
   static void fill(LayerDesc& d) {
     using L = Conv2DLayer<In, T, F, K, S, Pad, Kernel>;
-    d.filters = F; d.kernel = K; d.stride = S; d.same = std::is_same_v<Pad, Same>;
+    d.filters = F;
+    d.kernel = K;
+    d.stride = S;
+    d.same = std::is_same_v<Pad, Same>;
     // hubble's geometry: total padding split with the extra row/column at the end (TensorFlow's 'same').
-    const int ph = std::max((L::out_shape::h - 1) * S + K - In::h, 0), pw = std::max((L::out_shape::w - 1) * S + K - In::w, 0);
-    if (d.same) { d.pad_top = ph / 2; d.pad_left = pw / 2; d.pad_bottom = ph - ph / 2; d.pad_right = pw - pw / 2; }
+    const int ph = std::max((L::out_shape::h - 1) * S + K - In::h, 0),
+              pw = std::max((L::out_shape::w - 1) * S + K - In::w, 0);
+    if (d.same) {
+      d.pad_top = ph / 2;
+      d.pad_left = pw / 2;
+      d.pad_bottom = ph - ph / 2;
+      d.pad_right = pw - pw / 2;
+    }
   }
 };
 template <class In, class T, int P, int S>
-struct layer_traits<MaxPoolLayer<In, T, P, S>> { static void fill(LayerDesc& d) { d.pool = P; d.stride = S; } };
+struct layer_traits<MaxPoolLayer<In, T, P, S>> {
+  static void fill(LayerDesc& d) {
+    d.pool = P;
+    d.stride = S;
+  }
+};
 template <class In, class T, int U>
-struct layer_traits<DenseLayer<In, T, U>> { static void fill(LayerDesc& d) { d.units = U; } };
+struct layer_traits<DenseLayer<In, T, U>> {
+  static void fill(LayerDesc& d) { d.units = U; }
+};
 template <class In, class T, DropoutRate R>
-struct layer_traits<DropoutLayer<In, T, R>> { static void fill(LayerDesc& d) { d.rate = DropoutLayer<In, T, R>::rate; } };
+struct layer_traits<DropoutLayer<In, T, R>> {
+  static void fill(LayerDesc& d) { d.rate = DropoutLayer<In, T, R>::rate; }
+};
 template <class In, class T>
 struct layer_traits<BatchNormLayer<In, T>> {
-  static void fill(LayerDesc& d) { d.eps = BatchNormLayer<In, T>::eps; d.momentum = BatchNormLayer<In, T>::momentum; }
+  static void fill(LayerDesc& d) {
+    d.eps = BatchNormLayer<In, T>::eps;
+    d.momentum = BatchNormLayer<In, T>::momentum;
+  }
 };
 
 }  // namespace detail
@@ -130,7 +154,9 @@ NetworkDesc describe(Net& net) {
   static_assert(std::is_same_v<typename Net::scalar, float>, "hubble::onnx: ONNX models are float networks");
   NetworkDesc out;
   using In = typename Net::input_shape;
-  out.h = In::h; out.w = In::w; out.c = In::c;
+  out.h = In::h;
+  out.w = In::w;
+  out.c = In::c;
   out.architecture = Net::architecture();
   const auto& names = Net::layer_names();
   net.for_each_layer([&](auto& layer, std::size_t i) {
@@ -139,8 +165,12 @@ NetworkDesc describe(Net& net) {
     d.name = names[i];
     d.kind = L::kind;
     d.spec = L::spec();
-    d.in_h = L::in_shape::h; d.in_w = L::in_shape::w; d.in_c = L::in_shape::c;
-    d.out_h = L::out_shape::h; d.out_w = L::out_shape::w; d.out_c = L::out_shape::c;
+    d.in_h = L::in_shape::h;
+    d.in_w = L::in_shape::w;
+    d.in_c = L::in_shape::c;
+    d.out_h = L::out_shape::h;
+    d.out_w = L::out_shape::w;
+    d.out_c = L::out_shape::c;
     detail::layer_traits<L>::fill(d);
     layer.for_each_parameter([&](const char* suffix, float* v, float*, std::size_t n) {
       ArrayView a{suffix, v, {}};
@@ -148,11 +178,14 @@ NetworkDesc describe(Net& net) {
       if (d.kind == "Conv2D" && s == "kernel") a.shape = {d.kernel, d.kernel, d.in_c, d.filters};
       else if (d.kind == "Dense" && s == "kernel") a.shape = {d.in_c, d.units};
       else a.shape = {std::int64_t(n)};
-      HUBBLE_CHECK(a.size() == n, "hubble::onnx: ", d.name, "/", s, " holds ", n, " values, not the ", a.size(), " its shape says");
+      HUBBLE_CHECK(a.size() == n, "hubble::onnx: ", d.name, "/", s, " holds ", n, " values, not the ", a.size(),
+                   " its shape says");
       d.arrays.push_back(a);
     });
     if constexpr (requires { layer.for_each_buffer([](const char*, float*, std::size_t) {}); })
-      layer.for_each_buffer([&](const char* suffix, float* v, std::size_t n) { d.arrays.push_back({suffix, v, {std::int64_t(n)}}); });
+      layer.for_each_buffer([&](const char* suffix, float* v, std::size_t n) {
+        d.arrays.push_back({suffix, v, {std::int64_t(n)}});
+      });
     out.layers.push_back(std::move(d));
   });
   return out;
