@@ -25,6 +25,9 @@
 #include "hubble/io/picture.hpp"
 #include "hubble/io/text_file.hpp"
 #include "hubble/model.hpp"
+#if HUBBLE_CLASSIFY_ONNX  // built with hubble::onnx: CHECKPOINT may be an .onnx model
+#include "hubble/onnx/model.hpp"
+#endif
 
 namespace fs = std::filesystem;
 
@@ -41,7 +44,8 @@ struct UsageError : std::runtime_error {
 void usage(std::ostream& os) {
   os << "usage: galaxy10_classify CHECKPOINT IMAGE|FOLDER... [--csv FILE] [--top K] [--crop-fraction F]\n"
         "\n"
-        "Classifies pictures with a checkpoint from galaxy10_train (best.h5 or last.h5).\n"
+        "Classifies pictures with a checkpoint from galaxy10_train (best.h5 or last.h5), or an .onnx model\n"
+        "of a built-in network (hubble_convert's, or PyTorch's torch.onnx.export) when built with hubble::onnx.\n"
         "  IMAGE             a PNG, JPEG, BMP, TGA, GIF, PSD, PIC or PNM picture of any size\n"
         "  FOLDER            every picture directly inside it, in name order\n"
         "  --csv FILE        also write one row per picture: file, predicted class, its probability,\n"

@@ -38,6 +38,7 @@
 #include "hubble/core/tensor.hpp"
 #include "hubble/io/checkpoint.hpp"
 #include "hubble/model_registry.hpp"
+#include "hubble/onnx/onnx.hpp"  // only the protobuf-free description; reading ONNX is hubble/onnx/model.hpp
 // The built-in networks: included here so that every file including model.hpp sees the same
 // builtin_model slots.
 #include "hubble/improved_net.hpp"
@@ -128,7 +129,11 @@ inline std::vector<std::uint8_t> prepare_image(const std::uint8_t* pixels, int w
 class Model {
  public:
   // Loads a checkpoint of any registered architecture (weights only; optimiser state ignored).
+  // A path ending in .onnx is read as an ONNX model (hubble/onnx/model.hpp must be included and
+  // hubble::onnx linked): the registered network whose architecture holds the graph gets its weights.
   static Model load(const std::string& checkpoint_path) {
+    if (checkpoint_path.size() > 5 && checkpoint_path.compare(checkpoint_path.size() - 5, 5, ".onnx") == 0)
+      return load_onnx(checkpoint_path);
     const CheckpointHeader h = read_checkpoint_header(checkpoint_path);
     Registration reg;
     {
@@ -178,6 +183,17 @@ class Model {
     Registration reg = registration<Net>(std::move(class_names));
     std::lock_guard lock(registry_mutex());
     registry()[Net::architecture()] = std::move(reg);
+  }
+  // What hubble/onnx/model.hpp installs so that load() opens .onnx files (empty otherwise: the core
+  // stays free of protobuf).
+  struct OnnxSupport {
+    std::function<std::shared_ptr<const onnx::ImportedGraph>(const std::string&)> read;
+    std::function<bool(const onnx::ImportedGraph&, const std::string&)> matches;
+    std::function<void(const onnx::ImportedGraph&, const onnx::NetworkDesc&)> load;
+  };
+  static OnnxSupport& onnx_support() {
+    static OnnxSupport s;
+    return s;
   }
   static std::vector<std::string> registered_architectures() {
     std::lock_guard lock(registry_mutex());
@@ -267,7 +283,49 @@ class Model {
     int h = 0, w = 0, c = 0, k = 0;
     std::vector<std::string> names;
     std::function<std::unique_ptr<Engine>(const std::string&, CheckpointData&)> load;
+    std::function<std::unique_ptr<Engine>(const onnx::ImportedGraph&)> load_onnx;  // float networks
   };
+  static Model load_onnx(const std::string& path) {
+    const OnnxSupport& os = onnx_support();
+    HUBBLE_CHECK(os.read, path, ": this program cannot read ONNX models (build it with hubble::onnx and include "
+                 "hubble/onnx/model.hpp)");
+    const std::shared_ptr<const onnx::ImportedGraph> graph = os.read(path);
+    Registration reg;
+    std::string architecture;
+    {
+      std::lock_guard lock(registry_mutex());
+      std::string known;
+      for (const auto& [arch, r] : registry()) {
+        known += "\n  " + arch;
+        if (architecture.empty() && r.load_onnx && os.matches(*graph, arch)) { reg = r; architecture = arch; }
+      }
+      if (architecture.empty())
+        detail::fail(path, ": no registered network holds this ONNX graph\n  ", graph->architecture(), "\nregistered:", known,
+                     "\n(hubble_onnx_type prints the type that holds it; register it with hubble::Model::register_architecture<Net>())");
+    }
+    Model m;
+    auto s = std::make_shared<Shared>();
+    s->path = path;
+    s->architecture = architecture;
+    s->h = reg.h; s->w = reg.w; s->c = reg.c; s->k = reg.k;
+    s->prototype = reg.load_onnx(*graph);
+    s->metadata = graph->metadata;  // hubble_convert copies a checkpoint's metadata (crop fraction, ...)
+    const auto stored = s->metadata.find("model/class_names");
+    if (stored != s->metadata.end()) {
+      std::string line;
+      for (const char ch : stored->second + "\n") {
+        if (ch == '\n') { s->names.push_back(line); line.clear(); }
+        else line += ch;
+      }
+    }
+    if (int(s->names.size()) != reg.k) s->names = reg.names;
+    if (int(s->names.size()) != s->k) {
+      s->names.clear();
+      for (int i = 0; i < s->k; ++i) s->names.push_back("class " + std::to_string(i));
+    }
+    m.s_ = std::move(s);
+    return m;
+  }
   template <class Net>
   static Registration registration(std::vector<std::string> class_names) {
     using S = typename Net::input_shape;
@@ -282,6 +340,12 @@ class Model {
       data = load_checkpoint(path, *e->net);
       return e;
     };
+    if constexpr (std::is_same_v<typename Net::scalar, float>)
+      reg.load_onnx = [](const onnx::ImportedGraph& graph) -> std::unique_ptr<Engine> {
+        auto e = std::make_unique<EngineFor<Net>>();
+        onnx_support().load(graph, onnx::describe(*e->net));
+        return e;
+      };
     return reg;
   }
   struct Shared {

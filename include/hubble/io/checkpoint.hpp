@@ -8,7 +8,9 @@
 // The schema (format_version 2) and the checksum are documented in docs/checkpoints.md. In short
 // (T = the network's scalar type, every dataset little-endian):
 //   attributes on /   format "hubble-checkpoint", format_version 2, architecture, scalar ("float"/"double")
-//   weights/<param>, buffers/<name>             T[n]
+//   weights/<param>   T with the parameter's shape: Conv2D kernel [kh,kw,in,out], Dense kernel [in,out],
+//                     biases and the rest [n] (a 1-D [n] array of the right size is read too)
+//   buffers/<name>    T[n]
 //   optimizer/name (string), optimizer/steps int64[1], optimizer/slots_per_param int64[1],
 //   optimizer/slots/<param>/<s> T[n]
 //   epoch int64[1], rng/network/<i> uint64[4], rng/trainer/<name> uint64[4]
@@ -20,8 +22,13 @@
 // killed process leaves the previous file byte for byte, and the error names the file and the
 // cause. Loading checks, before it changes anything: format and version, architecture, scalar
 // type, the exact type, shape and checksum of every dataset, finite weights, buffers and
-// optimiser slots, and the range of every integer. Version-1 files (no checksums) still load,
-// with everything but the checksums checked. Errors name the file; a missing entry says
+// optimiser slots, and the range of every integer, and every array's shape against the network.
+// Version-1 files (no checksums) still load, with everything but the checksums checked.
+// Weights-only files (docs/checkpoints.md: written by hand, e.g. from h5py): the four attributes
+// and weights/ (+ buffers/) are enough to load for inference or fine-tuning (no optimiser, epoch or
+// random streams; a root attribute checksums = "none" declares that no dataset has a checksum);
+// resuming training (load with an optimiser) still needs the full state.
+// Strings may be fixed- or variable-length (h5py's default). Errors name the file; a missing entry says
 // "lacks", a damaged file "cannot be read (truncated or corrupt)".
 #include <array>
 #include <bit>
@@ -38,6 +45,7 @@
 #include <vector>
 
 #include "hubble/core/error.hpp"
+#include "hubble/core/parameter_shape.hpp"
 #include "hubble/core/rng.hpp"
 #include "hubble/io/atomic_file.hpp"
 #include "hubble/io/hdf5.hpp"
@@ -74,6 +82,7 @@ struct CheckpointHeader {
   std::int64_t format_version = 0;
   long long epoch = 0;
   bool checksums = false;  // format 2: every dataset carries a checksum that loading verifies
+  bool has_epoch = false;  // false in a weights-only file (epoch then reads 0)
 };
 
 template <class T>
@@ -284,8 +293,11 @@ void write_atomically(const std::string& path, Fill&& fill) {
 
 // A dataset and its checksum; `written` counts the datasets for the root's dataset_count.
 template <class V>
-void put(h5::File& f, std::int64_t& written, const std::string& name, const V* values, std::size_t n) {
-  f.write<V>(name, values, {hsize_t(n)});
+void put(h5::File& f, std::int64_t& written, const std::string& name, const V* values, std::size_t n,
+         const std::vector<std::size_t>& shape = {}) {
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  if (dims.empty()) dims = {hsize_t(n)};
+  f.write<V>(name, values, dims);
   f.set_attribute(name, "checksum", digest_of(values, n));
   ++written;
 }
@@ -297,6 +309,20 @@ inline void put_text(h5::File& f, std::int64_t& written, const std::string& name
 
 // Format 2 records how many datasets it holds, so a removed entry (e.g. one of training/) is
 // noticed rather than silently missing from what load returns.
+// An array's shape must be the network's (Conv2D kernels [kh,kw,in,out], Dense [in,out], the rest
+// [n]); a 1-D array of the right size is accepted too (files written before shapes were stored).
+inline void check_shape(const h5::File& f, const std::string& name, const std::vector<std::size_t>& expected) {
+  if (!f.has(name)) return;  // read_values reports the missing entry
+  const h5::DatasetInfo info = f.info(name);
+  std::vector<std::size_t> found(info.dims.begin(), info.dims.end());
+  std::size_t count = 1;
+  for (auto d : expected) count *= d;
+  if (found == expected || found == std::vector<std::size_t>{count}) return;
+  ::hubble::detail::fail(f.path(), ": checkpoint array '", name, "' has shape ", shape_text(found), ", expected ",
+                         shape_text(expected), " (hubble's layout: Conv2D kernels [kh,kw,in,out], Dense kernels [in,out] "
+                         "with rows in (h,w,c) order; docs/checkpoints.md)");
+}
+
 inline void check_dataset_count(const h5::File& f, bool checksums) {
   if (!checksums) return;
   if (!f.has_attribute("dataset_count")) h5::detail::missing(f.path(), ": checkpoint lacks attribute 'dataset_count'");
@@ -324,13 +350,23 @@ inline CheckpointHeader read_checkpoint_header(const std::string& path) {
     HUBBLE_CHECK(h.format_version == 1 || h.format_version == 2, path, ": checkpoint format version ",
                  h.format_version, " is not supported (this hubble reads versions 1 and 2)");
     h.checksums = h.format_version >= 2;
+    // A file written by hand (h5py, ...) may declare that it carries no checksums (docs/checkpoints.md).
+    if (h.format_version >= 2 && f.has_attribute("checksums")) {
+      const std::string declared = f.attribute("checksums");
+      HUBBLE_CHECK(declared == "none", path, ": checkpoint attribute 'checksums' is '", declared,
+                   "'; the only value it may have is 'none' (a file without checksums)");
+      h.checksums = false;
+    }
     if (!f.has_attribute("architecture")) h5::detail::missing(path, ": checkpoint lacks attribute 'architecture'");
     if (!f.has_attribute("scalar")) h5::detail::missing(path, ": checkpoint lacks attribute 'scalar'");
     h.architecture = f.attribute("architecture");
     h.scalar = f.attribute("scalar");
     if (f.has("optimizer/name")) h.optimizer = detail::read_text(f, h.checksums, "optimizer/name");
-    h.epoch = detail::read_values<std::int64_t>(f, h.checksums, "epoch", "completed epochs", 1)[0];
-    detail::check_range<std::int64_t>(path, "epoch", h.epoch, 0, checkpoint_max_epoch);
+    h.has_epoch = f.has("epoch");  // absent in a weights-only file
+    if (h.has_epoch) {
+      h.epoch = detail::read_values<std::int64_t>(f, h.checksums, "epoch", "completed epochs", 1)[0];
+      detail::check_range<std::int64_t>(path, "epoch", h.epoch, 0, checkpoint_max_epoch);
+    }
     return h;
   });
 }
@@ -368,7 +404,9 @@ void save_checkpoint(const std::string& path, Net& net, const OptimizerState<typ
     f.set_attribute("format_version", checkpoint_format_version);
     f.set_attribute("architecture", Net::architecture());
     f.set_attribute("scalar", std::string(scalar_name<T>()));
-    for (const auto& p : params) detail::put<T>(f, n, "weights/" + p.name, p.value, p.size);
+    const auto shapes = parameter_shapes(net);
+    for (std::size_t i = 0; i < params.size(); ++i)
+      detail::put<T>(f, n, "weights/" + params[i].name, params[i].value, params[i].size, shapes[i]);
     for (const auto& b : detail::buffers_of(net)) detail::put<T>(f, n, "buffers/" + b.name, b.value, b.size);
     if (opt) {
       detail::put_text(f, n, "optimizer/name", opt->name());
@@ -408,6 +446,8 @@ CheckpointData load_checkpoint(const std::string& path, Net& net, OptimizerState
   HUBBLE_CHECK(h.scalar == scalar_name<T>(), path, ": checkpoint holds ", h.scalar, " weights, the network uses ",
                scalar_name<T>());
   if (opt) {
+    if (!h.has_epoch) h5::detail::missing(path, ": checkpoint lacks dataset 'epoch' (a weights-only file loads for inference or "
+                                          "fine-tuning, not to resume training)");
     HUBBLE_CHECK(!h.optimizer.empty(), path, ": checkpoint holds no optimiser state (needed to resume training)");
     HUBBLE_CHECK(h.optimizer == opt->name(), path, ": checkpoint was trained with optimiser '", h.optimizer,
                  "', not '", opt->name(), "'");
@@ -425,11 +465,15 @@ CheckpointData load_checkpoint(const std::string& path, Net& net, OptimizerState
   detail::guarded_read(path, [&] {
     const h5::File f = h5::File::open(path);
     detail::check_dataset_count(f, sums);
-    for (const auto& p : params) {
+    const auto shapes = parameter_shapes(net);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const auto& p = params[i];
+      detail::check_shape(f, "weights/" + p.name, shapes[i]);
       weights.push_back(detail::read_values<T>(f, sums, "weights/" + p.name, p.name, p.size));
       detail::check_finite(path, "weights/" + p.name, weights.back());
     }
     for (const auto& b : buffers) {
+      detail::check_shape(f, "buffers/" + b.name, {b.size});
       buffer_values.push_back(detail::read_values<T>(f, sums, "buffers/" + b.name, b.name, b.size));
       detail::check_finite(path, "buffers/" + b.name, buffer_values.back());
     }
@@ -449,7 +493,9 @@ CheckpointData load_checkpoint(const std::string& path, Net& net, OptimizerState
       HUBBLE_CHECK(steps == 0 || !slots.empty(), path, ": optimiser took ", steps, " steps but its state is missing");
     }
     data.epoch = h.epoch;
-    for (std::size_t i = 0; i < streams.size(); ++i)
+    // Dropout streams: needed for an exact resume; a weights-only file keeps the network's own.
+    const bool has_streams = opt || f.has("rng/network/0");
+    for (std::size_t i = 0; i < streams.size() && has_streams; ++i)
       network_rngs.push_back(detail::read_stream(f, sums, "rng/network/" + std::to_string(i), "dropout stream"));
     detail::read_extras(f, sums, data);
     return 0;
@@ -459,7 +505,7 @@ CheckpointData load_checkpoint(const std::string& path, Net& net, OptimizerState
   for (std::size_t p = 0; p < params.size(); ++p) std::copy(weights[p].begin(), weights[p].end(), params[p].value);
   for (std::size_t b = 0; b < buffers.size(); ++b)
     std::copy(buffer_values[b].begin(), buffer_values[b].end(), buffers[b].value);
-  for (std::size_t i = 0; i < streams.size(); ++i) streams[i]->set_state(network_rngs[i]);
+  for (std::size_t i = 0; i < network_rngs.size(); ++i) streams[i]->set_state(network_rngs[i]);
   if (opt) {
     opt->steps = steps;
     opt->slots = std::move(slots);

@@ -483,12 +483,15 @@ class File {
     check_sink();
     finish(ds, name);
   }
+  // One string, fixed-length (as hubble writes) or variable-length (h5py's default for str).
   std::string read_string(const std::string& name) const {
     Handle ds = open_dataset(name);
     const DatasetInfo i = info_of(ds, name);
-    HUBBLE_CHECK(i.element == ElementClass::string && !i.variable_length, path_, ": dataset '", name,
-                 "' is not a fixed-length string");
+    HUBBLE_CHECK(i.element == ElementClass::string, path_, ": dataset '", name, "' is not a string");
     HUBBLE_CHECK(i.count() == 1, path_, ": dataset '", name, "' holds ", i.count(), " strings, expected one");
+    if (i.variable_length)
+      return read_variable_string(name, [&](hid_t mem, char** out) { return H5Dread(ds.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, out); },
+                                  H5Dget_type(ds.get()));
     Handle type(H5Dget_type(ds.get()), H5Tclose);
     std::string s(i.element_size, '\0');
     if (!type.valid() || H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, s.data()) < 0)
@@ -536,8 +539,12 @@ class File {
     Handle type(H5Aget_type(attr.get()), H5Tclose);
     HUBBLE_CHECK(type.valid() && H5Tget_class(type.get()) == H5T_STRING, path_, ": attribute '", key,
                  "' is not a string");
-    HUBBLE_CHECK(H5Tis_variable_str(type.get()) == 0, path_, ": attribute '", key,
-                 "' is a variable-length string (unsupported)");
+    if (H5Tis_variable_str(type.get()) > 0) {
+      Handle space(H5Aget_space(attr.get()), H5Sclose);
+      HUBBLE_CHECK(space.valid() && H5Sget_simple_extent_npoints(space.get()) == 1, path_, ": attribute '", key,
+                   "' holds more than one string");
+      return read_variable_string(key, [&](hid_t mem, char** out) { return H5Aread(attr.get(), mem, out); }, H5Aget_type(attr.get()));
+    }
     const std::size_t size = H5Tget_size(type.get());
     if (size == 0 || size > max_string_bytes || size > file_size_)
       detail::corrupt(path_, ": attribute '", key, "' declares a string of ", size, " bytes in a file of ", file_size_);
@@ -623,6 +630,22 @@ class File {
       ::hubble::detail::fail(path_, ": cannot ", sink_->failed_call, " the file (", std::strerror(sink_->error), ")");
   }
 
+  // Reads one variable-length string through read(memory type, char**) and frees HDF5's copy.
+  template <class Read>
+  std::string read_variable_string(const std::string& what, Read&& read, hid_t file_type_id) const {
+    Handle file_type(file_type_id, H5Tclose);
+    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    HUBBLE_CHECK(file_type.valid() && mem.valid() && H5Tset_size(mem.get(), H5T_VARIABLE) >= 0 &&
+                     H5Tset_cset(mem.get(), H5Tget_cset(file_type.get())) >= 0,
+                 path_, ": cannot describe the string '", what, "'");
+    char* p = nullptr;
+    if (read(mem.get(), &p) < 0) detail::corrupt(path_, ": cannot read the string '", what, "' (corrupt or truncated file?)");
+    const std::size_t n = p ? std::strlen(p) : 0;
+    std::string out = n <= max_string_bytes ? std::string(p ? p : "", n) : std::string();
+    if (p) H5free_memory(p);
+    if (n > max_string_bytes) detail::corrupt(path_, ": the string '", what, "' is longer than ", max_string_bytes, " bytes");
+    return out;
+  }
   Handle open_dataset(const std::string& name) const {
     if (!has(name)) detail::missing(path_, ": dataset '", name, "' is missing");
     Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
