@@ -1,7 +1,7 @@
 #pragma once
 // ONNX export and import for hubble networks (the optional `hubble::onnx` library: link it and
 // include this header). The protobuf work (reading, writing, onnx::checker, shape inference) is
-// compiled once in src/onnx/onnx.cpp; this header only turns a Network type into a plain
+// compiled once in include/hubble/onnx/onnx.cpp; this header only turns a Network type into a plain
 // description of its layers (describe()) that the compiled code writes or fills.
 //
 //   hubble::PaperNet net(1);
@@ -84,7 +84,7 @@ struct ExportOptions {
   std::map<std::string, std::string> metadata;  // written as metadata_props (e.g. "model/crop_fraction")
 };
 
-// Compiled in src/onnx/onnx.cpp (library hubble::onnx). All throw hubble::Error naming the file,
+// Compiled in include/hubble/onnx/onnx.cpp (library hubble::onnx). All throw hubble::Error naming the file,
 // the node and what differs.
 void save_description(const NetworkDesc& net, const std::string& path, const ExportOptions& options = {});
 ImportedGraph read_graph(const std::string& path);
