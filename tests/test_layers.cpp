@@ -110,7 +110,7 @@ TEST_CASE("Dropout: eval is the identity, train keeps about 1 - rate and rescale
     REQUIRE((y[i] == 0.0f || std::abs(y[i] - 1.0f / 0.75f) < 1e-6f));
     kept += y[i] != 0.0f;
   }
-  CHECK(double(kept) / y.size() == doctest::Approx(0.75).epsilon(0.03));
+  CHECK(double(kept) / double(y.size()) == doctest::Approx(0.75).epsilon(0.03));
 }
 
 TEST_CASE("MaxPool routes the gradient to the first maximum of each window") {
