@@ -91,6 +91,7 @@ TEST_CASE("the gradient checker catches a wrong gradient") {
       *dx = dy; for (std::size_t i = 0; i < dx->size(); ++i) (*dx)[i] *= 6;
     }
   };
+  static_assert(std::is_same_v<BrokenScale::out_shape, Shape<1, 1, 4>>);  // (and -Wunused-local-typedefs is quiet)
   const auto r = check_layer_gradients(BrokenScale{}, random_input<Shape<1, 1, 4>>(2));
   CHECK(r.max_relative_error > 0.3);
   CHECK_FALSE(r.passed(tolerance));
