@@ -70,7 +70,7 @@ clang() {
   cmake -S . -B "$build-clang" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" -DHUBBLE_BUILD_TESTS=ON \
     -DHUBBLE_BUILD_EXAMPLES=ON -DHUBBLE_BUILD_BENCHMARKS=OFF &&
     cmake --build "$build-clang" -j"$jobs" &&
-    cmake -DSOURCE_DIR="$PWD" -DWORK_DIR="$build-clang/readme_snippets" -DCXX="$cxx" -DDOCS=README.md \
+    cmake -DSOURCE_DIR="$PWD" -DWORK_DIR="$(realpath -m "$build-clang")/readme_snippets" -DCXX="$cxx" -DDOCS=README.md \
       -P tests/docs_snippets/run.cmake &&
     ctest --test-dir "$build-clang" -j"$jobs" -E '^(consumer|docs\.snippets|embed|custom_layer|format)\.' \
       "${ctest_args[@]}"
