@@ -27,21 +27,17 @@
 
 #ifndef HUBBLE_STB_IMAGE_INCLUDED
 #define HUBBLE_STB_IMAGE_INCLUDED
-#if defined(__GNUC__)  // GCC and Clang: stb's own warnings are not the embedding program's
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#endif
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
 #undef STB_IMAGE_IMPLEMENTATION
-#if defined(__GNUC__)
 #pragma GCC diagnostic pop
-#endif
 #endif
 
 namespace hubble::io {
