@@ -190,8 +190,8 @@ int main(int argc, char** argv) {
           for (int i = 0; i < steps; ++i) s.step();
         }))
       return usage();
-    std::printf("peak RSS %.1f MiB (%.1f MiB before building the network) training %s at batch %d\n", max_rss_kib() / 1024.0,
-                before / 1024.0, variant.c_str(), batch);
+    std::printf("peak RSS %.1f MiB (%.1f MiB before building the network) training %s at batch %d\n", double(max_rss_kib()) / 1024.0,
+                double(before) / 1024.0, variant.c_str(), batch);
     return 0;
   }
   if (argc >= 2 && std::strcmp(argv[1], "--profile") == 0) {

@@ -387,9 +387,9 @@ std::string softmax_figure() {
     for (int i = 0; i < 10; ++i) {
       const double value = v[std::size_t(i)], h = value * scale;
       svg.rect(px + i * bw + 4, h >= 0 ? zero_y - h : zero_y, bw - 8, std::abs(h), i == 3 ? "#e41a1c" : colour, "none");
-      char label[16];
-      std::snprintf(label, sizeof label, "%.*f", digits, value);
-      std::string text = label;
+      char number[16];
+      std::snprintf(number, sizeof number, "%.*f", digits, value);
+      std::string text = number;
       if (text.rfind("-0.", 0) == 0 && std::stod(text) == 0) text = text.substr(1);  // no "-0.00"
       svg.text(px + (i + 0.5) * bw, h >= 0 ? zero_y - h - 4 : zero_y - h + 11, text, 9, "middle", "fill=\"#333\"");
     }

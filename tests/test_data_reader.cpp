@@ -266,7 +266,7 @@ TEST_CASE("data: the real Galaxy10 training file loads, 80 per class, and the cr
     for (std::size_t k = 0; k < set.image_bytes(); ++k) crop_sum += set.image(i)[k];
     for (std::size_t k = 0; k < full.image_bytes(); ++k) full_sum += full.image(i)[k];
   }
-  CHECK(crop_sum / (20.0 * set.image_bytes()) > full_sum / (20.0 * full.image_bytes()));
+  CHECK(crop_sum / (20.0 * double(set.image_bytes())) > full_sum / (20.0 * double(full.image_bytes())));
 }
 
 // ---- hardening: declared sizes, full disk, checksummed chunks --------------------------------

@@ -91,6 +91,7 @@ TEST_CASE("the gradient checker catches a wrong gradient") {
       *dx = dy; for (std::size_t i = 0; i < dx->size(); ++i) (*dx)[i] *= 6;
     }
   };
+  static_assert(std::is_same_v<BrokenScale::out_shape, Shape<1, 1, 4>>);  // (and -Wunused-local-typedefs is quiet)
   const auto r = check_layer_gradients(BrokenScale{}, random_input<Shape<1, 1, 4>>(2));
   CHECK(r.max_relative_error > 0.3);
   CHECK_FALSE(r.passed(tolerance));
@@ -110,7 +111,7 @@ TEST_CASE("Dropout: eval is the identity, train keeps about 1 - rate and rescale
     REQUIRE((y[i] == 0.0f || std::abs(y[i] - 1.0f / 0.75f) < 1e-6f));
     kept += y[i] != 0.0f;
   }
-  CHECK(double(kept) / y.size() == doctest::Approx(0.75).epsilon(0.03));
+  CHECK(double(kept) / double(y.size()) == doctest::Approx(0.75).epsilon(0.03));
 }
 
 TEST_CASE("MaxPool routes the gradient to the first maximum of each window") {

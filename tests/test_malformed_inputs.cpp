@@ -268,7 +268,9 @@ void run_suite(const Source& s, const test_support::TempDir& dir) {
     }
   }
   int total = 0;
-  for (const auto& [kind, t] : tallies) {
+  for (const auto& entry : tallies) {  // no structured binding: CHECK_MESSAGE's lambda captures it (Clang < 16)
+    const auto& kind = entry.first;
+    const Tally& t = entry.second;
     MESSAGE(s.name, " / ", report(kind, t));
     CHECK_MESSAGE(t.wrong == 0, s.name, " / ", kind);
     CHECK_MESSAGE(t.crash == 0, s.name, " / ", kind);

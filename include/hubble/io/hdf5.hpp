@@ -245,7 +245,7 @@ class Handle {
  public:
   using Closer = herr_t (*)(hid_t);
   Handle() = default;
-  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
+  Handle(hid_t id, Closer closer) : id_(id), close_(closer) {}
   Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)), close_(o.close_) {}
   Handle& operator=(Handle&& o) noexcept { reset(); id_ = std::exchange(o.id_, H5I_INVALID_HID); close_ = o.close_; return *this; }
   Handle(const Handle&) = delete;

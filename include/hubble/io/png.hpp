@@ -14,15 +14,19 @@
 
 #ifndef HUBBLE_STB_IMAGE_WRITE_INCLUDED
 #define HUBBLE_STB_IMAGE_WRITE_INCLUDED
+#if defined(__GNUC__)  // GCC and Clang: stb's own warnings are not the embedding program's
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
 #undef STB_IMAGE_WRITE_IMPLEMENTATION
+#if defined(__GNUC__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 namespace hubble::io {

@@ -32,6 +32,12 @@
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+// Unrolls the micro-kernels' k loop where the compiler knows the pragma (GCC and Clang).
+#if defined(__GNUC__)
+#define HUBBLE_UNROLL_4 _Pragma("GCC unroll 4")
+#else
+#define HUBBLE_UNROLL_4
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -189,7 +195,7 @@ struct Avx2Microkernel {
       for (int r = 0; r < MR; ++r) p[r] = a.rows[r] + a.seg_off[s];
       const std::ptrdiff_t step = a.step;
       std::ptrdiff_t idx = 0;
-#pragma GCC unroll 4
+      HUBBLE_UNROLL_4
       for (int t = 0; t < a.seg_len; ++t, idx += step, b += ldb) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         for (int r = 0; r < MR; ++r) {
@@ -235,7 +241,7 @@ struct Avx512Microkernel {
       for (int r = 0; r < MR; ++r) p[r] = a.rows[r] + a.seg_off[s];
       const std::ptrdiff_t step = a.step;
       std::ptrdiff_t idx = 0;
-#pragma GCC unroll 4
+      HUBBLE_UNROLL_4
       for (int t = 0; t < a.seg_len; ++t, idx += step, b += ldb) {
         const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
         for (int r = 0; r < MR; ++r) {

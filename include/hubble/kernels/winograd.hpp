@@ -104,12 +104,21 @@ inline void apply(const L* in, L* out) {
   }(std::make_integer_sequence<int, R>{});
 }
 
-// A "lane": a vector of channels (GCC vector extension, 32 bytes) or, for the tail, one scalar.
+// A "lane": a vector of channels (GCC/Clang vector extension, 32 bytes) or, for the tail, one
+// scalar. Compilers without the extension (MSVC) take every channel as a scalar lane.
+#if defined(__GNUC__)  // GCC, and Clang, which defines it too
 template <class T>
 struct Lane {
   typedef T vec __attribute__((vector_size(32)));
   static constexpr int width = 32 / int(sizeof(T));
 };
+#else
+template <class T>
+struct Lane {
+  using vec = T;
+  static constexpr int width = 1;
+};
+#endif
 template <class L, class T>
 inline void load(L& v, const T* p) {
   std::memcpy(&v, p, sizeof(L));

@@ -52,11 +52,12 @@ class BatchNormLayer {
       std::vector<double> sum(C, 0.0), sq(C, 0.0);
       for (std::size_t i = 0; i < m; ++i)
         for (int c = 0; c < C; ++c) { const double v = x[i * C + c]; sum[c] += v; sq[c] += v * v; }
+      const double count = double(m);
       for (int c = 0; c < C; ++c) {
-        const double mu = sum[c] / m, var = std::max(sq[c] / m - mu * mu, 0.0);
+        const double mu = sum[c] / count, var = std::max(sq[c] / count - mu * mu, 0.0);
         mean_[c] = T(mu);
         inv_std_[c] = T(1.0 / std::sqrt(var + eps));
-        const double unbiased = m > 1 ? var * m / (m - 1) : var;
+        const double unbiased = m > 1 ? var * count / (count - 1) : var;
         moving_mean_[c] = T(momentum * moving_mean_[c] + (1 - momentum) * mu);
         moving_var_[c] = T(momentum * moving_var_[c] + (1 - momentum) * unbiased);
       }
@@ -82,13 +83,14 @@ class BatchNormLayer {
     if (!dx) return;
     dx->template resize_for<In>(x.batch());
     const std::ptrdiff_t rows = std::ptrdiff_t(m);
+    const double count = double(m);
 #pragma omp parallel for schedule(static) if (rows > 4096)
     for (std::ptrdiff_t i = 0; i < rows; ++i)
       for (int c = 0; c < C; ++c) {
         const T scale = gamma_[c] * inv_std_[c];
         if (!training_) { (*dx)[i * C + c] = scale * dy[i * C + c]; continue; }
         const T xhat = (x[i * C + c] - mean_[c]) * inv_std_[c];
-        (*dx)[i * C + c] = scale * (dy[i * C + c] - T(sum_dy[c] / m) - xhat * T(sum_dy_xhat[c] / m));
+        (*dx)[i * C + c] = scale * (dy[i * C + c] - T(sum_dy[c] / count) - xhat * T(sum_dy_xhat[c] / count));
       }
   }
 

@@ -42,7 +42,13 @@ class Adam : public OptimizerState<T> {
       T* m = this->slot(p, 0);
       T* v = this->slot(p, 1);
       const std::ptrdiff_t n = std::ptrdiff_t(params[p].size);
+// Clang does not vectorise std::sqrt while it may set errno (-fmath-errno, its default) and says
+// so for an `omp simd` loop (-Wpass-failed), which a -Werror build cannot take: no simd there.
+#if defined(__clang__)
+#pragma omp parallel for schedule(static) if (n > 65536)
+#else
 #pragma omp parallel for simd schedule(static) if (n > 65536)
+#endif
       for (std::ptrdiff_t i = 0; i < n; ++i) {
         m[i] = b1 * m[i] + (1 - b1) * g[i];
         v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];

@@ -99,7 +99,7 @@ struct FitResult {
 // The training diverged: a loss or a weight is NaN or infinite. epoch and batch are 1-based.
 class NonFiniteLoss : public Error {
  public:
-  NonFiniteLoss(const std::string& message, int epoch, int batch) : Error(message), epoch(epoch), batch(batch) {}
+  NonFiniteLoss(const std::string& message, int at_epoch, int at_batch) : Error(message), epoch(at_epoch), batch(at_batch) {}
   int epoch, batch;
 };
 
