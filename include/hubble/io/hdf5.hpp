@@ -90,9 +90,14 @@ template <class... Parts>
 
 // a * b, or nullopt when it does not fit in 64 bits.
 inline std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b) {
+#if defined(__GNUC__)  // GCC and Clang
   std::uint64_t r = 0;
   if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
   return r;
+#else
+  if (b != 0 && a > UINT64_MAX / b) return std::nullopt;
+  return a * b;
+#endif
 }
 
 // ---- GuardedDriver: a POSIX or in-memory HDF5 file driver that never reports a write failure

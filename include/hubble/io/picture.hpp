@@ -35,6 +35,7 @@
 
 #ifndef HUBBLE_STB_IMAGE_INCLUDED
 #define HUBBLE_STB_IMAGE_INCLUDED
+#if defined(__GNUC__)  // GCC and Clang: stb's own warnings are not the embedding program's
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -42,12 +43,15 @@
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #pragma GCC diagnostic ignored "-Wconversion"
+#endif
 #define STB_IMAGE_STATIC
 #define STBI_NO_HDR
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
 #undef STB_IMAGE_IMPLEMENTATION
+#if defined(__GNUC__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 namespace hubble::io {
