@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks C++ files against .clang-format with Debian 12's clang-format 14 (--dry-run -Werror):
 # lists every file that clang-format would change and fails if there is one. Changes nothing.
-#   scripts/check-format.sh            the files kept formatted today (ctest format.check)
+#   scripts/check-format.sh            every tracked file but scripts/format-pending.txt (ctest format.check)
 #   scripts/check-format.sh --all      every tracked .cpp/.hpp (most of the code predates the
 #                                      .clang-format; see docs/hardening.md)
 #   scripts/check-format.sh FILE...    the files named
@@ -13,14 +13,20 @@ if [[ -z $formatter ]]; then
   echo "check-format: clang-format 14 not found (scripts/install-deps.sh installs clang-format-14)" >&2
   exit 1
 fi
-# The files that pass today; add a file here once it is formatted.
-checked=(tests/fuzz/*.cpp tests/fuzz/*.hpp)
+# Every tracked file is checked except those in scripts/format-pending.txt: the files that
+# predate .clang-format and have not been reformatted yet (a new file is checked from the start;
+# remove a file from the list once it is formatted).
+mapfile -t tracked < <(git ls-files '*.cpp' '*.hpp' '*.h')
 if [[ ${1:-} == --all ]]; then
-  mapfile -t files < <(git ls-files '*.cpp' '*.hpp' '*.h')
+  files=("${tracked[@]}")
 elif (($# > 0)); then
   files=("$@")
 else
-  files=("${checked[@]}")
+  mapfile -t pending < <(grep -v '^#' scripts/format-pending.txt)
+  files=()
+  for f in "${tracked[@]}"; do
+    [[ " ${pending[*]} " == *" $f "* ]] || files+=("$f")
+  done
 fi
 bad=()
 for f in "${files[@]}"; do
