@@ -71,15 +71,19 @@ struct Picture {
 namespace detail {
 // False when a JPEG's Huffman table (DHT segment) declares more than 256 codes, which stb_image
 // 2.27 would write past an array. Walks the markers as stb_image reads them: segments by their
-// length, entropy-coded data after SOS up to the next marker (0xFF followed by a byte that is
-// neither a 0x00 stuffing byte, a restart marker nor another 0xFF), and bytes past the end read
-// as 0, as stbi__get8 reads them. Anything it cannot follow is left to stb_image to refuse.
+// length, bytes between segments skipped up to the next 0xFF (stb_image scans past such padding),
+// entropy-coded data after SOS up to the next marker (0xFF followed by a byte that is neither a
+// 0x00 stuffing byte, a restart marker nor another 0xFF), and bytes past the end read as 0, as
+// stbi__get8 reads them. It looks at every table stb_image could read, and maybe more.
 inline bool jpeg_huffman_tables_fit(std::span<const std::uint8_t> b) {
   if (b.size() < 2 || b[0] != 0xFF || b[1] != 0xD8) return true;  // not a JPEG
   const auto at = [&](std::size_t i) -> unsigned { return i < b.size() ? b[i] : 0u; };
   std::size_t pos = 2;
   while (pos < b.size()) {
-    if (b[pos] != 0xFF) return true;  // not at a marker: stb_image stops here too
+    if (b[pos] != 0xFF) {  // not at a marker: stb_image skips such bytes between segments
+      ++pos;
+      continue;
+    }
     while (pos < b.size() && b[pos] == 0xFF) ++pos;  // fill bytes
     if (pos >= b.size()) return true;
     const unsigned marker = b[pos++];
