@@ -109,6 +109,9 @@ TEST_CASE("picture: stb_image 2.27's JPEG Huffman overflow and HDR hang are refu
   // after the first form of the guard stopped its walk at such bytes).
   const std::string padded = std::string(HUBBLE_SOURCE_DIR) + "/tests/fuzz/regressions/picture/jpeg_dht_after_padding.jpg";
   CHECK(error_of([&] { read_picture(padded); }) == padded + ": corrupt JPEG (a Huffman table declares more than 256 codes)");
+  // A JPEG that opens with 0xFF 0xFF 0xD8 (fill bytes before SOI, which stb_image accepts).
+  const std::string filled = std::string(HUBBLE_SOURCE_DIR) + "/tests/fuzz/regressions/picture/jpeg_soi_after_fill_bytes.jpg";
+  CHECK(error_of([&] { read_picture(filled); }) == filled + ": corrupt JPEG (a Huffman table declares more than 256 codes)");
   // Radiance HDR is compiled out: a truncated RLE scanline used to decode forever (CVE-2021-42715).
   const std::string hdr = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 16\n\x02\x02\x00\x10\x85";
   const std::vector<std::uint8_t> hdr_bytes(hdr.begin(), hdr.end());

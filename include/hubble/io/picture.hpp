@@ -16,7 +16,7 @@
 //    2.28). HDR is compiled out (STBI_NO_HDR): a galaxy cut-out is never HDR.
 //  * JPEG: a Huffman table whose code counts add up past 256 makes stbi__build_huffman write
 //    past its size[257] array, already while reading the header. jpeg_huffman_tables_fit()
-//    walks the JPEG's segments as stb does and refuses such a table first.
+//    reads every place stb_image could take for such a table and refuses the file first.
 //
 // stb_image is a single-header library; like io/png.hpp this header compiles a private static
 // copy (STB_IMAGE_STATIC) into every unit that includes it, so the user defines nothing.
@@ -69,43 +69,34 @@ struct Picture {
 };
 
 namespace detail {
-// False when a JPEG's Huffman table (DHT segment) declares more than 256 codes, which stb_image
-// 2.27 would write past an array. Walks the markers as stb_image reads them: segments by their
-// length, bytes between segments skipped up to the next 0xFF (stb_image scans past such padding),
-// entropy-coded data after SOS up to the next marker (0xFF followed by a byte that is neither a
-// 0x00 stuffing byte, a restart marker nor another 0xFF), and bytes past the end read as 0, as
-// stbi__get8 reads them. It looks at every table stb_image could read, and maybe more.
+// False when a JPEG holds a Huffman table (DHT segment) that declares more than 256 codes, which
+// stb_image 2.27 would write past an array. stb_image reads a marker wherever 0xFF, any 0xFF fill
+// bytes and the marker byte follow each other (between segments it even scans past padding to
+// find one), so rather than follow its parse, every such 0xFF ... 0xC4 in the file is read as a
+// DHT the way stbi__process_marker reads it: bytes past the end as 0, and a table whose class or
+// slot stb_image refuses ends the segment before any code count is used. A good JPEG passes (its
+// tables fit); a file where a stray 0xFF 0xC4 inside other data happens to look like a table of
+// more than 256 codes is refused too, with the same clear error.
 inline bool jpeg_huffman_tables_fit(std::span<const std::uint8_t> b) {
-  if (b.size() < 2 || b[0] != 0xFF || b[1] != 0xD8) return true;  // not a JPEG
   const auto at = [&](std::size_t i) -> unsigned { return i < b.size() ? b[i] : 0u; };
-  std::size_t pos = 2;
-  while (pos < b.size()) {
-    if (b[pos] != 0xFF) {  // not at a marker: stb_image skips such bytes between segments
-      ++pos;
-      continue;
-    }
-    while (pos < b.size() && b[pos] == 0xFF) ++pos;  // fill bytes
-    if (pos >= b.size()) return true;
-    const unsigned marker = b[pos++];
-    if (marker == 0xD9) return true;                                    // EOI
-    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // TEM, RSTn: no length
-    const long length = long(at(pos) << 8 | at(pos + 1));
-    if (marker == 0xC4) {  // DHT: tables of 1 + 16 count bytes + sum(counts) values
-      long left = length - 2;
-      std::size_t q = pos + 2;
-      while (left > 0) {
-        unsigned codes = 0;
-        for (std::size_t i = 1; i <= 16; ++i) codes += at(q + i);
-        if (codes > 256) return false;
-        q += 17 + codes;
-        left -= 17 + long(codes);
-      }
-    }
-    pos += std::size_t(length);
-    if (marker == 0xDA) {  // SOS: entropy-coded data follows, up to the next real marker
-      while (pos + 1 < b.size() && !(b[pos] == 0xFF && b[pos + 1] != 0x00 && b[pos + 1] != 0xFF &&
-                                     !(b[pos + 1] >= 0xD0 && b[pos + 1] <= 0xD7)))
-        ++pos;
+  std::size_t soi = 1;  // stb_image takes a file for a JPEG when 0xFF, fill bytes and 0xD8 open it
+  while (at(0) == 0xFF && at(soi) == 0xFF) ++soi;
+  if (at(0) != 0xFF || at(soi) != 0xD8) return true;  // not a JPEG
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (b[i] != 0xFF) continue;
+    std::size_t m = i + 1;
+    while (m < b.size() && b[m] == 0xFF) ++m;  // fill bytes
+    if (m >= b.size() || b[m] != 0xC4) continue;
+    long left = long(at(m + 1) << 8 | at(m + 2)) - 2;
+    std::size_t q = m + 3;
+    while (left > 0) {
+      const unsigned klass = at(q) >> 4, slot = at(q) & 15;
+      if (klass > 1 || slot > 3) break;  // "bad DHT header": stb_image stops before the counts
+      unsigned codes = 0;
+      for (std::size_t k = 1; k <= 16; ++k) codes += at(q + k);
+      if (codes > 256) return false;
+      q += 17 + codes;
+      left -= 17 + long(codes);
     }
   }
   return true;
