@@ -148,7 +148,6 @@ class Model {
       }
       reg = it->second;
     }
-    Model m;
     auto s = std::make_shared<Shared>();
     s->path = checkpoint_path;
     s->architecture = h.architecture;
@@ -159,21 +158,7 @@ class Model {
     CheckpointData data;
     s->prototype = reg.load(checkpoint_path, data);
     s->metadata = data.metadata;
-    const std::string stored = data.meta("model/class_names");
-    if (!stored.empty()) {
-      std::string line;
-      for (const char ch : stored + "\n") {
-        if (ch == '\n') { s->names.push_back(line); line.clear(); }
-        else line += ch;
-      }
-    }
-    if (int(s->names.size()) != s->k) s->names = reg.names;
-    if (int(s->names.size()) != s->k) {
-      s->names.clear();
-      for (int i = 0; i < s->k; ++i) s->names.push_back("class " + std::to_string(i));
-    }
-    m.s_ = std::move(s);
-    return m;
+    return finish(std::move(s), reg);
   }
 
   // Makes checkpoints of Net loadable through Model::load. `class_names` (optional) name the
@@ -303,29 +288,15 @@ class Model {
         detail::fail(path, ": no registered network holds this ONNX graph\n  ", graph->architecture(), "\nregistered:", known,
                      "\n(hubble_onnx_type prints the type that holds it; register it with hubble::Model::register_architecture<Net>())");
     }
-    Model m;
     auto s = std::make_shared<Shared>();
     s->path = path;
     s->architecture = architecture;
     s->h = reg.h; s->w = reg.w; s->c = reg.c; s->k = reg.k;
     s->prototype = reg.load_onnx(*graph);
     s->metadata = graph->metadata;  // hubble_convert copies a checkpoint's metadata (crop fraction, ...)
-    const auto stored = s->metadata.find("model/class_names");
-    if (stored != s->metadata.end()) {
-      std::string line;
-      for (const char ch : stored->second + "\n") {
-        if (ch == '\n') { s->names.push_back(line); line.clear(); }
-        else line += ch;
-      }
-    }
-    if (int(s->names.size()) != reg.k) s->names = reg.names;
-    if (int(s->names.size()) != s->k) {
-      s->names.clear();
-      for (int i = 0; i < s->k; ++i) s->names.push_back("class " + std::to_string(i));
-    }
-    m.s_ = std::move(s);
-    return m;
+    return finish(std::move(s), reg);
   }
+
   template <class Net>
   static Registration registration(std::vector<std::string> class_names) {
     using S = typename Net::input_shape;
@@ -358,6 +329,26 @@ class Model {
     std::vector<std::unique_ptr<Engine>> idle;
     std::size_t replicas = 0;
   };
+  // The Model around a loaded network: class names from its "model/class_names" metadata (one
+  // per line), else the registration's, else "class 0", "class 1", ...
+  static Model finish(std::shared_ptr<Shared> s, const Registration& reg) {
+    const auto stored = s->metadata.find("model/class_names");
+    if (stored != s->metadata.end() && !stored->second.empty()) {
+      std::string line;
+      for (const char ch : stored->second + "\n") {
+        if (ch == '\n') { s->names.push_back(line); line.clear(); }
+        else line += ch;
+      }
+    }
+    if (int(s->names.size()) != s->k) s->names = reg.names;
+    if (int(s->names.size()) != s->k) {
+      s->names.clear();
+      for (int i = 0; i < s->k; ++i) s->names.push_back("class " + std::to_string(i));
+    }
+    Model m;
+    m.s_ = std::move(s);
+    return m;
+  }
 
   static std::mutex& registry_mutex() {
     static std::mutex m;

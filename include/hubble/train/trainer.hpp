@@ -264,22 +264,7 @@ class Trainer {
       loss_sum += s.loss * s.count;
       correct += s.correct;
       seen += s.count;
-      if (cb_.on_batch) {
-        BatchProgress p;
-        p.epoch = rec.epoch;
-        p.epochs = cfg_.epochs;
-        p.batch = b + 1;
-        p.batches = plan.batches;
-        p.images = seen;
-        p.epoch_images = plan.per_epoch;
-        p.loss = loss_sum / double(seen);
-        p.accuracy = double(correct) / double(seen);
-        p.elapsed_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-        p.images_per_second = p.elapsed_seconds > 0 ? double(seen) / p.elapsed_seconds : 0;
-        p.eta_seconds = p.images_per_second > 0 ? double(plan.per_epoch - seen) / p.images_per_second : 0;
-        p.lr = lr;
-        cb_.on_batch(p);
-      }
+      report_batch(rec.epoch, b, plan, seen, loss_sum, correct, lr, t0);
       if (stop_requested()) return false;
     }
     const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
@@ -302,6 +287,26 @@ class Trainer {
   }
 
   // A complete epoch: is it the best so far, its checkpoints, the on_epoch hook.
+  // on_batch's view of the epoch after its batch b (0-based): running means, speed and ETA.
+  void report_batch(int epoch, int b, const Plan& plan, long long seen, double loss_sum, long long correct, double lr,
+                    clock::time_point t0) const {
+    if (!cb_.on_batch) return;
+    BatchProgress p;
+    p.epoch = epoch;
+    p.epochs = cfg_.epochs;
+    p.batch = b + 1;
+    p.batches = plan.batches;
+    p.images = seen;
+    p.epoch_images = plan.per_epoch;
+    p.loss = loss_sum / double(seen);
+    p.accuracy = double(correct) / double(seen);
+    p.elapsed_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    p.images_per_second = p.elapsed_seconds > 0 ? double(seen) / p.elapsed_seconds : 0;
+    p.eta_seconds = p.images_per_second > 0 ? double(plan.per_epoch - seen) / p.images_per_second : 0;
+    p.lr = lr;
+    cb_.on_batch(p);
+  }
+
   void end_epoch(EpochRecord& rec, const Plan& plan, clock::time_point t0, FitResult& result, const RunFolder* folder) {
     if (!weights_finite())  // checked before anything of this epoch is kept
       diverged("the weights are no longer finite", rec.epoch, plan.batches, plan.batches, rec.lr, result, folder);
@@ -552,22 +557,7 @@ class Trainer {
       loss_sum += stat_sums_[0][0];
       correct += (long long)stat_sums_[0][1];
       seen += n;
-      if (cb_.on_batch) {
-        BatchProgress p;
-        p.epoch = rec.epoch;
-        p.epochs = cfg_.epochs;
-        p.batch = b + 1;
-        p.batches = plan.batches;
-        p.images = seen;
-        p.epoch_images = plan.per_epoch;
-        p.loss = loss_sum / double(seen);
-        p.accuracy = double(correct) / double(seen);
-        p.elapsed_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-        p.images_per_second = p.elapsed_seconds > 0 ? double(seen) / p.elapsed_seconds : 0;
-        p.eta_seconds = p.images_per_second > 0 ? double(plan.per_epoch - seen) / p.images_per_second : 0;
-        p.lr = lr;
-        cb_.on_batch(p);
-      }
+      report_batch(rec.epoch, b, plan, seen, loss_sum, correct, lr, t0);
       if (stat_sums_[0][2] > 0) return false;  // some rank was asked to stop: all stop here
     }
     const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
