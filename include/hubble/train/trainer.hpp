@@ -341,17 +341,7 @@ class Trainer {
                   const std::vector<int>& order, const std::vector<data::Dihedral>& epoch_views, int b) {
     const std::size_t first = std::size_t(b) * std::size_t(cfg_.batch_size);
     const std::size_t count = std::min<std::size_t>(std::size_t(cfg_.batch_size), order.size() - first);
-    batch_index_.resize(count);
-    batch_labels_.resize(count);
-    batch_views_.clear();
-    for (std::size_t k = 0; k < count; ++k) {
-      const int item = order[first + k];
-      batch_index_[k] = train[std::size_t(item / plan.per_image)];
-      batch_labels_[k] = images.labels[std::size_t(batch_index_[k])];
-      if (!epoch_views.empty()) batch_views_.push_back(epoch_views[first + k]);
-      else if (plan.per_image == 4) batch_views_.push_back(data::Dihedral(item % 4));
-    }
-    data::to_tensor(images, std::span<const int>(batch_index_), x_, std::span<const data::Dihedral>(batch_views_));
+    load_micro_batch(images, train, plan, order, epoch_views, first, count);
   }
 
   // One optimiser update on the loaded batch at learning rate lr.
