@@ -63,13 +63,16 @@ TEST_CASE("picture: what is not a regular picture file is a named error, never a
   fs::create_symlink(dir.file("loop_a"), dir.file("loop_b"));
   CHECK(error_of([&] { read_picture(dir.file("loop_a")); }).find(dir.file("loop_a") + ": cannot follow the path") == 0);
   fs::create_symlink(dir.file("gone.png"), dir.file("dangling.png"));
-  CHECK(error_of([&] { read_picture(dir.file("dangling.png")); }).find("a symbolic link to a file that does not exist") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          read_picture(dir.file("dangling.png"));
+        }).find("a symbolic link to a file that does not exist") != std::string::npos);
   CHECK(error_of([&] { read_picture("/dev/null"); }) == "/dev/null: is not a regular file (a device), not a picture");
   write_bytes(dir.file("empty.png"), {});
-  CHECK(error_of([&] { read_picture(dir.file("empty.png")); }) == dir.file("empty.png") + ": empty file, not a picture");
+  CHECK(error_of([&] { read_picture(dir.file("empty.png")); }) ==
+        dir.file("empty.png") + ": empty file, not a picture");
   write_bytes(dir.file("text.png"), {'h', 'e', 'l', 'l', 'o'});
-  CHECK(error_of([&] { read_picture(dir.file("text.png")); }).find("not a picture hubble can read") != std::string::npos);
+  CHECK(error_of([&] { read_picture(dir.file("text.png")); }).find("not a picture hubble can read") !=
+        std::string::npos);
 }
 
 TEST_CASE("picture: a header declaring a huge picture is refused before stb_image allocates") {
@@ -83,7 +86,8 @@ TEST_CASE("picture: a header declaring a huge picture is refused before stb_imag
     const std::uint32_t side = 10000;
     for (int i = 0; i < 4; ++i) b[std::size_t(16 + 4 * k + i)] = std::uint8_t(side >> (24 - 8 * i));
   }
-  CHECK(error_of([&] { decode_picture(b, "huge.png"); }).find("huge.png: the picture declares 10000 x 10000 pixels") == 0);
+  CHECK(error_of([&] { decode_picture(b, "huge.png"); }).find("huge.png: the picture declares 10000 x 10000 pixels") ==
+        0);
 }
 
 TEST_CASE("picture: stb_image 2.27's JPEG Huffman overflow and HDR hang are refused (fuzz regressions)") {
@@ -107,11 +111,15 @@ TEST_CASE("picture: stb_image 2.27's JPEG Huffman overflow and HDR hang are refu
         "bad.jpg: corrupt JPEG (a Huffman table declares more than 256 codes)");
   // A table after padding bytes between segments, which stb_image scans past (found by the fuzzer
   // after the first form of the guard stopped its walk at such bytes).
-  const std::string padded = std::string(HUBBLE_SOURCE_DIR) + "/tests/fuzz/regressions/picture/jpeg_dht_after_padding.jpg";
-  CHECK(error_of([&] { read_picture(padded); }) == padded + ": corrupt JPEG (a Huffman table declares more than 256 codes)");
+  const std::string padded =
+      std::string(HUBBLE_SOURCE_DIR) + "/tests/fuzz/regressions/picture/jpeg_dht_after_padding.jpg";
+  CHECK(error_of([&] { read_picture(padded); }) ==
+        padded + ": corrupt JPEG (a Huffman table declares more than 256 codes)");
   // A JPEG that opens with 0xFF 0xFF 0xD8 (fill bytes before SOI, which stb_image accepts).
-  const std::string filled = std::string(HUBBLE_SOURCE_DIR) + "/tests/fuzz/regressions/picture/jpeg_soi_after_fill_bytes.jpg";
-  CHECK(error_of([&] { read_picture(filled); }) == filled + ": corrupt JPEG (a Huffman table declares more than 256 codes)");
+  const std::string filled =
+      std::string(HUBBLE_SOURCE_DIR) + "/tests/fuzz/regressions/picture/jpeg_soi_after_fill_bytes.jpg";
+  CHECK(error_of([&] { read_picture(filled); }) ==
+        filled + ": corrupt JPEG (a Huffman table declares more than 256 codes)");
   // Radiance HDR is compiled out: a truncated RLE scanline used to decode forever (CVE-2021-42715).
   const std::string hdr = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 16\n\x02\x02\x00\x10\x85";
   const std::vector<std::uint8_t> hdr_bytes(hdr.begin(), hdr.end());

@@ -115,8 +115,7 @@ inline Picture decode_picture(std::span<const std::uint8_t> bytes, const std::st
   int w = 0, h = 0, c = 0;
   HUBBLE_CHECK(stbi_info_from_memory(data, length, &w, &h, &c) == 1, name, ": not a picture hubble can read (",
                stbi_failure_reason(), "; PNG, JPEG, BMP, GIF, TGA, PSD, PIC and PNM are)");
-  HUBBLE_CHECK(w > 0 && h > 0 && c >= 1 && c <= 4, name, ": the picture declares a ", w, " x ", h, " x ", c,
-               " image");
+  HUBBLE_CHECK(w > 0 && h > 0 && c >= 1 && c <= 4, name, ": the picture declares a ", w, " x ", h, " x ", c, " image");
   HUBBLE_CHECK(std::uint64_t(w) * std::uint64_t(h) <= max_picture_pixels, name, ": the picture declares ", w, " x ", h,
                " pixels, more than the ", max_picture_pixels, " hubble reads");
   int dw = 0, dh = 0, dc = 0;
@@ -146,8 +145,10 @@ inline Picture read_picture(const std::string& path) {
   }
   HUBBLE_CHECK(!fs::is_directory(st), path, ": is a folder, not a picture");
   HUBBLE_CHECK(fs::is_regular_file(st), path, ": is not a regular file (",
-               fs::is_fifo(st) ? "a FIFO" : fs::is_socket(st) ? "a socket"
-               : fs::is_block_file(st) || fs::is_character_file(st) ? "a device" : "a special file",
+               fs::is_fifo(st)                                      ? "a FIFO"
+               : fs::is_socket(st)                                  ? "a socket"
+               : fs::is_block_file(st) || fs::is_character_file(st) ? "a device"
+                                                                    : "a special file",
                "), not a picture");
   const std::uintmax_t size = fs::file_size(path, ec);
   HUBBLE_CHECK(!ec, path, ": cannot read its size (", ec.message(), ")");
@@ -157,7 +158,8 @@ inline Picture read_picture(const std::string& path) {
   HUBBLE_CHECK(f != nullptr, path, ": cannot open (", std::error_code(errno, std::generic_category()).message(), ")");
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
   const std::size_t got = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f.get());
-  HUBBLE_CHECK(got == bytes.size(), path, ": read ", got, " of its ", bytes.size(), " bytes (was it changed while read?)");
+  HUBBLE_CHECK(got == bytes.size(), path, ": read ", got, " of its ", bytes.size(),
+               " bytes (was it changed while read?)");
   return decode_picture(bytes, path);
 }
 
