@@ -208,17 +208,23 @@ class Trainer {
     HUBBLE_CHECK(!train.empty(), "train: the training set is empty");
     for (const std::vector<int>* list : {&train, &validation})
       for (int i : *list) HUBBLE_CHECK(i >= 0 && i < images.size(), "train: image index ", i, " outside the set of ", images.size());
+    Plan p = base_plan(images, train.size(), validation.size());
+    p.batches = int((p.per_epoch + cfg_.batch_size - 1) / cfg_.batch_size);
+    return p;
+  }
+
+  // What both schedules' plans share; batches is left to each.
+  Plan base_plan(const data::ImageSet& images, std::size_t train_size, std::size_t validation_size) const {
     Plan p;
     p.per_image = cfg_.augment == Augment::rot4 ? 4 : 1;
     HUBBLE_CHECK(p.per_image == 1 || images.height == images.width, "train: rot4 needs square images, not ",
                  images.height, " x ", images.width);
-    p.items = int(train.size()) * p.per_image;
+    p.items = int(train_size) * p.per_image;
     p.per_epoch = (long long)p.items * cfg_.repeats;
-    p.batches = int((p.per_epoch + cfg_.batch_size - 1) / cfg_.batch_size);
-    p.validating = !validation.empty();
+    p.validating = validation_size > 0;
     p.settings = fingerprint(cfg_);
-    p.settings["train/train_images"] = std::to_string(train.size());
-    p.settings["train/validation_images"] = std::to_string(validation.size());
+    p.settings["train/train_images"] = std::to_string(train_size);
+    p.settings["train/validation_images"] = std::to_string(validation_size);
     p.threads = cfg_.threads > 0 ? cfg_.threads : omp_get_max_threads();
     return p;
   }
@@ -394,20 +400,10 @@ class Trainer {
     }
     for (int i : validation)
       HUBBLE_CHECK(i >= 0 && i < images.size(), "train: image index ", i, " outside the set of ", images.size());
-    Plan p;
-    p.per_image = cfg_.augment == Augment::rot4 ? 4 : 1;
-    HUBBLE_CHECK(p.per_image == 1 || images.height == images.width, "train: rot4 needs square images, not ",
-                 images.height, " x ", images.width);
-    p.items = int(train.size()) * p.per_image;
-    p.per_epoch = (long long)p.items * cfg_.repeats;
+    Plan p = base_plan(images, train.size(), validation.size());
     const long long largest_shard = (long long)shard_positions(int(train.size()), cfg_.shards, 0).size() * p.per_image * cfg_.repeats;
     const long long per_shard_batch = cfg_.batch_size / cfg_.shards;
     p.batches = int((largest_shard + per_shard_batch - 1) / per_shard_batch);
-    p.validating = !validation.empty();
-    p.settings = fingerprint(cfg_);
-    p.settings["train/train_images"] = std::to_string(train.size());
-    p.settings["train/validation_images"] = std::to_string(validation.size());
-    p.threads = cfg_.threads > 0 ? cfg_.threads : omp_get_max_threads();
     return p;
   }
 
