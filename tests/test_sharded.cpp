@@ -17,31 +17,16 @@
 #include "hubble/train/sharded.hpp"
 #include "hubble/train/trainer.hpp"
 #include "support.hpp"
+#include "tiny_images.hpp"
 
 using namespace hubble;
 namespace fs = std::filesystem;
 
 namespace {
 using test_support::error_of;
+using test_support::tiny_images;
 using DropNet = Sequential<Input<12, 12, 3>, Conv2D<4, 3>, ReLU, MaxPool<2>, Flatten, Dropout<0.25>, Dense<4>, Softmax>;
 using NormNet = Sequential<Input<12, 12, 3>, Conv2D<4, 3>, BatchNorm, ReLU, MaxPool<2>, Flatten, Dense<4>, Softmax>;
-
-data::ImageSet images_of(int n, std::uint64_t seed) {
-  data::ImageSet s;
-  s.height = s.width = 12;
-  s.channels = 3;
-  Rng r(seed);
-  for (int i = 0; i < n; ++i) {
-    const int label = i % 4;
-    s.labels.push_back(label);
-    for (int y = 0; y < 12; ++y)
-      for (int x = 0; x < 12; ++x) {
-        const bool lit = (y < 6) == (label < 2) && (x < 6) == (label % 2 == 0);
-        for (int c = 0; c < 3; ++c) s.pixels.push_back(std::uint8_t(r.below(60) + (lit ? 150 : 0)));
-      }
-  }
-  return s;
-}
 
 // Threads as ranks: recursive doubling through shared pointers and a barrier.
 struct Meeting {
@@ -153,7 +138,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 TEST_CASE("sharded: 1, 2 and 4 ranks give bit-identical weights (dropout, dihedral views, uneven shards)") {
-  const data::ImageSet images = images_of(48, 3);
+  const data::ImageSet images = tiny_images(48, 3);
   // 37 training images: shards of 10, 9, 9, 9, so the last step is short and uneven (scales 2/5, 1/5).
   const std::vector<int> train = range(0, 37), validation = range(37, 48);
   const train::TrainConfig cfg = sharded_config();
@@ -175,7 +160,7 @@ TEST_CASE("sharded: 1, 2 and 4 ranks give bit-identical weights (dropout, dihedr
 }
 
 TEST_CASE("sharded: with BatchNorm (ghost batches) the weights and the moving statistics are bit-identical for 1, 2, 4 ranks") {
-  const data::ImageSet images = images_of(40, 4);
+  const data::ImageSet images = tiny_images(40, 4);
   const std::vector<int> train = range(0, 32), validation = range(32, 40);
   train::TrainConfig cfg = sharded_config();
   cfg.augment = train::Augment::rot4;
@@ -192,7 +177,7 @@ TEST_CASE("sharded: with BatchNorm (ghost batches) the weights and the moving st
 }
 
 TEST_CASE("sharded: a run resumed on another number of ranks ends with the uninterrupted run's weights") {
-  const data::ImageSet images = images_of(48, 5);
+  const data::ImageSet images = tiny_images(48, 5);
   const std::vector<int> train = range(0, 36), validation = range(36, 48);
   const test_support::TempDir dir("sharded");
   train::TrainConfig cfg = sharded_config();
@@ -209,7 +194,7 @@ TEST_CASE("sharded: a run resumed on another number of ranks ends with the unint
 }
 
 TEST_CASE("sharded: impossible shard, batch and rank counts are clear errors") {
-  const data::ImageSet images = images_of(16, 6);
+  const data::ImageSet images = tiny_images(16, 6);
   train::TrainConfig cfg = sharded_config();
   cfg.shards = 3;
   CHECK(error_of([&] { train_on<DropNet>(1, cfg, images, range(0, 16), {}); }).find("power of two") != std::string::npos);
@@ -229,7 +214,7 @@ TEST_CASE("sharded: impossible shard, batch and rank counts are clear errors") {
 TEST_CASE("load_galaxy10_rows reads the given rows (and only those), cropped like load_galaxy10") {
   const test_support::TempDir dir("rows");
   const std::string file = (dir.path() / "set.h5").string();
-  data::ImageSet whole = images_of(9, 7);
+  data::ImageSet whole = tiny_images(9, 7);
   data::write_galaxy10(file, whole);
   data::LoadOptions o;
   o.crop = 8;

@@ -16,32 +16,15 @@
 #include "hubble/train/trainer.hpp"
 #include "checkpoint_edit.hpp"
 #include "support.hpp"
+#include "tiny_images.hpp"
 
 using namespace hubble;
 namespace fs = std::filesystem;
 
 namespace {
 using test_support::error_of;
+using test_support::tiny_images;
 using TinyNet = Sequential<Input<12, 12, 3>, Conv2D<4, 3>, ReLU, MaxPool<2>, Flatten, Dropout<0.25>, Dense<4>, Softmax>;
-
-// 4 learnable classes: a bright square in one quadrant (the class), on noise. Not symmetric
-// under rotation, but quadrant -> class stays learnable enough for the tests' purposes.
-data::ImageSet tiny_images(int n, std::uint64_t seed) {
-  data::ImageSet s;
-  s.height = s.width = 12;
-  s.channels = 3;
-  Rng r(seed);
-  for (int i = 0; i < n; ++i) {
-    const int label = i % 4;
-    s.labels.push_back(label);
-    for (int y = 0; y < 12; ++y)
-      for (int x = 0; x < 12; ++x) {
-        const bool lit = (y < 6) == (label < 2) && (x < 6) == (label % 2 == 0);
-        for (int c = 0; c < 3; ++c) s.pixels.push_back(std::uint8_t(r.below(60) + (lit ? 150 : 0)));
-      }
-  }
-  return s;
-}
 
 std::vector<int> range(int a, int b) {
   std::vector<int> v;
