@@ -28,6 +28,10 @@ std::vector<std::uint8_t> read_bytes(const std::string& path) {
 void write_bytes(const std::string& path, const std::vector<std::uint8_t>& b) {
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
 }
+// A 32x24 gradient saved as a progressive JPEG (604 bytes) by Debian's python3-pil:
+//   y, x = numpy.mgrid[0:24, 0:32]; a = numpy.stack([x * 8, y * 10, (x + y) * 4], -1).astype("uint8")
+//   PIL.Image.fromarray(a).save("progressive.jpg", progressive=True, quality=75)
+// stb_image_write makes baseline JPEGs only, whose Huffman tables all come before the first scan.
 const std::string progressive_jpeg = std::string(HUBBLE_SOURCE_DIR) + "/tests/fixtures/progressive.jpg";
 
 }  // namespace
