@@ -7,7 +7,13 @@
 #include <numeric>
 #include <vector>
 
+#include <omp.h>
+
+#include <set>
+#include <string>
+
 #include "hubble/data/augment.hpp"
+#include "hubble/data/robustness.hpp"
 #include "hubble/data/survey.hpp"
 
 namespace survey = hubble::data::survey;
@@ -293,4 +299,132 @@ TEST_CASE("survey: jpeg_recompress stays close at high quality and loses more at
   std::vector<float> img = original;
   CHECK_THROWS_WITH_AS(survey::jpeg_recompress(img.data(), h, w, c, 0), doctest::Contains("quality must be 1..100"),
                        hubble::Error);
+}
+
+// --- the robustness benchmark's shifts (data/robustness.hpp) ---
+
+namespace {
+
+// n images of side x side x 3: a blob whose size and position vary with the image index.
+hubble::data::ImageSet blob_set(int n, int side) {
+  hubble::data::ImageSet set;
+  set.height = set.width = side;
+  set.channels = 3;
+  set.pixels.resize(std::size_t(n) * set.image_bytes());
+  for (int i = 0; i < n; ++i) {
+    set.labels.push_back(i % 10);
+    const double r = side * (0.1 + 0.02 * i), cy = side / 2.0 + i, cx = side / 2.0 - i;
+    std::uint8_t* img = set.image(i);
+    for (int y = 0; y < side; ++y)
+      for (int x = 0; x < side; ++x)
+        for (int k = 0; k < 3; ++k) {
+          const double d2 = ((y + 0.5 - cy) * (y + 0.5 - cy) + (x + 0.5 - cx) * (x + 0.5 - cx)) / (r * r);
+          img[(std::size_t(y) * side + x) * 3 + k] = std::uint8_t(std::lround(20 + (200 - 30 * k) * std::exp(-d2)));
+        }
+  }
+  return set;
+}
+
+// Pixels of image i at or above half the image's peak (channel 0): the blob's area.
+int bright_area(const hubble::data::ImageSet& set, int i) {
+  const std::uint8_t* img = set.image(i);
+  int peak = 0, area = 0;
+  for (std::size_t p = 0; p < std::size_t(set.height) * set.width; ++p) peak = std::max(peak, int(img[3 * p]));
+  for (std::size_t p = 0; p < std::size_t(set.height) * set.width; ++p) area += 2 * int(img[3 * p]) >= peak;
+  return area;
+}
+
+}  // namespace
+
+TEST_CASE("robustness: the fixed shift list holds the documented settings under unique names") {
+  const auto& shifts = hubble::data::robustness_shifts();
+  std::set<std::string> names;
+  for (const auto& s : shifts) names.insert(s.name);
+  CHECK(names.size() == shifts.size());
+  REQUIRE(shifts.size() == 11);
+  const auto& get = hubble::data::robustness_shift;
+  CHECK(shifts.front().name == "clean");
+  CHECK(hubble::data::settings_text(get("clean")).empty());
+  CHECK(get("blur1").blur_sigma == 1.0);
+  CHECK(get("blur2").blur_sigma == 2.0);
+  CHECK(get("noise").noise_sigma == 0.03);
+  CHECK(get("bright1.25").brightness == 1.25);
+  CHECK(get("bright0.75").brightness == 0.75);
+  CHECK(get("redder").gain == std::array<double, 3>{1.15, 1.0, 0.85});
+  CHECK(get("bluer").gain == std::array<double, 3>{0.85, 1.0, 1.15});
+  CHECK(get("scale0.8").scale == 0.8);
+  CHECK(get("scale1.2").scale == 1.2);
+  CHECK(get("jpeg40").jpeg_quality == 40);
+  // Each shift but clean changes exactly one thing.
+  for (const auto& s : shifts) {
+    CAPTURE(s.name);
+    const int changes = (s.scale != 1) + (s.blur_sigma > 0) + (s.gain != std::array<double, 3>{1, 1, 1}) +
+                        (s.brightness != 1) + (s.noise_sigma > 0) + (s.jpeg_quality > 0);
+    CHECK(changes == (s.name == "clean" ? 0 : 1));
+    CHECK_NOTHROW(hubble::data::check_shift(s));
+  }
+  CHECK_THROWS_WITH_AS(get("fog"), doctest::Contains("known: clean blur1"), hubble::Error);
+}
+
+TEST_CASE("robustness: shifted() keeps clean images, is deterministic, and does what each shift says") {
+  using hubble::data::shifted;
+  const auto set = blob_set(4, 40);
+  const auto& get = hubble::data::robustness_shift;
+  // clean: every pixel comes back as it was (v / 255 * 255 rounds to v).
+  CHECK(shifted(set, get("clean")).pixels == set.pixels);
+  const int threads = omp_get_max_threads();
+  for (const auto& s : hubble::data::robustness_shifts()) {
+    CAPTURE(s.name);
+    omp_set_num_threads(std::max(2, threads));
+    const auto a = shifted(set, s);
+    omp_set_num_threads(1);
+    const auto b = shifted(set, s);
+    omp_set_num_threads(threads);
+    CHECK(a.pixels == b.pixels);  // same on every run, on any number of threads
+    CHECK(a.labels == set.labels);
+    CHECK((a.height == 40 && a.width == 40 && a.channels == 3));
+    if (s.name != "clean") CHECK(a.pixels != set.pixels);
+  }
+  // Brightness: the mean pixel scales by the factor (no pixel reaches 255 at x1.25: peak 220).
+  const auto mean_pixel = [](const hubble::data::ImageSet& x) {
+    return std::accumulate(x.pixels.begin(), x.pixels.end(), 0.0) / double(x.pixels.size());
+  };
+  CHECK(mean_pixel(shifted(set, get("bright1.25"))) == doctest::Approx(1.25 * mean_pixel(set)).epsilon(0.005));
+  CHECK(mean_pixel(shifted(set, get("bright0.75"))) == doctest::Approx(0.75 * mean_pixel(set)).epsilon(0.005));
+  // Redder: channel 0 up, channel 2 down.
+  const auto redder = shifted(set, get("redder"));
+  CHECK(int(redder.image(0)[(20 * 40 + 20) * 3]) > int(set.image(0)[(20 * 40 + 20) * 3]));
+  CHECK(int(redder.image(0)[(20 * 40 + 20) * 3 + 2]) < int(set.image(0)[(20 * 40 + 20) * 3 + 2]));
+  // Scale: the blob's area grows by about 1.2^2 and shrinks by about 0.8^2.
+  const auto nearer = shifted(set, get("scale1.2")), farther = shifted(set, get("scale0.8"));
+  for (int i = 0; i < set.size(); ++i) {
+    CAPTURE(i);
+    CHECK(double(bright_area(nearer, i)) == doctest::Approx(1.44 * bright_area(set, i)).epsilon(0.15));
+    CHECK(double(bright_area(farther, i)) == doctest::Approx(0.64 * bright_area(set, i)).epsilon(0.15));
+  }
+  // Noise: each image draws its own stream; the same picture at two indices gets different noise.
+  auto twins = blob_set(2, 40);
+  std::copy_n(twins.image(0), twins.image_bytes(), twins.image(1));
+  const auto noisy = shifted(twins, get("noise"));
+  CHECK(!std::equal(noisy.image(0), noisy.image(0) + noisy.image_bytes(), noisy.image(1)));
+  double sum = 0, sum2 = 0;
+  for (std::size_t k = 0; k < twins.image_bytes(); ++k) {
+    const double d = double(noisy.image(0)[k]) - double(twins.image(0)[k]);
+    sum += d;
+    sum2 += d * d;
+  }
+  const double n = double(twins.image_bytes());
+  CHECK(std::sqrt(sum2 / n - (sum / n) * (sum / n)) == doctest::Approx(0.03 * 255).epsilon(0.08));
+  // Blur lowers the peak of a small blob.
+  const auto blurred = shifted(set, get("blur2"));
+  CHECK(*std::max_element(blurred.image(0), blurred.image(0) + blurred.image_bytes()) <
+        *std::max_element(set.image(0), set.image(0) + set.image_bytes()));
+
+  hubble::data::ImageSet oblong = set;
+  oblong.width = 20;
+  oblong.height = 80;
+  CHECK_THROWS_WITH_AS(shifted(oblong, get("blur1")), doctest::Contains("must be square"), hubble::Error);
+  hubble::data::Shift bad = get("jpeg40");
+  bad.jpeg_quality = 101;
+  CHECK_THROWS_WITH_AS(shifted(set, bad), doctest::Contains("JPEG quality must be 1..100"), hubble::Error);
 }
