@@ -53,4 +53,31 @@ inline Split stratified_split(const std::vector<int>& labels, double validation_
   return split;
 }
 
+// Fold `fold` of a stratified `folds`-way partition, as a Split: validation = that fold, training =
+// the other folds. Each class is shuffled as in stratified_split (same streams) and dealt round
+// robin, so the folds of a class differ in size by at most one and, over fold = 0 .. folds-1,
+// every image is validated exactly once. Depends only on (labels, folds, fold, seed).
+inline Split stratified_fold(const std::vector<int>& labels, int folds, int fold, std::uint64_t seed) {
+  HUBBLE_CHECK(folds >= 2, "stratified_fold: need at least 2 folds, not ", folds);
+  HUBBLE_CHECK(fold >= 0 && fold < folds, "stratified_fold: fold ", fold, " is outside 0 .. ", folds - 1);
+  int classes = 0;
+  for (int l : labels) {
+    HUBBLE_CHECK(l >= 0, "stratified_fold: negative label ", l);
+    classes = std::max(classes, l + 1);
+  }
+  std::vector<std::vector<int>> by_class(static_cast<std::size_t>(classes));
+  for (std::size_t i = 0; i < labels.size(); ++i) by_class[std::size_t(labels[i])].push_back(int(i));
+  Split split;
+  for (int c = 0; c < classes; ++c) {
+    std::vector<int>& members = by_class[std::size_t(c)];
+    Rng rng = Rng(seed).split(std::uint64_t(c) + 1);
+    shuffle(members, rng);
+    for (std::size_t k = 0; k < members.size(); ++k)
+      (int(k % std::size_t(folds)) == fold ? split.validation : split.train).push_back(members[k]);
+  }
+  std::sort(split.train.begin(), split.train.end());
+  std::sort(split.validation.begin(), split.validation.end());
+  return split;
+}
+
 }  // namespace hubble::data

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hubble/core/error.hpp"
+#include "hubble/data/survey_augment.hpp"
 #include "hubble/metrics/json.hpp"
 #include "hubble/train/recipes.hpp"
 
@@ -31,6 +32,7 @@ struct TrainConfig {
   double label_smoothing = 0.0;
   std::vector<double> class_weights;  // empty: all 1
   Augment augment = Augment::none;
+  data::SurveyJitter jitter;          // augment == survey: the ranges each view is drawn from
   int repeats = 1;
   bool tta = false;
   std::uint64_t seed = 1;

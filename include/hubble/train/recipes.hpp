@@ -8,7 +8,7 @@
 
 namespace hubble::train {
 
-enum class Augment { none, rot4, dihedral };
+enum class Augment { none, rot4, dihedral, survey };
 enum class OptimizerKind { adam, sgd, rmsprop };
 enum class Schedule { constant, cosine };
 
@@ -17,6 +17,7 @@ inline const char* name_of(Augment a) {
     case Augment::none: return "none";
     case Augment::rot4: return "rot4";
     case Augment::dihedral: return "dihedral";
+    case Augment::survey: return "survey";
   }
   return "?";
 }
@@ -34,7 +35,8 @@ inline Augment parse_augment(const std::string& s) {
   if (s == "none") return Augment::none;
   if (s == "rot4") return Augment::rot4;
   if (s == "dihedral") return Augment::dihedral;
-  detail::fail("unknown augmentation '", s, "' (choose none, rot4 or dihedral)");
+  if (s == "survey") return Augment::survey;
+  detail::fail("unknown augmentation '", s, "' (choose none, rot4, dihedral or survey)");
 }
 inline OptimizerKind parse_optimizer(const std::string& s) {
   if (s == "adam") return OptimizerKind::adam;
@@ -50,7 +52,7 @@ inline Schedule parse_schedule(const std::string& s) {
 
 struct Recipe {
   std::string name;
-  std::string network = "paper";    // paper (PaperNet) or improved (ImprovedNet, improved_net.hpp)
+  std::string network = "paper";    // paper (PaperNet), improved (ImprovedNet, improved_net.hpp) or d4 (D4Net)
   int epochs = 50;
   int batch_size = 32;
   OptimizerKind optimizer = OptimizerKind::adam;
@@ -97,10 +99,26 @@ inline Recipe improved_recipe() {
   return r;
 }
 
+// The recipe for galaxies the training slice does not resemble: D4Net (equivariant_net.hpp),
+// whose features cannot change under the 8 symmetries, trained on views that vary the way a
+// survey's images vary (seeing, noise, sky level, band calibration, apparent size, centring,
+// compression: data/survey_augment.hpp). The optimiser settings are the improved recipe's. No
+// test-time views: the network is invariant to them. Chosen by cross-validation on the training
+// file only (docs/galaxy10.md).
+inline Recipe equivariant_recipe() {
+  Recipe r = improved_recipe();
+  r.name = "equivariant";
+  r.network = "d4";
+  r.augment = Augment::survey;
+  r.tta = false;
+  return r;
+}
+
 inline Recipe recipe_by_name(const std::string& name) {
   if (name == "paper") return paper_recipe();
   if (name == "improved") return improved_recipe();
-  detail::fail("unknown recipe '", name, "' (choose paper or improved)");
+  if (name == "equivariant") return equivariant_recipe();
+  detail::fail("unknown recipe '", name, "' (choose paper, improved or equivariant)");
 }
 
 }  // namespace hubble::train

@@ -56,6 +56,7 @@
 #include "hubble/core/rng.hpp"
 #include "hubble/core/shape.hpp"
 #include "hubble/data/augment.hpp"
+#include "hubble/data/galaxy10.hpp"
 #include "hubble/data/image_set.hpp"
 #include "hubble/io/checkpoint.hpp"
 #include "hubble/network/loss.hpp"
@@ -204,13 +205,26 @@ class Trainer {
   };
 
   Plan plan_for(const data::ImageSet& images, const std::vector<int>& train, const std::vector<int>& validation) const {
-    check_images<Net>(images, "training");
+    check_training_images(images);
     HUBBLE_CHECK(!train.empty(), "train: the training set is empty");
     for (const std::vector<int>* list : {&train, &validation})
       for (int i : *list) HUBBLE_CHECK(i >= 0 && i < images.size(), "train: image index ", i, " outside the set of ", images.size());
     Plan p = base_plan(images, train.size(), validation.size());
     p.batches = int((p.per_epoch + cfg_.batch_size - 1) / cfg_.batch_size);
     return p;
+  }
+
+  // Survey augmentation cuts its views from a wider source image; every other mode trains on the
+  // network's own input size.
+  void check_training_images(const data::ImageSet& images) const {
+    constexpr int side = Net::input_shape::h;
+    if (cfg_.augment != Augment::survey || (images.height == side && images.width == side)) {
+      check_images<Net>(images, "training");
+      return;
+    }
+    HUBBLE_CHECK(images.height == images.width && images.height > side && images.channels == Net::input_shape::c,
+                 "train: survey augmentation needs square ", Net::input_shape::c, "-band images of at least ", side,
+                 " pixels a side, not ", images.height, " x ", images.width, " x ", images.channels);
   }
 
   // What both schedules' plans share; batches is left to each.
@@ -262,6 +276,7 @@ class Trainer {
     double loss_sum = 0, lr = 0;
     long long correct = 0, seen = 0;
     for (int b = 0; b < plan.batches; ++b) {
+      survey_base_ = stream(cfg_.seed, epoch, 3)();
       load_batch(images, train, plan, order, views, b);
       lr = learning_rate(optimizer().steps, plan.batches);
       const BatchStats s = step(lr);
@@ -285,7 +300,13 @@ class Trainer {
   // meanwhile (the epoch is then not complete).
   bool validate(const data::ImageSet& images, const std::vector<int>& validation, EpochRecord& rec) {
     if (!validation.empty()) {
-      const Evaluation e = evaluate(images, validation, cfg_.tta);
+      // Survey views are cut from a wider source; the network is scored on the plain centre crop.
+      constexpr int side = Net::input_shape::h;
+      if (images.height != side && eval_source_ != &images) {
+        eval_images_ = data::centre_crop(images, side);
+        eval_source_ = &images;
+      }
+      const Evaluation e = evaluate(images.height != side ? eval_images_ : images, validation, cfg_.tta);
       rec.val_loss = e.loss;
       rec.val_accuracy = e.accuracy;
     }
@@ -335,7 +356,7 @@ class Trainer {
   // epoch's own stream; empty otherwise.
   std::vector<data::Dihedral> epoch_views(std::size_t items, int epoch) const {
     std::vector<data::Dihedral> views;
-    if (cfg_.augment != Augment::dihedral) return views;
+    if (cfg_.augment != Augment::dihedral && cfg_.augment != Augment::survey) return views;
     Rng aug = stream(cfg_.seed, epoch, 2);
     views.reserve(items);
     for (std::size_t k = 0; k < items; ++k) views.push_back(data::random_dihedral(aug));
@@ -389,7 +410,7 @@ class Trainer {
   }
 
   Plan plan_sharded(const data::ImageSet& images, const std::vector<int>& train, const std::vector<int>& validation) const {
-    check_images<Net>(images, "training");
+    check_training_images(images);
     HUBBLE_CHECK(!train.empty(), "train: the training set is empty");
     const ShardBlock mine = shard_block(cfg_.shards, exchange().rank(), exchange().ranks());
     for (std::size_t p = 0; p < train.size(); ++p) {
@@ -442,7 +463,7 @@ class Trainer {
       shard_items[std::size_t(j)] = (long long)shard_positions(int(train.size()), S, j).size() * plan.per_image * cfg_.repeats;
       if (!mine.owns(j)) continue;
       orders[std::size_t(j)] = shard_epoch_order(int(train.size()), plan.per_image, cfg_.repeats, S, j, cfg_.seed, epoch);
-      if (cfg_.augment == Augment::dihedral) {
+      if (cfg_.augment == Augment::dihedral || cfg_.augment == Augment::survey) {
         Rng aug = shard_view_stream(cfg_.seed, epoch, j);
         for (std::size_t k = 0; k < orders[std::size_t(j)].size(); ++k) views[std::size_t(j)].push_back(data::random_dihedral(aug));
       }
@@ -491,6 +512,7 @@ class Trainer {
         const int j = mine.first + k;
         std::vector<T>& sum = shard_sums_[std::size_t(k)];
         std::vector<double>& stats = stat_sums_[std::size_t(k)];
+        survey_base_ = shard_view_stream(cfg_.seed, epoch, j).split(3)();
         load_micro_batch(images, train, plan, orders[std::size_t(j)], views[std::size_t(j)], std::size_t(b) * std::size_t(m), count);
         std::vector<Rng*> streams = net_.random_streams();
         for (std::size_t l = 0; l < streams.size(); ++l)
@@ -570,6 +592,15 @@ class Trainer {
       if (!views.empty()) batch_views_.push_back(views[first + k]);
       else if (plan.per_image == 4) batch_views_.push_back(data::Dihedral(item % 4));
     }
+    if (cfg_.augment == Augment::survey) {
+      // Item p of the order draws from its own stream (survey_base_, p): the same pixels for any
+      // thread count and, in the sharded schedule, for any number of ranks.
+      batch_seeds_.resize(count);
+      for (std::size_t k = 0; k < count; ++k) batch_seeds_[k] = Rng(survey_base_ ^ (0x9E3779B97F4A7C15ull * (first + k + 1)))();
+      data::survey_tensor(images, std::span<const int>(batch_index_), std::span<const data::Dihedral>(batch_views_),
+                          std::span<const std::uint64_t>(batch_seeds_), cfg_.jitter, Net::input_shape::h, x_);
+      return;
+    }
     data::to_tensor(images, std::span<const int>(batch_index_), x_, std::span<const data::Dihedral>(batch_views_));
   }
 
@@ -647,6 +678,10 @@ class Trainer {
   Tensor<T> x_;  // the batch being trained on
   std::vector<int> batch_index_, batch_labels_;
   std::vector<data::Dihedral> batch_views_;
+  std::uint64_t survey_base_ = 0;            // survey augmentation: this epoch's (or shard's) stream
+  std::vector<std::uint64_t> batch_seeds_;    // survey augmentation: each item's stream
+  data::ImageSet eval_images_;                // survey augmentation: the centre crops validated on,
+  const data::ImageSet* eval_source_ = nullptr;  // cut from this set
   mutable LocalExchange local_exchange_;
   Exchange* exchange_ = nullptr;  // nullptr: local_exchange_
   std::vector<std::vector<T>> shard_sums_;       // sharded: this rank's shards' scaled gradients
