@@ -9,6 +9,8 @@
 #include "hubble/layers/activations.hpp"
 #include "hubble/layers/batchnorm.hpp"
 #include "hubble/layers/conv2d.hpp"
+#include "hubble/layers/d4_conv.hpp"
+#include "hubble/layers/d4_pool.hpp"
 #include "hubble/layers/dense.hpp"
 #include "hubble/layers/dropout.hpp"
 #include "hubble/layers/flatten.hpp"

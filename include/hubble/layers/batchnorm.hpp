@@ -10,30 +10,40 @@
 //          dx = gamma / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat))
 //   backward (eval): dx = gamma / sqrt(var + eps) * dy
 // The moving statistics are not trained; they are "buffers" (for_each_buffer) that checkpoints save.
+//
+// BatchNormLayer<In, T, Group>: channels c = p * Group + j (j < Group) share one set of statistics
+// and parameters p, and the means above run over the M = n*H*W*Group values of the group. Group 1
+// is BatchNorm (bit for bit the per-channel layer); Group 8 is D4BatchNorm, for D4 feature maps
+// (d4_conv.hpp): the 8 orientation channels of a field share them, so rotating or mirroring the
+// input permutes the field's channels without changing its statistics (equivariance kept).
 #include <cmath>
 
 #include "hubble/layers/layer_abstract.hpp"
 
 namespace hubble {
 
-template <class In, class T>
+template <class In, class T, int Group = 1>
 class BatchNormLayer {
+  static_assert(Group == 1 || Group == 8, "BatchNormLayer: Group is 1 (BatchNorm) or 8 (D4BatchNorm)");
+  static_assert(In::c % Group == 0,
+                "D4BatchNorm: input channels must be a multiple of 8 (a D4 feature map: 8 orientations per field)");
   static constexpr int C = In::c;
+  static constexpr int P = C / Group;  // statistics and parameters: one per group of channels
 
  public:
   using in_shape = In;
   using out_shape = In;
-  static constexpr std::size_t parameter_count = 2 * std::size_t(C);
+  static constexpr std::size_t parameter_count = 2 * std::size_t(P);
   static constexpr bool is_activation = false;
-  static constexpr const char* kind = "BatchNorm";
+  static constexpr const char* kind = Group == 1 ? "BatchNorm" : "D4BatchNorm";
   // PyTorch's momentum (0.1 in its convention): Keras' 0.99 needs thousands of steps before the
   // moving statistics forget their initial values, too slow for small data sets. eps is Keras'.
   static constexpr double momentum = 0.9, eps = 1e-3;
-  static std::string spec() { return "BatchNorm"; }
+  static std::string spec() { return kind; }
 
   BatchNormLayer()
-      : gamma_(C, T(1)), beta_(C, T(0)), dgamma_(C), dbeta_(C), moving_mean_(C, T(0)), moving_var_(C, T(1)),
-        mean_(C), inv_std_(C) {}
+      : gamma_(P, T(1)), beta_(P, T(0)), dgamma_(P), dbeta_(P), moving_mean_(P, T(0)), moving_var_(P, T(1)),
+        mean_(P), inv_std_(P) {}
 
   void initialize(Rng&, Init) {
     std::fill(gamma_.begin(), gamma_.end(), T(1));
@@ -43,54 +53,59 @@ class BatchNormLayer {
   }
 
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
-    check_input<In>(x, "BatchNorm");
+    check_input<In>(x, kind);
     y.template resize_for<out_shape>(x.batch());
     const std::size_t m = x.size() / C;
     training_ = mode == Mode::train;
     if (training_) {
-      // Per-channel sums in double, in a fixed order (deterministic, and stable for large M).
-      std::vector<double> sum(C, 0.0), sq(C, 0.0);
+      // Per-group sums in double, in a fixed order (deterministic, and stable for large M).
+      std::vector<double> sum(P, 0.0), sq(P, 0.0);
       for (std::size_t i = 0; i < m; ++i)
-        for (int c = 0; c < C; ++c) { const double v = x[i * C + c]; sum[c] += v; sq[c] += v * v; }
-      const double count = double(m);
-      for (int c = 0; c < C; ++c) {
-        const double mu = sum[c] / count, var = std::max(sq[c] / count - mu * mu, 0.0);
-        mean_[c] = T(mu);
-        inv_std_[c] = T(1.0 / std::sqrt(var + eps));
-        const double unbiased = m > 1 ? var * count / (count - 1) : var;
-        moving_mean_[c] = T(momentum * moving_mean_[c] + (1 - momentum) * mu);
-        moving_var_[c] = T(momentum * moving_var_[c] + (1 - momentum) * unbiased);
+        for (int c = 0; c < C; ++c) { const double v = x[i * C + c]; sum[c / Group] += v; sq[c / Group] += v * v; }
+      const double count = double(m) * Group;
+      for (int p = 0; p < P; ++p) {
+        const double mu = sum[p] / count, var = std::max(sq[p] / count - mu * mu, 0.0);
+        mean_[p] = T(mu);
+        inv_std_[p] = T(1.0 / std::sqrt(var + eps));
+        const double unbiased = m * Group > 1 ? var * count / (count - 1) : var;
+        moving_mean_[p] = T(momentum * moving_mean_[p] + (1 - momentum) * mu);
+        moving_var_[p] = T(momentum * moving_var_[p] + (1 - momentum) * unbiased);
       }
     } else {
-      for (int c = 0; c < C; ++c) { mean_[c] = moving_mean_[c]; inv_std_[c] = T(1.0 / std::sqrt(double(moving_var_[c]) + eps)); }
+      for (int p = 0; p < P; ++p) { mean_[p] = moving_mean_[p]; inv_std_[p] = T(1.0 / std::sqrt(double(moving_var_[p]) + eps)); }
     }
     const std::ptrdiff_t rows = std::ptrdiff_t(m);
 #pragma omp parallel for schedule(static) if (rows > 4096)
     for (std::ptrdiff_t i = 0; i < rows; ++i)
-      for (int c = 0; c < C; ++c) y[i * C + c] = gamma_[c] * (x[i * C + c] - mean_[c]) * inv_std_[c] + beta_[c];
+      for (int c = 0; c < C; ++c) {
+        const int p = c / Group;
+        y[i * C + c] = gamma_[p] * (x[i * C + c] - mean_[p]) * inv_std_[p] + beta_[p];
+      }
   }
 
   void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
     const std::size_t m = x.size() / C;
-    std::vector<double> sum_dy(C, 0.0), sum_dy_xhat(C, 0.0);
+    std::vector<double> sum_dy(P, 0.0), sum_dy_xhat(P, 0.0);
     for (std::size_t i = 0; i < m; ++i)
       for (int c = 0; c < C; ++c) {
-        const double xhat = double(x[i * C + c] - mean_[c]) * inv_std_[c];
-        sum_dy[c] += dy[i * C + c];
-        sum_dy_xhat[c] += dy[i * C + c] * xhat;
+        const int p = c / Group;
+        const double xhat = double(x[i * C + c] - mean_[p]) * inv_std_[p];
+        sum_dy[p] += dy[i * C + c];
+        sum_dy_xhat[p] += dy[i * C + c] * xhat;
       }
-    for (int c = 0; c < C; ++c) { dgamma_[c] = T(sum_dy_xhat[c]); dbeta_[c] = T(sum_dy[c]); }
+    for (int p = 0; p < P; ++p) { dgamma_[p] = T(sum_dy_xhat[p]); dbeta_[p] = T(sum_dy[p]); }
     if (!dx) return;
     dx->template resize_for<In>(x.batch());
     const std::ptrdiff_t rows = std::ptrdiff_t(m);
-    const double count = double(m);
+    const double count = double(m) * Group;
 #pragma omp parallel for schedule(static) if (rows > 4096)
     for (std::ptrdiff_t i = 0; i < rows; ++i)
       for (int c = 0; c < C; ++c) {
-        const T scale = gamma_[c] * inv_std_[c];
+        const int p = c / Group;
+        const T scale = gamma_[p] * inv_std_[p];
         if (!training_) { (*dx)[i * C + c] = scale * dy[i * C + c]; continue; }
-        const T xhat = (x[i * C + c] - mean_[c]) * inv_std_[c];
-        (*dx)[i * C + c] = scale * (dy[i * C + c] - T(sum_dy[c] / count) - xhat * T(sum_dy_xhat[c] / count));
+        const T xhat = (x[i * C + c] - mean_[p]) * inv_std_[p];
+        (*dx)[i * C + c] = scale * (dy[i * C + c] - T(sum_dy[p] / count) - xhat * T(sum_dy_xhat[p] / count));
       }
   }
 
@@ -114,6 +129,13 @@ class BatchNormLayer {
 struct BatchNorm {
   template <class In, class T>
   using bind = BatchNormLayer<In, T>;
+};
+
+// BatchNorm for D4 feature maps (8 * F channels, channel = field * 8 + orientation): one mean,
+// variance, gamma and beta per field, shared by its 8 orientations. 2 * F parameters.
+struct D4BatchNorm {
+  template <class In, class T>
+  using bind = BatchNormLayer<In, T, 8>;
 };
 
 }  // namespace hubble

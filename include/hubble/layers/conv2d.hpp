@@ -106,6 +106,13 @@ class Conv2DLayer {
     f("kernel", w_.data(), dw_.data(), w_.size());
     f("bias", b_.data(), db_.data(), b_.size());
   }
+  // The raw arrays (w [K][K][C][F], b [F]) and the gradients of the last backward(), for layers
+  // that fill this one's filter bank from parameters of their own (D4Lift, D4Conv in d4_conv.hpp).
+  T* weights() { return w_.data(); }
+  T* biases() { return b_.data(); }
+  const T* weights() const { return w_.data(); }
+  const T* weight_gradients() const { return dw_.data(); }
+  const T* bias_gradients() const { return db_.data(); }
 
  private:
   AlignedVector<T> w_, b_, dw_, db_;
