@@ -32,9 +32,9 @@ expect_text "JPEG quality 40"
 
 begin "one table row per model, a column per shift, mean and worst; JSON with every score"
 run "$exe" --data "$work/syn.h5" --model "$model" --model "$model" --label tta --label single --views 8 \
-  --json "$work/rob.json" --threads 1
+  --limit 16 --json "$work/rob.json" --threads 1
 expect_status 0
-expect_text "30 images 256x256"
+expect_text "16 images 256x256"
 expect_text "tta: $model, centre 128x128, 8 views (--views)"
 header=$(grep '^model ' <<<"$out")
 [ "$(wc -w <<<"$header")" -eq 14 ] || fail "the header should hold model, 11 shifts, mean, worst: '$header'"
@@ -47,7 +47,7 @@ grep -qE '^tta( +[0-9]+\.[0-9]){13} \((blur1|blur2|noise|bright1\.25|bright0\.75
 expect_text "wrote $work/rob.json"
 json=$(cat "$work/rob.json" 2>/dev/null)
 for key in '"benchmark": ' '"macro_f1": ' '"mean_accuracy": ' '"worst_shift": ' '"clean_per_class_recall": [{"class": 0' \
-  '"views": 8' '"images": 30' '"settings": "JPEG quality 40"'; do
+  '"views": 8' '"images": 16' '"settings": "JPEG quality 40"'; do
   grep -qF -- "$key" <<<"$json" || fail "rob.json lacks $key"
 done
 [ "$(grep -o '"recall": ' <<<"$json" | wc -l)" -eq 20 ] || fail "rob.json should hold 10 per-class recalls per model"
