@@ -32,6 +32,7 @@
 #include "hubble/data/augment.hpp"
 #include "hubble/data/galaxy10.hpp"
 #include "hubble/data/robustness.hpp"
+#include "hubble/data/split.hpp"
 #include "hubble/io/text_file.hpp"
 #include "hubble/metrics/classification.hpp"
 #include "hubble/metrics/json.hpp"
@@ -52,6 +53,7 @@ struct UsageError : std::runtime_error {
 void usage(std::ostream& os) {
   os << "usage: galaxy10_robustness --data FILE.h5 --model A.h5 [--model B.h5 ...] [--label NAME ...]\n"
         "                           [--views 1|8] [--json OUT.json] [--threads N] [--limit N]\n"
+        "                           [--folds K --fold I --split-seed S]\n"
         "       galaxy10_robustness --list-shifts\n"
         "\n"
         "Scores each model on the Galaxy10 file under the robustness benchmark's fixed shifts (blur, noise,\n"
@@ -66,6 +68,9 @@ void usage(std::ostream& os) {
         "  --json FILE     also write every score as JSON (replaced atomically)\n"
         "  --threads N     OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
         "  --limit N       score only the first N images of the file (quick runs)\n"
+        "  --folds K --fold I --split-seed S\n"
+        "                  score only the validation fold of galaxy10_train --folds K --fold I --seed S\n"
+        "                  (cross-validation on a training file; the holdout needs none of these)\n"
         "  --list-shifts   print the fixed shifts and exit\n"
         "Exit status: 0 scored; 1 an unusable file (named in the message); 2 a bad command line.\n";
 }
@@ -158,7 +163,7 @@ int run(int argc, char** argv) {
   std::string data_path, json_path;
   std::vector<std::string> model_paths, labels;
   int views = 0, threads = 0;
-  long long limit = 0;
+  long long limit = 0, folds = 0, fold = -1, split_seed = -1;
   bool list = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -186,6 +191,12 @@ int run(int argc, char** argv) {
       if (json_path.empty()) throw UsageError("--json needs a file name, not an empty string");
     } else if (a == "--threads") {
       threads = int(whole_number("--threads", value("N"), 1, 4096));
+    } else if (a == "--folds") {
+      folds = whole_number("--folds", value("K"), 2, 1000);
+    } else if (a == "--fold") {
+      fold = whole_number("--fold", value("I"), 0, 999);
+    } else if (a == "--split-seed") {
+      split_seed = whole_number("--split-seed", value("S"), 0, std::numeric_limits<long long>::max());
     } else if (a == "--limit") {
       limit = whole_number("--limit", value("N"), 1, std::numeric_limits<int>::max());
     } else {
@@ -197,6 +208,10 @@ int run(int argc, char** argv) {
     return exit_ok;
   }
   if (data_path.empty()) throw UsageError("needs --data FILE");
+  if ((folds > 0) != (fold >= 0) || (folds > 0) != (split_seed >= 0))
+    throw UsageError("--folds, --fold and --split-seed go together");
+  if (folds > 0 && fold >= folds)
+    throw UsageError("--fold " + std::to_string(fold) + " is outside 0 .. " + std::to_string(folds - 1));
   if (model_paths.empty()) throw UsageError("needs at least one --model FILE");
   if (!labels.empty() && labels.size() != model_paths.size())
     throw UsageError(std::to_string(labels.size()) + " --label for " + std::to_string(model_paths.size()) +
@@ -227,7 +242,9 @@ int run(int argc, char** argv) {
   data::LoadOptions options;
   options.crop = 0;  // the whole cut-out: shifts act before the crop
   options.limit = std::size_t(limit);
-  const data::ImageSet full = data::load_galaxy10(data_path, options);
+  data::ImageSet full = data::load_galaxy10(data_path, options);
+  if (folds > 0)  // the same fold galaxy10_train validated on (data/split.hpp)
+    full = data::subset(full, data::stratified_fold(full.labels, int(folds), int(fold), std::uint64_t(split_seed)).validation);
   HUBBLE_CHECK(full.height == full.width, data_path, ": the images are ", full.height, " x ", full.width,
                "; the benchmark needs square cut-outs");
   for (std::size_t m = 0; m < rows.size(); ++m) {

@@ -28,6 +28,7 @@
 #include "hubble/io/text_file.hpp"
 #include "hubble/metrics/classification.hpp"
 #include "hubble/model.hpp"
+#include "hubble/equivariant_net.hpp"
 #include "hubble/improved_net.hpp"
 #include "hubble/paper_net.hpp"
 #include "hubble/train/recipes.hpp"
@@ -71,10 +72,16 @@ const std::vector<OptionSpec>& option_specs() {
       {"synthetic-count", "N", "images in a newly made synthetic set (default 1500)"},
       {"crop", "N", "centre crop side in pixels, resized to the network's 128 x 128 input when not 128 (default 128)"},
       {"val-split", "F", "stratified validation fraction (default 0.2; 0 trains on everything)"},
+      {"folds", "K", "cross-validation: split the data into K stratified folds (with --fold; replaces --val-split)"},
+      {"fold", "I", "cross-validation: validate on fold I (0 .. K-1), train on the others"},
+      {"source-crop", "N", "survey augmentation: the centre N x N window (native scale) each training view is cut\n"
+                           "from (default 176: room for the scale and shift jitter around the 128 crop)"},
       {"max-train-images", "N", "train on at most N of the training images (quick runs; default all)"},
       {"limit", "N", "read only the first N images of the data file (default all)"},
-      {"recipe", "NAME", "paper (default: the paper's settings) or improved (train/recipes.hpp); flags override it"},
-      {"network", "NAME", "paper (PaperNet, the paper's recipe) or improved (ImprovedNet: BatchNorm + global average pooling)"},
+      {"recipe", "NAME", "paper (default: the paper's settings), improved or equivariant (train/recipes.hpp); flags\n"
+                         "override it"},
+      {"network", "NAME", "paper (PaperNet, the paper's recipe), improved (ImprovedNet: BatchNorm + global average\n"
+                          "pooling) or d4 (D4Net: D4-equivariant convolutions, invariant to rotations and flips)"},
       {"epochs", "N", "epochs (paper: 50; default 50 with --data, 8 on the synthetic set)"},
       {"batch-size", "N", "images per step (default 32)"},
       {"lr", "X", "learning rate (default 0.001)"},
@@ -85,8 +92,10 @@ const std::vector<OptionSpec>& option_specs() {
       {"weight-decay", "X", "adam: decoupled weight decay (AdamW; default 0)"},
       {"momentum", "X", "sgd: momentum (default 0.9)"},
       {"label-smoothing", "X", "label smoothing of the training loss (default 0)"},
-      {"augment", "MODE", "none, rot4 (paper: every training image at 0/90/180/270 degrees) or dihedral\n"
-                          "(a random one of the 8 rotations/flips per image, drawn anew every epoch)"},
+      {"augment", "MODE", "none, rot4 (paper: every training image at 0/90/180/270 degrees), dihedral\n"
+                          "(a random one of the 8 rotations/flips per image, drawn anew every epoch) or survey\n"
+                          "(dihedral plus random seeing, noise, brightness, band gains, scale, shift and JPEG;\n"
+                          "data/survey_augment.hpp)"},
       {"repeats", "N", "show every training image N times per epoch (default 1; improved recipe: 4)"},
       {"tta", nullptr, "evaluate on the average of the 8 rotated/flipped views of each image"},
       {"no-tta", nullptr, "evaluate on the images as they are (paper)"},
@@ -209,6 +218,7 @@ double to_real(const std::string& name, const std::string& v, double lo, double 
 struct Settings {
   std::string data, test_data, synthetic_file = synthetic_default_file, out, report = "last", network = "paper";
   int synthetic_count = synthetic_default_count, crop = 128, max_train_images = 0, limit = 0;
+  int folds = 0, fold = 0, source_crop = 176;
   double val_split = 0.2;
   bool resume = false, quiet = false;
   train::TrainConfig train;
@@ -306,6 +316,13 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   s.synthetic_count = int(integer("synthetic-count", std::to_string(synthetic_default_count), 10, 1000000));
   s.crop = int(integer("crop", "128", 1, 100000));
   s.val_split = real("val-split", 0.2, 0.0, 1.0, true);
+  s.folds = int(integer("folds", "0", 0, 1000));
+  s.fold = int(integer("fold", "0", 0, 999));
+  if (s.folds == 1) throw UsageError("--folds needs at least 2 folds (or 0: no cross-validation)");
+  if (s.folds > 0 && s.fold >= s.folds)
+    throw UsageError("--fold " + std::to_string(s.fold) + " is outside 0 .. " + std::to_string(s.folds - 1));
+  if (s.folds == 0 && given.count("fold")) throw UsageError("--fold needs --folds K");
+  s.source_crop = int(integer("source-crop", "176", 128, 100000));
   s.max_train_images = int(integer("max-train-images", "0", 0, 100000000));
   s.limit = int(integer("limit", "0", 0, 100000000));
   const int default_epochs = s.data.empty() ? synthetic_default_epochs : recipe.epochs;
@@ -334,7 +351,9 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   c.optimizer = choice("optimizer", train::name_of(recipe.optimizer), train::parse_optimizer);
   c.schedule = choice("schedule", train::name_of(recipe.schedule), train::parse_schedule);
   c.augment = choice("augment", train::name_of(recipe.augment), train::parse_augment);
-  s.network = src.parse("network", recipe.network, [](const std::string& v) { return one_of("network", v, {"paper", "improved"}); });
+  s.network = src.parse("network", recipe.network, [](const std::string& v) { return one_of("network", v, {"paper", "improved", "d4"}); });
+  if (c.augment == train::Augment::survey && s.crop != 128)
+    throw UsageError("--augment survey trains on native-scale 128 x 128 views; --crop does not apply (see --source-crop)");
   s.report = src.parse("report", "last", [](const std::string& v) { return one_of("report", v, {"last", "best"}); });
   if (!s.data.empty() && given.count("synthetic-count") && !saved.count("synthetic-count"))
     throw UsageError("--synthetic-count only applies to the synthetic set, not to --data " + s.data);
@@ -366,6 +385,9 @@ Settings resolve(const std::map<std::string, std::string>& given) {
                 {"synthetic-count", std::to_string(s.synthetic_count)},
                 {"crop", std::to_string(s.crop)},
                 {"val-split", json::number(s.val_split)},
+                {"folds", std::to_string(s.folds)},
+                {"fold", std::to_string(s.fold)},
+                {"source-crop", std::to_string(s.source_crop)},
                 {"max-train-images", std::to_string(s.max_train_images)},
                 {"limit", std::to_string(s.limit)},
                 {"recipe", recipe_name},
@@ -515,8 +537,9 @@ std::vector<std::string> class_names() {
 }
 
 // Loads a Galaxy10 file at the network's input size: centre crop `crop`, resized to 128 if needed.
+// With `native`, the centre crop x crop window as it is (survey augmentation cuts its views from it).
 data::ImageSet load_images(const std::string& path, int crop, int limit, int& source_side,
-                           const std::vector<std::size_t>* rows = nullptr) {
+                           const std::vector<std::size_t>* rows = nullptr, bool native = false) {
   {
     const h5::File f = h5::File::open(path);
     HUBBLE_CHECK(f.has("images"), path, ": no 'images' dataset (expected a Galaxy10 file)");
@@ -529,8 +552,12 @@ data::ImageSet load_images(const std::string& path, int crop, int limit, int& so
   data::LoadOptions o;
   o.crop = crop;
   o.limit = std::size_t(limit);
+  if (native)
+    HUBBLE_CHECK(source_side >= crop, path, ": its images are ", source_side, " pixels a side, smaller than the ",
+                 crop, " x ", crop, " window survey augmentation cuts its views from (lower --source-crop)");
   data::ImageSet set = rows ? data::load_galaxy10_rows(path, *rows, o) : data::load_galaxy10(path, o);
   constexpr int side = PaperNet::input_shape::h;
+  if (native) return set;
   if (set.height == side && set.width == side) return set;
   data::ImageSet out;
   out.height = out.width = side;
@@ -621,6 +648,7 @@ int run(int argc, char** argv) {
   // the output folder and the test set.
   if (s.resume && g_job.root()) {
     if (s.network == "improved") check_resumable<ImprovedNet>(s);
+    else if (s.network == "d4") check_resumable<D4Net>(s);
     else check_resumable<PaperNet>(s);
   }
   std::optional<train::RunFolder> folder;
@@ -679,7 +707,8 @@ int run(int argc, char** argv) {
   data::Split split;
   std::vector<int> all(labels.size());
   for (std::size_t i = 0; i < labels.size(); ++i) all[i] = int(i);
-  if (s.val_split > 0) split = data::stratified_split(labels, s.val_split, cfg.seed);
+  if (s.folds > 0) split = data::stratified_fold(labels, s.folds, s.fold, cfg.seed);
+  else if (s.val_split > 0) split = data::stratified_split(labels, s.val_split, cfg.seed);
   else split.train = all;
   if (s.max_train_images > 0 && int(split.train.size()) > s.max_train_images) {
     Rng r = Rng(cfg.seed).split(0x3A7);
@@ -689,10 +718,12 @@ int run(int argc, char** argv) {
   }
   HUBBLE_CHECK(!split.train.empty(), data_path, ": no training images left after the split");
   int source_side = 0;
+  const bool survey = cfg.augment == train::Augment::survey;
   data::ImageSet images;
   data::Split local = split;  // split in the indices of `images`
   if (!spread) {
-    images = load_images(data_path, s.crop, s.limit, source_side);
+    images = survey ? load_images(data_path, s.source_crop, s.limit, source_side, nullptr, true)
+                    : load_images(data_path, s.crop, s.limit, source_side);
   } else {  // this rank's rows: its shards' training images (+ the validation images on rank 0)
     const train::ShardBlock mine = train::shard_block(cfg.shards, g_job.rank, g_job.ranks);
     train::check_sharding(cfg.shards, cfg.batch_size, g_job.ranks);
@@ -711,12 +742,17 @@ int run(int argc, char** argv) {
         v = int(rows.size() - 1);
       }
     else local.validation.clear();
-    images = load_images(data_path, s.crop, s.limit, source_side, &rows);
+    images = survey ? load_images(data_path, s.source_crop, s.limit, source_side, &rows, true)
+                    : load_images(data_path, s.crop, s.limit, source_side, &rows);
   }
 
   std::printf("data      %s: %s\n", data_path.c_str(), data_note.c_str());
   std::printf("          %zu images %dx%d, centre crop %d%s; classes %s\n", labels.size(), source_side, source_side,
               std::min(s.crop, source_side), s.crop == 128 ? "" : " resized to 128", class_count_text(labels).c_str());
+  if (survey)
+    std::printf("          survey views cut from the centre %dx%d window; validation on the centre 128 crop\n", s.source_crop,
+                s.source_crop);
+  if (s.folds > 0) std::printf("folds     validating on fold %d of %d\n", s.fold, s.folds);
   std::printf("split     %zu training, %zu validation (stratified, seed %llu)\n", split.train.size(), split.validation.size(),
               static_cast<unsigned long long>(cfg.seed));
   if (cfg.shards > 0) {
@@ -749,6 +785,7 @@ int run(int argc, char** argv) {
 
   const Prepared prepared{images, local, data_path, source_side, test};
   if (s.network == "improved") return train_and_report<ImprovedNet>(s, prepared, argv[0], progress);
+  if (s.network == "d4") return train_and_report<D4Net>(s, prepared, argv[0], progress);
   return train_and_report<PaperNet>(s, prepared, argv[0], progress);
 }
 
@@ -760,7 +797,9 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
   const data::Split& split = prepared.split;
   const std::string& data_path = prepared.data_path;
   std::printf("network   %s, %s parameters, input 128x128x3\n",
-              s.network == "paper" ? "the paper's ConvNet (PaperNet)" : "ImprovedNet (BatchNorm, global average pooling)",
+              s.network == "paper"      ? "the paper's ConvNet (PaperNet)"
+              : s.network == "d4" ? "D4Net (D4-equivariant convolutions, invariant to rotations and flips)"
+                                  : "ImprovedNet (BatchNorm, global average pooling)",
               detail::thousands(Net::parameter_count).c_str());
   std::fflush(stdout);
 
@@ -832,7 +871,10 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
                                  title + " (accuracy " + json::number(std::round(r.accuracy * 1000) / 1000) + ")");
     pngs.push_back(png);
   };
-  if (!split.validation.empty()) score("validation", "validation", images, split.validation);
+  // Survey augmentation trains on views cut from a wider window; scores are on the plain centre crop.
+  const data::ImageSet cropped = images.height == Net::input_shape::h ? data::ImageSet{} : data::centre_crop(images, Net::input_shape::h);
+  const data::ImageSet& scored = images.height == Net::input_shape::h ? images : cropped;
+  if (!split.validation.empty()) score("validation", "validation", scored, split.validation);
   if (prepared.test) {
     const data::ImageSet& test = *prepared.test;
     std::vector<int> idx(std::size_t(test.size()));
@@ -844,7 +886,7 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
     for (int i : split.train)
       if (i >= 0) held.push_back(i);
     score(g_job.ranks > 1 ? "rank 0's training images (no validation split)" : "training images (no validation split)",
-          "train", images, held);
+          "train", scored, held);
   }
 
   // Curves and filters.
@@ -857,8 +899,12 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
     va.push_back(r.val_accuracy);
   }
   plots::save_training_curves((out / "curves.png").string(), ep, tl, vl, ta, va);
-  const auto first = net->parameters().front();  // conv2d_1/kernel: [5, 5, 3, 32]
-  plots::save_filter_grid((out / "filters.png").string(), first.value, 5, 3, 32);
+  // The first layer's kernel, [K, K, 3, F]: 5 x 5 x 3 x 32 for PaperNet and ImprovedNet, the 8
+  // learned (un-rotated) 6 x 6 filters of D4Net's lifting layer.
+  const auto first = net->parameters().front();
+  const std::vector<std::size_t> shape = detail::param_shape_of<typename Net::template layer_type<0>>::get("kernel", first.size);
+  if (shape.size() == 4 && shape[2] == 3)
+    plots::save_filter_grid((out / "filters.png").string(), first.value, int(shape[0]), 3, int(shape[3]));
   io::write_text_atomically((out / "metrics.json").string(), summary.str() + "\n");
 
   // The files this run leaves, as they are on disk (never a name that was not written).

@@ -41,6 +41,7 @@
 #include "hubble/onnx/onnx.hpp"  // only the protobuf-free description; reading ONNX is hubble/onnx/model.hpp
 // The built-in networks: included here so that every file including model.hpp sees the same
 // builtin_model slots.
+#include "hubble/equivariant_net.hpp"
 #include "hubble/improved_net.hpp"
 #include "hubble/paper_net.hpp"
 

@@ -16,6 +16,7 @@
 // that includes model.hpp sees the same ones; register any other network at run time with
 // hubble::Model::register_architecture<Net>(class_names).
 //   slot 0: PaperNet (paper_net.hpp)      slot 1: ImprovedNet (improved_net.hpp)
+//   slot 2: D4Net (equivariant_net.hpp)
 namespace hubble {
 
 inline constexpr int builtin_model_slots = 8;
