@@ -131,4 +131,36 @@ else
   expect_text "resuming from $work/diverge/last.h5 after epoch $kept of 30"
 fi
 
+begin "cross-validation folds: --fold needs --folds, and must be one of them"
+run "$exe" "${tiny[@]}" --epochs 1 --fold 1 --out "$work/fold_alone"
+expect_status 2
+expect_text "--fold needs --folds K"
+run "$exe" "${tiny[@]}" --epochs 1 --folds 4 --fold 4 --out "$work/fold_out"
+expect_status 2
+expect_text "--fold 4 is outside 0 .. 3"
+
+begin "each of 4 folds validates a quarter of the images (10 of 40)"
+for f in 0 1 2 3; do
+  run "$exe" --synthetic-file "$work/tiny.h5" --folds 4 --fold $f --max-train-images 4 --batch-size 8 --epochs 1 \
+    --threads 1 --quiet --out "$work/fold$f"
+  expect_status 0
+  expect_text "validating on fold $f of 4"
+  expect_text "split     4 training, 10 validation"
+done
+
+begin "survey augmentation on D4Net: views cut from a wider window, scored on the centre crop"
+run "$exe" --synthetic-file "$work/tiny.h5" --val-split 0.25 --max-train-images 8 --batch-size 8 --threads 1 --quiet \
+  --epochs 1 --recipe equivariant --out "$work/survey"
+expect_status 0
+expect_text "survey views cut from the centre 176x176 window; validation on the centre 128 crop"
+expect_text "D4Net (D4-equivariant convolutions"
+expect_text "validation: 10 images"
+[ -f "$work/survey/filters.png" ] || fail "no filters.png for D4Net"
+run "$exe" "${tiny[@]}" --epochs 1 --augment survey --crop 160 --out "$work/survey_crop"
+expect_status 2
+expect_text "--crop does not apply"
+run "$exe" "${tiny[@]}" --epochs 1 --augment survey --source-crop 300 --out "$work/survey_big"
+expect_status 1
+expect_text "smaller than the 300 x 300 window survey augmentation cuts its views from"
+
 finish
