@@ -431,3 +431,179 @@ TEST_CASE_TEMPLATE("gradient check: a small D4 network end to end", K, kernels::
   CHECK(t.entries_checked == Net::parameter_count);
   CHECK(t.max_absolute_error < 1e-8);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kernel variants, fusion, checkpoints
+
+namespace {
+// Forward output, dx, and the compact dw and db of a D4 layer on one batch.
+template <class Layer>
+std::vector<Tensor<float>> run_layer(const Tensor<float>& x, const Tensor<float>& dy) {
+  Layer layer = make_layer<Layer>(4);
+  Tensor<float> y, dx;
+  layer.forward(x, y, Mode::train);
+  layer.backward(x, y, dy, &dx);
+  std::vector<Tensor<float>> out{y, dx};
+  layer.for_each_parameter([&](const char*, float*, float* g, std::size_t n) {
+    Tensor<float> t(1, 1, 1, int(n));
+    std::copy(g, g + n, t.data());
+    out.push_back(t);
+  });
+  return out;
+}
+template <template <class> class LayerOf, class In, class Out>
+void check_variants_agree(int batch) {
+  const Tensor<float> x = random_input<In>(batch, 2), dy = random_input<Out>(batch, 3);
+  const auto ref = run_layer<LayerOf<kernels::Naive>>(x, dy);
+  kernels::for_each_variant<kernels::FastVariants>([&]<class V>() {
+    const auto got = run_layer<LayerOf<V>>(x, dy);
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      CAPTURE(V::name);
+      CAPTURE(i);  // 0: y, 1: dx, 2: dw, 3: db
+      CHECK(relative_difference(got[i], ref[i]) < 1e-5);
+    }
+  });
+}
+template <class K>
+using Lift5 = D4ConvLayer<Shape<13, 13, 3>, float, 4, 5, 2, Valid, K, true>;
+template <class K>
+using Conv3 = D4ConvLayer<Shape<10, 10, 16>, float, 4, 3, 1, Valid, K, false>;
+template <class K>
+using Conv3Same = D4ConvLayer<Shape<8, 8, 24>, float, 2, 3, 1, Same, K, false>;
+}  // namespace
+
+TEST_CASE("D4 convolutions: every kernel variant gives the reference's output and gradients to 1e-5") {
+  check_variants_agree<Lift5, Shape<13, 13, 3>, Shape<5, 5, 32>>(3);
+  check_variants_agree<Conv3, Shape<10, 10, 16>, Shape<8, 8, 32>>(3);  // Winograd's geometry
+  check_variants_agree<Conv3Same, Shape<8, 8, 24>, Shape<8, 8, 16>>(2);
+}
+
+TEST_CASE("D4Conv runs exactly the plain Conv2D of its expanded bank (bit for bit), and folds its gradient over the group") {
+  using D4 = Conv3<kernels::Default>;
+  using Plain = Conv2DLayer<Shape<10, 10, 16>, float, 32, 3, 1, Valid, kernels::Default>;
+  D4 d4 = make_layer<D4>(4);
+  const Tensor<float> x = random_input<Shape<10, 10, 16>>(2, 2), dy = random_input<Shape<8, 8, 32>>(2, 3);
+  Tensor<float> y, dx, y_plain, dx_plain;
+  d4.forward(x, y, Mode::train);
+  d4.backward(x, y, dy, &dx);
+  // A plain Conv2D given the expanded bank: W copied, B[f*8 + g] = b[f].
+  Plain plain;
+  std::copy(d4.expanded().weights(), d4.expanded().weights() + Plain::weight_count, plain.weights());
+  std::vector<float> bias, compact_dw, compact_db;
+  d4.for_each_parameter([&](const char* name, float* v, float* g, std::size_t n) {
+    if (std::string(name) == "kernel") compact_dw.assign(g, g + n);
+    else { bias.assign(v, v + n); compact_db.assign(g, g + n); }
+  });
+  for (int f = 0; f < 4; ++f)
+    for (int g = 0; g < 8; ++g) plain.biases()[f * 8 + g] = bias[std::size_t(f)];
+  plain.forward(x, y_plain, Mode::train);
+  plain.backward(x, y_plain, dy, &dx_plain);
+  CHECK(same_bits(y.data(), y_plain.data(), y.size()));
+  CHECK(same_bits(dx.data(), dx_plain.data(), dx.size()));
+  // db[f] = sum over the field's 8 orientations; dw[j] = sum over the 8 places w[j] went.
+  for (int f = 0; f < 4; ++f) {
+    float sum = 0;
+    for (int g = 0; g < 8; ++g) sum += plain.bias_gradients()[f * 8 + g];
+    CHECK(compact_db[std::size_t(f)] == doctest::Approx(sum).epsilon(1e-6));
+  }
+  // Compact (ky, kx, c*8 + h', f) sits, for each g, at the tap (y, x) that g moves it to, input
+  // channel c*8 + g h', filter f*8 + g.
+  constexpr int K = 3, C = 16, F = 4, FE = 32;
+  for (int ky = 0; ky < K; ++ky)
+    for (int kx = 0; kx < K; ++kx)
+      for (int c = 0; c < 2; ++c)
+        for (int hp = 0; hp < 8; ++hp)
+          for (int f = 0; f < F; ++f) {
+            float sum = 0;
+            for (int g = 0; g < 8; ++g)
+              for (int y0 = 0; y0 < K; ++y0)
+                for (int x0 = 0; x0 < K; ++x0) {
+                  const d4::Source src = d4::source_of(Dihedral(g), K, y0, x0);
+                  if (src.y != ky || src.x != kx) continue;
+                  const int h = d4::product(g, hp);
+                  sum += plain.weight_gradients()[((std::size_t(y0) * K + x0) * C + c * 8 + h) * FE + f * 8 + g];
+                }
+            CHECK(compact_dw[((std::size_t(ky) * K + kx) * C + c * 8 + hp) * F + f] == doctest::Approx(sum).epsilon(1e-6));
+          }
+}
+
+namespace {
+// Fusable D4 chains: D4Lift->ReLU->MaxPool<2> and D4Conv->ReLU->MaxPool<2> (conv, ReLU and pool
+// in one pass where the variant can), then D4Conv->ReLU->GroupPool (ReLU only).
+template <class K>
+using FusableD4Net = Network<float, Input<14, 14, 3>, D4Lift<3, 3, 1, K>, ReLU, MaxPool<2>, D4Conv<2, 3, 1, K>, ReLU,
+                             MaxPool<2>, D4Conv<2, 1, 1, K>, ReLU, D4GroupPool, GlobalAvgPool, Dense<4>, Softmax>;
+using D4Plan = FusionPlan<FusableD4Net<kernels::Default>::layers_type, float>;
+static_assert(D4Plan::conv_relu<0>() && D4Plan::conv_relu_pool<0>() && D4Plan::relu_pool_backward<2>());
+static_assert(D4Plan::conv_relu<3>() && D4Plan::conv_relu_pool<3>() && D4Plan::relu_pool_backward<5>());
+static_assert(D4Plan::conv_relu<6>() && !D4Plan::conv_relu_pool<6>());
+
+template <class Net>
+void check_d4_fusion_is_exact(int batch) {
+  Net fused(3), plain(3);
+  plain.set_fusion(false);
+  Tensor<float> x = random_input<typename Net::input_shape>(batch, 11);
+  std::vector<int> y;
+  for (int i = 0; i < batch; ++i) y.push_back(i % 4);
+  const BatchStats a = fused.compute_gradients(x, y, {}, Mode::eval);
+  const BatchStats b = plain.compute_gradients(x, y, {}, Mode::eval);
+  CHECK(a.loss == b.loss);
+  auto pa = fused.parameters(), pb = plain.parameters();
+  REQUIRE(pa.size() == pb.size());
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].name);
+    CHECK(same_bits(pa[i].grad, pb[i].grad, pa[i].size));
+  }
+  int skipped = 0;  // tensors the fused pass does not store
+  for (std::size_t i = 0; i < Net::layer_count; ++i) {
+    INFO("layer ", i, " ", Net::layer_names()[i]);
+    REQUIRE(plain.activation(i).size() > 0);
+    if (fused.activation(i).size() == 0) { ++skipped; continue; }
+    REQUIRE(fused.activation(i).size() == plain.activation(i).size());
+    CHECK(same_bits(fused.activation(i).data(), plain.activation(i).data(), plain.activation(i).size()));
+  }
+  CHECK(skipped >= 3);  // at least the three conv outputs: fusion did run
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("D4 fusion: D4Lift/D4Conv + ReLU (+ MaxPool) fused give bit-identical outputs and gradients", K,
+                   kernels::Naive, kernels::ImplicitGemm, kernels::Winograd4x4, kernels::Default) {
+  for (int batch : {1, 5}) {
+    CAPTURE(batch);
+    check_d4_fusion_is_exact<FusableD4Net<K>>(batch);
+  }
+}
+
+TEST_CASE("D4 checkpoint: a trained D4 network saved and loaded gives the same outputs, parameters and statistics") {
+  using Net = Sequential<Input<18, 18, 3>, D4Lift<2, 4, 2>, D4BatchNorm, ReLU, MaxPool<2>, D4Conv<3, 3>, D4BatchNorm, ReLU,
+                         D4GroupPool, GlobalAvgPool, Dense<4>, Softmax>;
+  Net a(1);
+  Adam<float> adam;
+  const Tensor<float> x = random_input<Shape<18, 18, 3>>(4, 3);
+  const std::vector<int> y{0, 1, 2, 3};
+  for (int s = 0; s < 3; ++s) a.train_step(x, y, adam);
+  const test_support::TempDir dir("d4_checkpoint");
+  const std::string path = dir.file("d4.h5");
+  save_checkpoint(path, a, &adam);
+
+  Net b(2);
+  Adam<float> adam_b;
+  load_checkpoint(path, b, &adam_b);
+  const auto pa = a.parameters(), pb = b.parameters();
+  REQUIRE(pa.size() == 10);  // 3 kernels and 3 biases (the D4 ones compact), 2 x gamma and beta
+  CHECK(pa[0].name == "d4lift_1/kernel");
+  CHECK(pa[0].size == 2 * 4 * 4 * 3);
+  for (std::size_t k = 0; k < pa.size(); ++k) CHECK(same_bits(pa[k].value, pb[k].value, pa[k].size));
+  const auto ba = a.buffers(), bb = b.buffers();
+  REQUIRE(ba.size() == 4);
+  CHECK(ba[0].size == 2);  // one moving mean per field
+  for (std::size_t k = 0; k < ba.size(); ++k) CHECK(same_bits(ba[k].value, bb[k].value, ba[k].size));
+  const Tensor<float> out_a = a.forward(x, Mode::eval);
+  const Tensor<float>& out_b = b.forward(x, Mode::eval);
+  CHECK(same_bits(out_a.data(), out_b.data(), out_a.size()));
+  // A checkpoint of another D4 layout is refused by name.
+  using Other = Sequential<Input<18, 18, 3>, D4Lift<3, 4, 2>, D4BatchNorm, ReLU, MaxPool<2>, D4Conv<3, 3>, D4BatchNorm,
+                           ReLU, D4GroupPool, GlobalAvgPool, Dense<4>, Softmax>;
+  Other other(1);
+  CHECK(test_support::error_of([&] { load_checkpoint(path, other); }).find("D4Lift<2,4,2,valid>") != std::string::npos);
+}
