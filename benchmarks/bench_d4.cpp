@@ -153,10 +153,9 @@ void register_shapes(int batch, int nthreads) {
   const std::string prefix = std::string("D4/") + Shapes::name + "/";
   const std::string suffix = "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(nthreads);
   auto add = [&]<class Layer>(const char* what) {
-    benchmark::RegisterBenchmark((prefix + what + suffix).c_str(),
-                                 [=](benchmark::State& st) {
-                                   layer_benchmark<Layer>(st, Shapes::K, batch, Shapes::input_gradient, nthreads);
-                                 })
+    benchmark::RegisterBenchmark(
+        (prefix + what + suffix).c_str(),
+        [=](benchmark::State& st) { layer_benchmark<Layer>(st, Shapes::K, batch, Shapes::input_gradient, nthreads); })
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   };
