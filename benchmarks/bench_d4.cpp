@@ -12,7 +12,8 @@
 // Counters: items_per_second (images/s), GFLOP/s of the convolution's multiply-adds (forward +
 // weight gradient + input gradient, 2 flops each; the expansion is not credited), and %peak, the
 // median over iterations of (GFLOP/s / the FMA probe run right after the call), as
-// bench_conv_kernels.cpp does so a shared host moves both alike.
+// bench_conv_kernels.cpp does so a shared host moves both alike. As there, the flops credited are
+// the direct convolution's, so a layer run by Winograd (3x3, stride 1) can pass 100%.
 //
 //   bench_d4                                   # everything
 //   bench_d4 --benchmark_filter='conv2/'       # one layer
@@ -152,10 +153,9 @@ void register_shapes(int batch, int nthreads) {
   const std::string prefix = std::string("D4/") + Shapes::name + "/";
   const std::string suffix = "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(nthreads);
   auto add = [&]<class Layer>(const char* what) {
-    benchmark::RegisterBenchmark((prefix + what + suffix).c_str(),
-                                 [=](benchmark::State& st) {
-                                   layer_benchmark<Layer>(st, Shapes::K, batch, Shapes::input_gradient, nthreads);
-                                 })
+    benchmark::RegisterBenchmark(
+        (prefix + what + suffix).c_str(),
+        [=](benchmark::State& st) { layer_benchmark<Layer>(st, Shapes::K, batch, Shapes::input_gradient, nthreads); })
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   };

@@ -29,7 +29,9 @@ Tensor<T> random_tensor(int n, int h, int w, int c, std::uint64_t seed) {
   return x;
 }
 template <class S, class T = float>
-Tensor<T> random_input(int n, std::uint64_t seed = 11) { return random_tensor<T>(n, S::h, S::w, S::c, seed); }
+Tensor<T> random_input(int n, std::uint64_t seed = 11) {
+  return random_tensor<T>(n, S::h, S::w, S::c, seed);
+}
 
 // max |a - b| / max |b|: the difference relative to the reference's scale.
 template <class T>
@@ -43,7 +45,9 @@ double relative_difference(const Tensor<T>& a, const Tensor<T>& b) {
   return diff / std::max(scale, 1e-30);
 }
 template <class T>
-bool same_bits(const T* a, const T* b, std::size_t n) { return std::memcmp(a, b, n * sizeof(T)) == 0; }
+bool same_bits(const T* a, const T* b, std::size_t n) {
+  return std::memcmp(a, b, n * sizeof(T)) == 0;
+}
 
 // A layer with its parameters drawn, and random (non-zero) biases / BatchNorm shifts.
 template <class Layer>
@@ -192,9 +196,10 @@ TEST_CASE("D4 layers: parameter counts, specs and kinds") {
   using Net = Sequential<Input<18, 18, 3>, D4Lift<2, 4, 2>, D4BatchNorm, ReLU, MaxPool<2>, D4Conv<3, 3>, D4GroupPool,
                          GlobalAvgPool, Dense<4>, Softmax>;
   static_assert(Net::parameter_count == (2 * 4 * 4 * 3 + 2) + 2 * 2 + (3 * 2 * 8 * 3 * 3 + 3) + (3 * 4 + 4));
-  CHECK(Net::architecture() ==
-        "Input<18,18,3> D4Lift<2,4,2,valid> D4BatchNorm ReLU MaxPool<2,2> D4Conv<3,3,1,valid> D4GroupPool GlobalAvgPool "
-        "Dense<4> Softmax");
+  CHECK(
+      Net::architecture() ==
+      "Input<18,18,3> D4Lift<2,4,2,valid> D4BatchNorm ReLU MaxPool<2,2> D4Conv<3,3,1,valid> D4GroupPool GlobalAvgPool "
+      "Dense<4> Softmax");
 }
 
 TEST_CASE("D4Conv's filter bank is g . w[f][c][g^-1 h], written out with transform_filter") {
@@ -215,14 +220,16 @@ TEST_CASE("D4Conv's filter bank is g . w[f][c][g^-1 h], written out with transfo
           const int src = c * 8 + int(data::compose(Dihedral(h), data::inverse(Dihedral(g))));  // g^-1 h
           for (int k = 0; k < K * K; ++k) filter[std::size_t(k)] = w[(std::size_t(k) * C + src) * F + f];
           d4::transform_filter(Dihedral(g), filter.data(), K, moved.data());
-          for (int k = 0; k < K * K; ++k) CHECK(W[(std::size_t(k) * C + c * 8 + h) * FE + f * 8 + g] == moved[std::size_t(k)]);
+          for (int k = 0; k < K * K; ++k)
+            CHECK(W[(std::size_t(k) * C + c * 8 + h) * FE + f * 8 + g] == moved[std::size_t(k)]);
         }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Equivariance, to float rounding, for all 8 transforms
 
-TEST_CASE("D4Lift is equivariant: Lift(t . x) = t . Lift(x) for all 8 t (odd and even kernels, strides 1 and 2, same)") {
+TEST_CASE(
+    "D4Lift is equivariant: Lift(t . x) = t . Lift(x) for all 8 t (odd and even kernels, strides 1 and 2, same)") {
   auto lift_3_2 = make_layer<D4ConvLayer<Shape<11, 11, 3>, float, 4, 3, 2, Valid, kernels::Default, true>>();
   auto lift_4_2 = make_layer<D4ConvLayer<Shape<12, 12, 3>, float, 2, 4, 2, Valid, kernels::Default, true>>();
   auto lift_5_1 = make_layer<D4ConvLayer<Shape<9, 9, 2>, float, 3, 5, 1, Valid, kernels::Naive, true>>();
@@ -274,15 +281,19 @@ TEST_CASE("D4BatchNorm is equivariant in train and eval mode, and is BatchNorm o
   Wide wide = make_layer<Wide>(4);
   Grouped grouped;
   std::vector<double> gamma_beta;
-  wide.for_each_parameter([&](const char*, double* v, double*, std::size_t n) { gamma_beta.insert(gamma_beta.end(), v, v + n); });
+  wide.for_each_parameter(
+      [&](const char*, double* v, double*, std::size_t n) { gamma_beta.insert(gamma_beta.end(), v, v + n); });
   std::size_t at = 0;
-  grouped.for_each_parameter([&](const char*, double* v, double*, std::size_t n) { for (std::size_t i = 0; i < n; ++i) v[i] = gamma_beta[at++]; });
+  grouped.for_each_parameter([&](const char*, double* v, double*, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) v[i] = gamma_beta[at++];
+  });
   const Tensor<double> xd = random_input<Shape<5, 5, 24>, double>(3, 17);
   Tensor<double> xw(3, 5, 40, 3), yd, yw;
   for (int n = 0; n < 3; ++n)
     for (int p = 0; p < 25; ++p)
       for (int f = 0; f < 3; ++f)
-        for (int g = 0; g < 8; ++g) xw.sample(n)[(std::size_t(p) * 8 + g) * 3 + f] = xd.sample(n)[std::size_t(p) * 24 + f * 8 + g];
+        for (int g = 0; g < 8; ++g)
+          xw.sample(n)[(std::size_t(p) * 8 + g) * 3 + f] = xd.sample(n)[std::size_t(p) * 24 + f * 8 + g];
   for (Mode mode : {Mode::train, Mode::train, Mode::eval}) {
     grouped.forward(xd, yd, mode);
     wide.forward(xw, yw, mode);
@@ -294,7 +305,8 @@ TEST_CASE("D4BatchNorm is equivariant in train and eval mode, and is BatchNorm o
                   doctest::Approx(yw.sample(n)[(std::size_t(p) * 8 + g) * 3 + f]).epsilon(1e-12));
   }
   std::vector<double> moving_grouped, moving_wide;
-  grouped.for_each_buffer([&](const char*, double* v, std::size_t n) { moving_grouped.insert(moving_grouped.end(), v, v + n); });
+  grouped.for_each_buffer(
+      [&](const char*, double* v, std::size_t n) { moving_grouped.insert(moving_grouped.end(), v, v + n); });
   wide.for_each_buffer([&](const char*, double* v, std::size_t n) { moving_wide.insert(moving_wide.end(), v, v + n); });
   REQUIRE(moving_grouped.size() == 6);
   for (std::size_t i = 0; i < 6; ++i) CHECK(moving_grouped[i] == doctest::Approx(moving_wide[i]).epsilon(1e-12));
@@ -318,8 +330,8 @@ TEST_CASE("D4GroupPool takes the maximum over each field's 8 orientations and is
 
 namespace {
 template <class K>
-using InvariantNet = Network<float, Input<18, 18, 3>, D4Lift<2, 4, 2, K>, D4BatchNorm, ReLU, MaxPool<2>, D4Conv<3, 3, 1, K>,
-                             D4GroupPool, GlobalAvgPool, Dense<4>, Softmax>;
+using InvariantNet = Network<float, Input<18, 18, 3>, D4Lift<2, 4, 2, K>, D4BatchNorm, ReLU, MaxPool<2>,
+                             D4Conv<3, 3, 1, K>, D4GroupPool, GlobalAvgPool, Dense<4>, Softmax>;
 // The same layout with plain layers and about as many channels: no symmetry built in.
 using PlainNet = Network<float, Input<18, 18, 3>, Conv2D<16, 4, 2>, BatchNorm, ReLU, MaxPool<2>, Conv2D<3, 3>,
                          GlobalAvgPool, Dense<4>, Softmax>;
@@ -338,7 +350,9 @@ double worst_invariance_error(Net& net, const Tensor<float>& x, Mode mode) {
 }
 }  // namespace
 
-TEST_CASE("a D4 network (Lift, D4BatchNorm, ReLU, MaxPool, D4Conv, GroupPool, GlobalAvgPool, Dense) is invariant; a plain one is not") {
+TEST_CASE(
+    "a D4 network (Lift, D4BatchNorm, ReLU, MaxPool, D4Conv, GroupPool, GlobalAvgPool, Dense) is invariant; a plain "
+    "one is not") {
   InvariantNet<kernels::Default> net(5);
   // Train a little so BatchNorm's moving statistics and all weights are non-trivial.
   Tensor<float> x = random_input<Shape<18, 18, 3>>(6, 21);
@@ -393,7 +407,9 @@ TEST_CASE("gradient check: D4BatchNorm (train and eval) and D4GroupPool") {
   using Bn = BatchNormLayer<Shape<3, 3, 16>, double, 8>;
   Bn bn = make_layer<Bn>();
   Rng r(21);
-  bn.for_each_buffer([&](const char*, double* v, std::size_t n) { for (std::size_t i = 0; i < n; ++i) v[i] += r.uniform(0.1, 0.5); });
+  bn.for_each_buffer([&](const char*, double* v, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) v[i] += r.uniform(0.1, 0.5);
+  });
   GradientCheckOptions train, eval;
   eval.mode = Mode::eval;
   const auto x = random_input<Shape<3, 3, 16>, double>(3);
@@ -478,7 +494,8 @@ TEST_CASE("D4 convolutions: every kernel variant gives the reference's output an
   check_variants_agree<Conv3Same, Shape<8, 8, 24>, Shape<8, 8, 16>>(2);
 }
 
-TEST_CASE("D4Conv runs exactly the plain Conv2D of its expanded bank (bit for bit), and folds its gradient over the group") {
+TEST_CASE(
+    "D4Conv runs exactly the plain Conv2D of its expanded bank (bit for bit), and folds its gradient over the group") {
   using D4 = Conv3<kernels::Default>;
   using Plain = Conv2DLayer<Shape<10, 10, 16>, float, 32, 3, 1, Valid, kernels::Default>;
   D4 d4 = make_layer<D4>(4);
@@ -492,7 +509,10 @@ TEST_CASE("D4Conv runs exactly the plain Conv2D of its expanded bank (bit for bi
   std::vector<float> bias, compact_dw, compact_db;
   d4.for_each_parameter([&](const char* name, float* v, float* g, std::size_t n) {
     if (std::string(name) == "kernel") compact_dw.assign(g, g + n);
-    else { bias.assign(v, v + n); compact_db.assign(g, g + n); }
+    else {
+      bias.assign(v, v + n);
+      compact_db.assign(g, g + n);
+    }
   });
   for (int f = 0; f < 4; ++f)
     for (int g = 0; g < 8; ++g) plain.biases()[f * 8 + g] = bias[std::size_t(f)];
@@ -523,7 +543,8 @@ TEST_CASE("D4Conv runs exactly the plain Conv2D of its expanded bank (bit for bi
                   const int h = d4::product(g, hp);
                   sum += plain.weight_gradients()[((std::size_t(y0) * K + x0) * C + c * 8 + h) * FE + f * 8 + g];
                 }
-            CHECK(compact_dw[((std::size_t(ky) * K + kx) * C + c * 8 + hp) * F + f] == doctest::Approx(sum).epsilon(1e-6));
+            CHECK(compact_dw[((std::size_t(ky) * K + kx) * C + c * 8 + hp) * F + f] ==
+                  doctest::Approx(sum).epsilon(1e-6));
           }
 }
 
@@ -558,7 +579,10 @@ void check_d4_fusion_is_exact(int batch) {
   for (std::size_t i = 0; i < Net::layer_count; ++i) {
     INFO("layer ", i, " ", Net::layer_names()[i]);
     REQUIRE(plain.activation(i).size() > 0);
-    if (fused.activation(i).size() == 0) { ++skipped; continue; }
+    if (fused.activation(i).size() == 0) {
+      ++skipped;
+      continue;
+    }
     REQUIRE(fused.activation(i).size() == plain.activation(i).size());
     CHECK(same_bits(fused.activation(i).data(), plain.activation(i).data(), plain.activation(i).size()));
   }
@@ -575,8 +599,8 @@ TEST_CASE_TEMPLATE("D4 fusion: D4Lift/D4Conv + ReLU (+ MaxPool) fused give bit-i
 }
 
 TEST_CASE("D4 checkpoint: a trained D4 network saved and loaded gives the same outputs, parameters and statistics") {
-  using Net = Sequential<Input<18, 18, 3>, D4Lift<2, 4, 2>, D4BatchNorm, ReLU, MaxPool<2>, D4Conv<3, 3>, D4BatchNorm, ReLU,
-                         D4GroupPool, GlobalAvgPool, Dense<4>, Softmax>;
+  using Net = Sequential<Input<18, 18, 3>, D4Lift<2, 4, 2>, D4BatchNorm, ReLU, MaxPool<2>, D4Conv<3, 3>, D4BatchNorm,
+                         ReLU, D4GroupPool, GlobalAvgPool, Dense<4>, Softmax>;
   Net a(1);
   Adam<float> adam;
   const Tensor<float> x = random_input<Shape<18, 18, 3>>(4, 3);

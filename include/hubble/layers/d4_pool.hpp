@@ -43,7 +43,10 @@ class D4GroupPoolLayer : public ParameterFreeLayer {
       T best = field[0];
       std::uint8_t arg = 0;
       for (int g = 1; g < d4::order; ++g)
-        if (field[g] > best) { best = field[g]; arg = std::uint8_t(g); }
+        if (field[g] > best) {
+          best = field[g];
+          arg = std::uint8_t(g);
+        }
       ys[i] = best;
       am[i] = arg;
     }
