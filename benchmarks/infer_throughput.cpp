@@ -15,6 +15,8 @@
 //   infer_throughput profile CKPT.h5 --batch N [--steps S] [--threads T]
 //       per-layer forward times: the network's own chain (fused steps as one row, as forward() runs
 //       them) on a copy of its layers; the chain's output is checked against net.forward's
+//   infer_throughput calls CKPT.h5 --path typed|model-batch|model-values|model-bytes [--batch N] [--calls C]
+//       C calls of one path inside counted_calls(), for callgrind's instruction counts (below)
 // Every mode prints one JSON object on stdout; errors go to stderr with exit status 1.
 #include <algorithm>
 #include <array>
@@ -50,7 +52,7 @@ struct Args {
   int batch = 1, threads = 0, calls = 1000, steps = 10;
   double seconds = 2.0;
   std::uint64_t seed = 1;
-  std::string inputs, probs, first = "typed";
+  std::string inputs, probs, first = "typed", call_path = "typed";
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -91,6 +93,7 @@ Args parse(int argc, char** argv) {
     else if (s == "--seed") a.seed = std::uint64_t(number(0));
     else if (s == "--inputs") a.inputs = v;
     else if (s == "--probs") a.probs = v;
+    else if (s == "--path") a.call_path = v;
     else if (s == "--first") {
       if (v != "typed" && v != "model") usage("--first takes typed or model");
       a.first = v;
@@ -336,6 +339,37 @@ void latency_mode(const Args& a) {
       a.calls, json_number(m50).c_str(), json_number(m99).c_str(), json_number(t50).c_str(), json_number(t99).c_str());
 }
 
+// C calls of one inference path, after two warm-up calls, inside counted_calls: for instruction
+// counts that do not depend on the machine's load,
+//   valgrind --tool=callgrind --toggle-collect='*counted_calls*' infer_throughput calls CKPT --path P
+template <class F>
+[[gnu::noinline]] void counted_calls(F&& f, int calls) {
+  for (int i = 0; i < calls; ++i) f();
+}
+
+template <class Net>
+void calls_mode(const Args& a) {
+  using S = typename Net::input_shape;
+  auto net = load_typed<Net>(a.path);
+  const Model model = Model::load(a.path);
+  const Tensor<float> x = images<S>(a.batch, a.seed);
+  std::vector<std::uint8_t> bytes(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) bytes[i] = std::uint8_t(std::lround(x[i] * 255.0f));
+  const auto go = [&](auto&& f) {
+    f();
+    f();
+    counted_calls(f, a.calls);
+  };
+  if (a.call_path == "typed") go([&] { net->forward(x, Mode::eval); });
+  else if (a.call_path == "model-batch") go([&] { (void)model.predict(x); });
+  else if (a.call_path == "model-values" && a.batch == 1)
+    go([&] { (void)model.predict(std::span<const float>(x.data(), x.size())); });
+  else if (a.call_path == "model-bytes" && a.batch == 1)
+    go([&] { (void)model.predict(std::span<const std::uint8_t>(bytes)); });
+  else usage("calls: --path is typed, model-batch, or (batch 1) model-values or model-bytes");
+  std::printf("{\"path\": %s, \"batch\": %d, \"calls\": %d}\n", json_string(a.call_path).c_str(), a.batch, a.calls);
+}
+
 template <class Net>
 void profile_mode(const Args& a) {
   using S = typename Net::input_shape;
@@ -389,6 +423,7 @@ void run_mode(const Args& a) {
   else if (a.mode == "throughput") throughput_mode<Net>(a);
   else if (a.mode == "latency") latency_mode<Net>(a);
   else if (a.mode == "profile") profile_mode<Net>(a);
+  else if (a.mode == "calls") calls_mode<Net>(a);
   else usage("unknown mode " + a.mode);
 }
 
