@@ -137,7 +137,7 @@ async function main() {
   } else if (mode === 'profile') {
     if (!a.dir) throw new Error('profile: --dir is required');
     fs.mkdirSync(a.dir, { recursive: true });
-    const prefix = path.join(path.resolve(a.dir), `ort_profile_b${a.batch}`);
+    const prefix = path.join(path.resolve(a.dir), `ort_profile_${path.basename(model, '.onnx')}_b${a.batch}`);
     const session = await makeSession(model, a, { enableProfiling: true, profileFilePrefix: prefix });
     const feeds = feedsFor(session, a);
     const warmup = 3;
