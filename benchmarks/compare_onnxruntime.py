@@ -124,6 +124,10 @@ def find_onnxruntime(args):
             why = "node is not installed" if shutil.which("node") is None else f"{package} is missing"
             print(f"skipped: {why} (scripts/install-onnxruntime.sh installs ONNX Runtime for Node.js)")
             sys.exit(SKIP)
+        default_dir = os.path.join(ROOT, ".deps", "onnxruntime")
+        if shutil.which("node") is not None and os.path.abspath(args.ort_dir) != default_dir:
+            raise Failure(f"--ort-dir {args.ort_dir}: no onnxruntime-node there ({package} is missing; "
+                          "scripts/install-onnxruntime.sh installs it into .deps/onnxruntime)")
         print("installing ONNX Runtime: scripts/install-onnxruntime.sh", flush=True)
         subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-onnxruntime.sh")], check=False)
         if shutil.which("node") is None:

@@ -63,7 +63,9 @@ struct Args {
       "       infer_throughput predict CKPT.h5 --batch N --inputs IN.f32 --probs OUT.f32 [--seed S]\n"
       "       infer_throughput throughput CKPT.h5 --batch N [--seconds S] [--threads T] [--first typed|model]\n"
       "       infer_throughput latency CKPT.h5 [--calls C] [--threads T]\n"
-      "       infer_throughput profile CKPT.h5 --batch N [--steps S] [--threads T]\n",
+      "       infer_throughput profile CKPT.h5 --batch N [--steps S] [--threads T]\n"
+      "       infer_throughput calls CKPT.h5 --path typed|model-batch|model-values|model-bytes [--batch N] [--calls "
+      "C]\n",
       why.c_str());
   std::exit(2);
 }
@@ -101,6 +103,8 @@ Args parse(int argc, char** argv) {
   }
   if (positional.empty()) usage("no mode given");
   a.mode = positional[0];
+  static const char* const modes[] = {"make-checkpoint", "predict", "throughput", "latency", "profile", "calls"};
+  if (std::find(std::begin(modes), std::end(modes), a.mode) == std::end(modes)) usage("unknown mode " + a.mode);
   if (a.mode == "make-checkpoint") {
     if (positional.size() != 3) usage("make-checkpoint takes a network name and an output file");
     a.path = positional[1];
