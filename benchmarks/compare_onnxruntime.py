@@ -209,33 +209,17 @@ class Comparison:
             for key, (name, ckpt, model) in nets.items():
                 res = self.results["networks"][key]
                 for b in BATCHES:
-                    def h():
-                        return self.hubble("throughput", ckpt, "--batch", b, "--seconds", a.seconds,
-                                           "--first", "typed" if hubble_first else "model")
-
-                    def o():
-                        return self.ort("throughput", model, "--batch", b, "--seconds", a.seconds)
-                    if hubble_first:
-                        hr = h()
-                        orr = o()
-                    else:
-                        orr = o()
-                        hr = h()
+                    hr, orr = in_order(
+                        hubble_first,
+                        lambda: self.hubble("throughput", ckpt, "--batch", b, "--seconds", a.seconds,
+                                            "--first", "typed" if hubble_first else "model"),
+                        lambda: self.ort("throughput", model, "--batch", b, "--seconds", a.seconds))
                     row = {"typed": hr["typed"], "model": hr["model"], "ort": orr["ort"]}
                     res["rounds"][str(b)].append(row)
                     print(f"round {r + 1}/{a.rounds} {name} batch {b}: typed {row['typed']:.1f}  Model "
                           f"{row['model']:.1f}  ORT {row['ort']:.1f} img/s", flush=True)
-                def hl():
-                    return self.hubble("latency", ckpt, "--calls", a.calls)
-
-                def ol():
-                    return self.ort("latency", model, "--calls", a.calls)
-                if hubble_first:
-                    hlr = hl()
-                    olr = ol()
-                else:
-                    olr = ol()
-                    hlr = hl()
+                hlr, olr = in_order(hubble_first, lambda: self.hubble("latency", ckpt, "--calls", a.calls),
+                                    lambda: self.ort("latency", model, "--calls", a.calls))
                 res["latency"].append({**hlr, **olr})
         for key, res in self.results["networks"].items():
             med = {}
@@ -292,6 +276,15 @@ class Comparison:
         with open(os.path.join(self.out, "results.json"), "w") as f:
             json.dump(R, f, indent=1)
         print("\n" + text + f"\n\n(written to {self.out}/results.txt and results.json)\n" + last)
+
+
+def in_order(hubble_first, hubble, ort):
+    """(hubble(), ort()), called in the order asked for."""
+    if hubble_first:
+        h = hubble()
+        return h, ort()
+    o = ort()
+    return hubble(), o
 
 
 def read_floats(path):
