@@ -189,24 +189,24 @@ class Model {
   }
 
   // Class probabilities of one image: input_height() x input_width() x input_channels() bytes,
-  // HWC, scaled by 1/255 as in training.
+  // HWC, scaled by 1/255 as in training (straight into the network's input buffer).
   std::vector<float> predict(std::span<const std::uint8_t> image) const {
     check_size(image.size(), 1);
-    std::vector<float> x(image.size());
-    for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(image[i]) / 255.0f;
-    return predict_values(x.data(), 1);
+    return predict_values(Input{nullptr, image.data(), nullptr}, 1);
   }
   // The same from values already in [0, 1].
   std::vector<float> predict(std::span<const float> image) const {
     check_size(image.size(), 1);
-    return predict_values(image.data(), 1);
+    return predict_values(Input{image.data(), nullptr, nullptr}, 1);
   }
-  // A batch (n x H x W x C, values in [0, 1]): n x classes() probabilities, row-major.
+  // A batch (n x H x W x C, values in [0, 1]): n x classes() probabilities, row-major. A float
+  // network reads a batch of up to 64 images in place (no copy), as net.forward(batch) would.
   std::vector<float> predict(const Tensor<float>& batch) const {
+    HUBBLE_CHECK(s_, "Model: not loaded");
     HUBBLE_CHECK(batch.height() == s_->h && batch.width() == s_->w && batch.channels() == s_->c, s_->path,
                  ": the model takes ", s_->h, "x", s_->w, "x", s_->c, " images, not ", batch.height(), "x",
                  batch.width(), "x", batch.channels());
-    return predict_values(batch.data(), batch.batch());
+    return predict_values(Input{batch.data(), nullptr, &batch}, batch.batch());
   }
 
   const std::vector<std::string>& class_names() const { return s_->names; }
@@ -228,11 +228,19 @@ class Model {
   }
 
  private:
+  // What predict() was given: n images of values in [0, 1] (`values`) or of bytes to scale by
+  // 1/255 (`bytes`); `tensor` when the values are a whole Tensor (which a float network can
+  // read in place).
+  struct Input {
+    const float* values = nullptr;
+    const std::uint8_t* bytes = nullptr;
+    const Tensor<float>* tensor = nullptr;
+  };
   struct Engine {
     virtual ~Engine() = default;
     virtual std::unique_ptr<Engine> clone() const = 0;
-    // x: n images of values in [0, 1]; out: n x classes probabilities.
-    virtual void predict(const float* x, int n, float* out) = 0;
+    // out: n x classes probabilities.
+    virtual void predict(const Input& in, int n, float* out) = 0;
   };
   template <class Net>
   struct EngineFor final : Engine {
@@ -246,14 +254,23 @@ class Model {
       *e->net = *net;
       return e;
     }
-    void predict(const float* in, int n, float* out) override {
+    void predict(const Input& in, int n, float* out) override {
       constexpr int K = Net::classes;
       const std::size_t sample = std::size_t(S::h) * S::w * S::c;
       for (int first = 0; first < n; first += chunk) {
         const int count = std::min(chunk, n - first);
-        x.resize(count, S::h, S::w, S::c);
-        std::copy(in + std::size_t(first) * sample, in + std::size_t(first + count) * sample, x.data());
-        net->forward(x, Mode::eval);
+        const Tensor<T>* input = &x;
+        if constexpr (std::is_same_v<T, float>)
+          if (in.tensor && n <= chunk) input = in.tensor;  // the caller's batch, read in place
+        if (input == &x) {
+          x.resize(count, S::h, S::w, S::c);
+          const std::size_t begin = std::size_t(first) * sample, end = std::size_t(first + count) * sample;
+          if (in.bytes)
+            for (std::size_t i = begin; i < end; ++i) x[i - begin] = T(float(in.bytes[i]) / 255.0f);
+          else
+            std::copy(in.values + begin, in.values + end, x.data());
+        }
+        net->forward(*input, Mode::eval);
         const Tensor<T>& z = net->logits();
         for (int i = 0; i < count; ++i) {  // softmax of the logits, in double
           const T* row = z.sample(i);
@@ -382,7 +399,7 @@ class Model {
                  " values per image, got ", values);
   }
 
-  std::vector<float> predict_values(const float* x, int n) const {
+  std::vector<float> predict_values(const Input& x, int n) const {
     HUBBLE_CHECK(s_, "Model: not loaded");
     std::unique_ptr<Engine> e;
     {

@@ -38,6 +38,15 @@
 #else
 #define HUBBLE_UNROLL_4
 #endif
+// The SIMD micro-kernels are always inlined into their callers, which pass constants (the walk's
+// step, ldb, full tiles) the kernel's loops are then compiled for. GCC's own choice flips with the
+// size of the caller: a slightly larger implicit_detail::forward once made it call an out-of-line
+// copy, +66% instructions in conv1 (callgrind).
+#if defined(__GNUC__)
+#define HUBBLE_MICROKERNEL_INLINE [[gnu::always_inline]] inline
+#else
+#define HUBBLE_MICROKERNEL_INLINE inline
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -186,8 +195,8 @@ struct GenericMicrokernel {
 struct Avx2Microkernel {
   static constexpr int MR = 6, NR = 16;
   static constexpr const char* isa = "avx2";
-  static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr, int nr,
-                  const Epilogue<float>& ep, std::ptrdiff_t ldb = NR) {
+  HUBBLE_MICROKERNEL_INLINE static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr,
+                                            int nr, const Epilogue<float>& ep, std::ptrdiff_t ldb = NR) {
     __m256 acc[MR][2];
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int s = 0; s < a.segments; ++s) {
@@ -232,8 +241,8 @@ struct Avx2Microkernel {
 struct Avx512Microkernel {
   static constexpr int MR = 8, NR = 32;
   static constexpr const char* isa = "avx512";
-  static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr, int nr,
-                  const Epilogue<float>& ep, std::ptrdiff_t ldb = NR) {
+  HUBBLE_MICROKERNEL_INLINE static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr,
+                                            int nr, const Epilogue<float>& ep, std::ptrdiff_t ldb = NR) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int s = 0; s < a.segments; ++s) {
