@@ -22,7 +22,7 @@ def load(path):
     acc = [100 * m["scores"][n]["accuracy"] for n in names]
     f1 = 100 * m["scores"]["clean"]["macro_f1"]
     recall = min(c["recall"] for c in m["clean_per_class_recall"])
-    return names, acc, f1, recall, j["images"]
+    return names, acc, f1, recall, j["images"], m["label"]
 
 
 def main(argv):
@@ -33,21 +33,21 @@ def main(argv):
         group, files = arg.split("=", 1)
         rows = []
         for path in files.split(","):
-            n, acc, f1, recall, images = load(path)
+            n, acc, f1, recall, images, label = load(path)
             if names is None:
                 names = n
             elif n != names:
                 raise SystemExit(f"{path}: another shift list ({n}) than the first file ({names})")
             shifted = acc[1:]
-            rows.append((path, acc, statistics.mean(shifted), min(shifted), f1, recall, images))
+            rows.append((label, acc, statistics.mean(shifted), min(shifted), f1, recall, images))
         groups.append((group, rows))
     head = ["group", "run", "images"] + names + ["mean", "worst", "gap", "worst gap", "clean macro F1", "min class recall"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for group, rows in groups:
-        for path, acc, mean, worst, f1, recall, images in rows:
+        for label, acc, mean, worst, f1, recall, images in rows:
             cells = [f"{v:.1f}" for v in acc + [mean, worst, acc[0] - mean, acc[0] - worst, f1]] + [f"{recall:.2f}"]
-            print(f"| {group} | {path} | {images} | " + " | ".join(cells) + " |")
+            print(f"| {group} | {label} | {images} | " + " | ".join(cells) + " |")
     print()
     head = ["group", "runs"] + names + ["mean", "worst", "gap", "worst gap", "clean macro F1", "min class recall"]
     print("| " + " | ".join(head) + " |")
