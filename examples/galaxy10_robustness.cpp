@@ -244,7 +244,8 @@ int run(int argc, char** argv) {
   options.limit = std::size_t(limit);
   data::ImageSet full = data::load_galaxy10(data_path, options);
   if (folds > 0)  // the same fold galaxy10_train validated on (data/split.hpp)
-    full = data::subset(full, data::stratified_fold(full.labels, int(folds), int(fold), std::uint64_t(split_seed)).validation);
+    full = data::subset(
+        full, data::stratified_fold(full.labels, int(folds), int(fold), std::uint64_t(split_seed)).validation);
   HUBBLE_CHECK(full.height == full.width, data_path, ": the images are ", full.height, " x ", full.width,
                "; the benchmark needs square cut-outs");
   for (std::size_t m = 0; m < rows.size(); ++m) {

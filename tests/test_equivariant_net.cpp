@@ -11,7 +11,8 @@
 
 using namespace hubble;
 
-static_assert(D4Net::parameter_count == 202578, "D4Net's parameter count changed: update equivariant_net.hpp and the docs");
+static_assert(D4Net::parameter_count == 202578,
+              "D4Net's parameter count changed: update equivariant_net.hpp and the docs");
 static_assert(D4Net::parameter_count < 1000000, "the equivariant recipe's network must stay under 1M parameters");
 
 TEST_CASE("D4Net: the probabilities are the same for all 8 rotations and flips of an image; ImprovedNet's are not") {
@@ -30,7 +31,8 @@ TEST_CASE("D4Net: the probabilities are the same for all 8 rotations and flips o
     REQUIRE(y.size() == reference.size());
     for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == doctest::Approx(reference[i]).epsilon(1e-4));
     const Tensor<float>& p = plain.forward(moved, Mode::eval);
-    for (std::size_t i = 0; i < p.size(); ++i) plain_change = std::max(plain_change, double(std::abs(p[i] - plain_reference[i])));
+    for (std::size_t i = 0; i < p.size(); ++i)
+      plain_change = std::max(plain_change, double(std::abs(p[i] - plain_reference[i])));
   }
   CHECK(plain_change > 1e-4);  // the check above could fail: a plain ConvNet's output does move
 }

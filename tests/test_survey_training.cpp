@@ -61,7 +61,8 @@ TEST_CASE("split: stratified folds validate every image once and keep each class
     CHECK(std::adjacent_find(both.begin(), both.end()) == both.end());  // disjoint
     for (int c = 0; c < 3; ++c) {  // each class's validation share within one image of 1/K
       const auto total = std::count(labels.begin(), labels.end(), c);
-      const auto val = std::count_if(s.validation.begin(), s.validation.end(), [&](int i) { return labels[std::size_t(i)] == c; });
+      const auto val =
+          std::count_if(s.validation.begin(), s.validation.end(), [&](int i) { return labels[std::size_t(i)] == c; });
       CHECK(std::abs(double(val) - double(total) / K) <= 1.0);
     }
   }
@@ -72,22 +73,27 @@ TEST_CASE("split: stratified folds validate every image once and keep each class
   CHECK(error_of([&] { data::stratified_fold(labels, 4, 4, 1); }).find("outside 0 .. 3") != std::string::npos);
 }
 
-TEST_CASE("survey views: deterministic per seed, varied across seeds, in [0, 1]; none of the jitter is the plain crop") {
+TEST_CASE(
+    "survey views: deterministic per seed, varied across seeds, in [0, 1]; none of the jitter is the plain crop") {
   const data::ImageSet images = wide_images(4, 1);
   const std::vector<int> idx = {0, 1, 2, 3};
   const std::vector<data::Dihedral> views(4, data::Dihedral::identity);
   const std::vector<std::uint64_t> seeds = {11, 12, 13, 14}, other = {21, 22, 23, 24};
   Tensor<float> a, b, c;
   const data::SurveyJitter j;
-  data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views), std::span<const std::uint64_t>(seeds), j, 12, a);
-  data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views), std::span<const std::uint64_t>(seeds), j, 12, b);
-  data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views), std::span<const std::uint64_t>(other), j, 12, c);
+  data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views),
+                      std::span<const std::uint64_t>(seeds), j, 12, a);
+  data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views),
+                      std::span<const std::uint64_t>(seeds), j, 12, b);
+  data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views),
+                      std::span<const std::uint64_t>(other), j, 12, c);
   REQUIRE(a.size() == 4u * 12 * 12 * 3);
   CHECK(std::equal(a.data(), a.data() + a.size(), b.data()));
   {  // each image's view depends on its seed only, not on the thread that made it
     const int before = omp_get_max_threads();
     omp_set_num_threads(1);
-    data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views), std::span<const std::uint64_t>(seeds), j, 12, b);
+    data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views),
+                        std::span<const std::uint64_t>(seeds), j, 12, b);
     omp_set_num_threads(before);
     CHECK(std::equal(a.data(), a.data() + a.size(), b.data()));
   }
@@ -104,7 +110,8 @@ TEST_CASE("survey views: deterministic per seed, varied across seeds, in [0, 1];
   off.shift = off.brightness = off.contrast = off.band_gain = 0.0;
   off.blur_probability = off.noise_probability = off.jpeg_probability = 0.0;
   Tensor<float> plain, crop;
-  data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views), std::span<const std::uint64_t>(seeds), off, 12, plain);
+  data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views),
+                      std::span<const std::uint64_t>(seeds), off, 12, plain);
   const data::ImageSet centre = data::centre_crop(images, 12);
   data::to_tensor(centre, std::span<const int>(idx), crop);
   for (std::size_t i = 0; i < plain.size(); ++i) CHECK(plain[i] == doctest::Approx(crop[i]).epsilon(1e-6));

@@ -20,6 +20,7 @@
 
 namespace hubble {
 
+// clang-format off: one line per block reads as the diagram above
 template <class T = float, class ConvKernel = kernels::Default>
 using D4NetT = Network<T, Input<128, 128, 3>,
                        D4Lift<8, 6, 2, ConvKernel>, D4BatchNorm, ReLU, MaxPool<2>,
@@ -27,6 +28,7 @@ using D4NetT = Network<T, Input<128, 128, 3>,
                        D4Conv<32, 3, 1, ConvKernel>, D4BatchNorm, ReLU, MaxPool<2>,
                        D4Conv<64, 3, 1, ConvKernel>, D4BatchNorm, ReLU,
                        D4GroupPool, GlobalAvgPool, Dropout<0.3>, Dense<10>, Softmax>;
+// clang-format on
 
 using D4Net = D4NetT<>;
 

@@ -27,12 +27,12 @@ namespace hubble::data {
 // The ranges each training view is drawn from. The defaults span what one survey's images show
 // between nights and fields (docs/galaxy10.md, "A recipe that generalises").
 struct SurveyJitter {
-  double scale_min = 0.8, scale_max = 1.25;   // apparent size; log-uniform
-  double shift = 4.0;                          // source pixels, uniform in [-shift, shift] on each axis
+  double scale_min = 0.8, scale_max = 1.25;  // apparent size; log-uniform
+  double shift = 4.0;                        // source pixels, uniform in [-shift, shift] on each axis
   double blur_probability = 0.5, blur_sigma_max = 1.5;
-  double brightness = 0.25;                    // factor uniform in [1 - b, 1 + b]
-  double contrast = 0.2;                       // factor uniform in [1 - c, 1 + c]
-  double band_gain = 0.15;                     // each band's factor uniform in [1 - g, 1 + g]
+  double brightness = 0.25;  // factor uniform in [1 - b, 1 + b]
+  double contrast = 0.2;     // factor uniform in [1 - c, 1 + c]
+  double band_gain = 0.15;   // each band's factor uniform in [1 - g, 1 + g]
   double noise_probability = 0.5, noise_sigma_max = 0.04;
   double jpeg_probability = 0.3;
   int jpeg_quality_min = 30, jpeg_quality_max = 90;
@@ -49,7 +49,8 @@ inline void survey_view(const std::uint8_t* src, int src_side, int channels, int
   const double dy = detail::uniform(rng, -j.shift, j.shift), dx = detail::uniform(rng, -j.shift, j.shift);
   survey::resample(src, src_side, src_side, channels, scale, dy, dx, t, side, out);
   const std::size_t pixels = std::size_t(side) * std::size_t(side), n = pixels * std::size_t(channels);
-  if (rng.uniform() < j.blur_probability) survey::gaussian_blur(out, side, side, channels, detail::uniform(rng, 0.0, j.blur_sigma_max));
+  if (rng.uniform() < j.blur_probability)
+    survey::gaussian_blur(out, side, side, channels, detail::uniform(rng, 0.0, j.blur_sigma_max));
   const double brightness = detail::uniform(rng, 1 - j.brightness, 1 + j.brightness);
   const double contrast = detail::uniform(rng, 1 - j.contrast, 1 + j.contrast);
   survey::brightness_contrast(out, pixels, channels, brightness, contrast);
@@ -57,7 +58,8 @@ inline void survey_view(const std::uint8_t* src, int src_side, int channels, int
   HUBBLE_CHECK(channels <= 16, "survey_view: at most 16 bands, not ", channels);
   for (int c = 0; c < channels; ++c) gain[c] = detail::uniform(rng, 1 - j.band_gain, 1 + j.band_gain);
   survey::band_gain(out, pixels, channels, gain);
-  if (rng.uniform() < j.noise_probability) survey::add_gaussian_noise(out, n, detail::uniform(rng, 0.0, j.noise_sigma_max), rng);
+  if (rng.uniform() < j.noise_probability)
+    survey::add_gaussian_noise(out, n, detail::uniform(rng, 0.0, j.noise_sigma_max), rng);
   survey::clamp01(out, n);
   if (rng.uniform() < j.jpeg_probability) {
     const int q = j.jpeg_quality_min + int(rng.below(std::uint64_t(j.jpeg_quality_max - j.jpeg_quality_min + 1)));
@@ -75,7 +77,8 @@ void survey_tensor(const ImageSet& set, std::span<const int> indices, std::span<
   HUBBLE_CHECK(set.height == set.width && set.height >= out_side, "survey_tensor: needs square images of at least ",
                out_side, " pixels a side, not ", set.height, " x ", set.width);
   for (int i : indices)
-    HUBBLE_CHECK(i >= 0 && i < set.size(), "survey_tensor: index ", i, " is outside the set of ", set.size(), " images");
+    HUBBLE_CHECK(i >= 0 && i < set.size(), "survey_tensor: index ", i, " is outside the set of ", set.size(),
+                 " images");
   out.resize(int(indices.size()), out_side, out_side, set.channels);
   const std::size_t per_image = std::size_t(out_side) * std::size_t(out_side) * std::size_t(set.channels);
   const auto n = std::ptrdiff_t(indices.size());
