@@ -20,7 +20,8 @@
 
 namespace hubble {
 
-// clang-format off: one line per block reads as the diagram above
+// One line per block, as in the diagram above.
+// clang-format off
 template <class T = float, class ConvKernel = kernels::Default>
 using D4NetT = Network<T, Input<128, 128, 3>,
                        D4Lift<8, 6, 2, ConvKernel>, D4BatchNorm, ReLU, MaxPool<2>,
