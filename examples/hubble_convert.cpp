@@ -92,6 +92,9 @@ int run(int argc, char** argv) {
                                    hubble::onnx::save(*net, out, options);
                                    std::cout << in << " -> " << out << " (" << name << ", opset 13, checked)\n";
                                  });
+    HUBBLE_CHECK(ok || header.architecture.find("D4") == std::string::npos, in,
+                 ": its network has D4-equivariant layers (D4Net), which have no ONNX export yet; use it through "
+                 "hubble::Model or galaxy10_classify");
     HUBBLE_CHECK(ok, in, ": no built-in network has its architecture\n  ", header.architecture, "\nbuilt-in:\n",
                  known());
   }

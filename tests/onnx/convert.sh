@@ -21,6 +21,14 @@ expect_text "PaperNet: Input<128,128,3> Conv2D<32,5,2,valid> ReLU MaxPool<2,2>"
 expect_text "Flatten Dropout<0.100000> Dense<256> ReLU Dropout<0.250000> Dense<10> Softmax"
 expect_text "ImprovedNet: Input<128,128,3> Conv2D<32,5,2,valid> BatchNorm ReLU"
 
+begin "a D4Net checkpoint is refused with what is missing (no ONNX form for D4 layers), and nothing is written"
+"$train" --synthetic-file "$work/tiny.h5" --val-split 0 --max-train-images 4 --epochs 1 --batch-size 4 --threads 1 \
+  --quiet --recipe equivariant --out "$work/d4run" > "$work/d4train.log" 2>&1 || fail "could not train the D4Net checkpoint"
+run "$convert" "$work/d4run/last.h5" "$work/d4.onnx"
+expect_status 1
+expect_text "its network has D4-equivariant layers (D4Net), which have no ONNX export yet"
+[ ! -e "$work/d4.onnx" ] || fail "d4.onnx was written"
+
 begin "checkpoint -> ONNX"
 run "$convert" "$work/run/best.h5" "$work/paper.onnx"
 expect_status 0
