@@ -275,8 +275,8 @@ class Trainer {
     const std::vector<data::Dihedral> views = epoch_views(order.size(), epoch);
     double loss_sum = 0, lr = 0;
     long long correct = 0, seen = 0;
+    survey_base_ = stream(cfg_.seed, epoch, 3)();  // survey augmentation: this epoch's views
     for (int b = 0; b < plan.batches; ++b) {
-      survey_base_ = stream(cfg_.seed, epoch, 3)();
       load_batch(images, train, plan, order, views, b);
       lr = learning_rate(optimizer().steps, plan.batches);
       const BatchStats s = step(lr);
