@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes tests/fixtures/torch_reference.h5: a PyTorch (float64) forward/backward/Adam reference
+"""Writes torch_reference.h5 (the build makes it in its tests folder): a PyTorch (float64) forward/backward/Adam reference
 for a narrow variant of the paper's network, in hubble's layouts, for tests/test_torch_reference.cpp.
 
 The network keeps every layer type of the paper's net and its 5x5 stride-2 first convolution:
@@ -24,7 +24,8 @@ Layouts written (all float64):
 The flatten is channels-last (NCHW -> NHWC permute before flattening) so dense_1's rows line up
 with hubble's Flatten.
 
-Run from the repository root:  /usr/bin/python3 scripts/make_torch_reference.py
+Run from the repository root:  /usr/bin/python3 scripts/make_torch_reference.py --out FILE
+(tests/CMakeLists.txt runs it at build time into the build's tests folder).
 """
 import argparse
 import os
@@ -104,7 +105,7 @@ def decision_margin(net, x_nhwc):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="tests/fixtures/torch_reference.h5")
+    ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=20240611)
     args = ap.parse_args()
 
