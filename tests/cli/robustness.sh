@@ -115,4 +115,12 @@ run "$exe" --data "$work/syn.h5"
 expect_status 2
 expect_text "needs at least one --model"
 
+begin "cross-validation options: all three together, and the fold one of the folds"
+run "$exe" --data "$work/syn.h5" --model "$model" --fold 1
+expect_status 2
+expect_text "--folds, --fold and --split-seed go together"
+run "$exe" --data "$work/syn.h5" --model "$model" --folds 4 --fold 4 --split-seed 0
+expect_status 2
+expect_text "--fold 4 is outside 0 .. 3"
+
 finish
