@@ -96,6 +96,8 @@ const std::vector<OptionSpec>& option_specs() {
                           "(a random one of the 8 rotations/flips per image, drawn anew every epoch) or survey\n"
                           "(dihedral plus random seeing, noise, brightness, band gains, scale, shift and JPEG;\n"
                           "data/survey_augment.hpp)"},
+      {"survey-photometric", "P", "survey augmentation: the share of views that also get the photometric effects\n"
+                                  "(blur, brightness, band gains, noise, JPEG); the rest only the geometry (default 1)"},
       {"repeats", "N", "show every training image N times per epoch (default 1; improved recipe: 4)"},
       {"tta", nullptr, "evaluate on the average of the 8 rotated/flipped views of each image"},
       {"no-tta", nullptr, "evaluate on the images as they are (paper)"},
@@ -335,6 +337,7 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   c.final_lr_fraction = real("final-lr-fraction", recipe.final_lr_fraction, 0.0, 1.0);
   c.label_smoothing = real("label-smoothing", recipe.label_smoothing, 0.0, 1.0, true);
   c.repeats = int(integer("repeats", std::to_string(recipe.repeats), 1, 1000));
+  c.jitter.photometric_probability = real("survey-photometric", recipe.survey_photometric, 0.0, 1.0);
   c.seed = std::uint64_t(integer("seed", "1", 0, std::numeric_limits<long long>::max()));
   c.threads = int(integer("threads", "0", 0, 4096));
   c.shards = int(integer("shards", std::to_string(g_job.ranks > 1 ? g_job.ranks : 0), 0, 65536));
@@ -352,6 +355,8 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   c.schedule = choice("schedule", train::name_of(recipe.schedule), train::parse_schedule);
   c.augment = choice("augment", train::name_of(recipe.augment), train::parse_augment);
   s.network = src.parse("network", recipe.network, [](const std::string& v) { return one_of("network", v, {"paper", "improved", "d4"}); });
+  if (c.augment != train::Augment::survey && given.count("survey-photometric"))
+    throw UsageError("--survey-photometric applies to --augment survey only");
   if (c.augment == train::Augment::survey && s.crop != 128)
     throw UsageError("--augment survey trains on native-scale 128 x 128 views; --crop does not apply (see --source-crop)");
   s.report = src.parse("report", "last", [](const std::string& v) { return one_of("report", v, {"last", "best"}); });
@@ -404,6 +409,7 @@ Settings resolve(const std::map<std::string, std::string>& given) {
                 {"label-smoothing", json::number(c.label_smoothing)},
                 {"augment", train::name_of(c.augment)},
                 {"repeats", std::to_string(c.repeats)},
+                {"survey-photometric", json::number(c.jitter.photometric_probability)},
                 {"tta", c.tta ? "1" : "0"},
                 {"seed", std::to_string(c.seed)},
                 {"threads", std::to_string(c.threads)},
@@ -749,9 +755,13 @@ int run(int argc, char** argv) {
   std::printf("data      %s: %s\n", data_path.c_str(), data_note.c_str());
   std::printf("          %zu images %dx%d, centre crop %d%s; classes %s\n", labels.size(), source_side, source_side,
               std::min(s.crop, source_side), s.crop == 128 ? "" : " resized to 128", class_count_text(labels).c_str());
-  if (survey)
+  if (survey) {
     std::printf("          survey views cut from the centre %dx%d window; validation on the centre 128 crop\n", s.source_crop,
                 s.source_crop);
+    if (cfg.jitter.photometric_probability < 1)
+      std::printf("          photometric effects on %g%% of the views, the others geometry only\n",
+                  100 * cfg.jitter.photometric_probability);
+  }
   if (s.folds > 0) std::printf("folds     validating on fold %d of %d\n", s.fold, s.folds);
   std::printf("split     %zu training, %zu validation (stratified, seed %llu)\n", split.train.size(), split.validation.size(),
               static_cast<unsigned long long>(cfg.seed));

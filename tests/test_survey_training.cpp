@@ -121,6 +121,53 @@ TEST_CASE(
         }).find("at least 24 pixels") != std::string::npos);
 }
 
+TEST_CASE("survey views: photometric_probability 0 keeps the pixels (geometry only), 1 (the default) changes all") {
+  const data::ImageSet images = wide_images(8, 3);
+  const std::vector<int> idx = {0, 1, 2, 3, 4, 5, 6, 7};
+  const std::vector<data::Dihedral> views(8, data::Dihedral::identity);
+  const std::vector<std::uint64_t> seeds = {31, 32, 33, 34, 35, 36, 37, 38};
+  const auto make = [&](const data::SurveyJitter& j, Tensor<float>& out) {
+    data::survey_tensor(images, std::span<const int>(idx), std::span<const data::Dihedral>(views),
+                        std::span<const std::uint64_t>(seeds), j, 12, out);
+  };
+  // Geometry alone: scale 1, no shift, so a view without photometric effects is the centre crop.
+  data::SurveyJitter fixed;
+  fixed.scale_min = fixed.scale_max = 1.0;
+  fixed.shift = 0.0;
+  fixed.blur_probability = fixed.noise_probability = 1.0;  // every photometric view visibly differs
+  Tensor<float> crop, none, all, half;
+  data::to_tensor(data::centre_crop(images, 12), std::span<const int>(idx), crop);
+  data::SurveyJitter j0 = fixed;
+  j0.photometric_probability = 0.0;
+  make(j0, none);
+  for (std::size_t i = 0; i < none.size(); ++i) CHECK(none[i] == doctest::Approx(crop[i]).epsilon(1e-6));
+  // The share in between: some views are the plain crop and some are not.
+  data::SurveyJitter jh = fixed;
+  jh.photometric_probability = 0.5;
+  make(jh, half);
+  const std::size_t per = 12 * 12 * 3;
+  int plain_views = 0;
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    double d = 0;
+    for (std::size_t i = k * per; i < (k + 1) * per; ++i) d += std::abs(double(half[i]) - double(crop[i]));
+    plain_views += d / double(per) < 1e-6;
+  }
+  CHECK(plain_views > 0);
+  CHECK(plain_views < int(idx.size()));
+  // 1 is the default, and then every view gets the effects.
+  data::SurveyJitter j1 = fixed;
+  j1.photometric_probability = 1.0;
+  Tensor<float> again;
+  make(j1, all);
+  make(fixed, again);
+  CHECK(std::equal(all.data(), all.data() + all.size(), again.data()));
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    double d = 0;
+    for (std::size_t i = k * per; i < (k + 1) * per; ++i) d += std::abs(double(all[i]) - double(crop[i]));
+    CHECK(d / double(per) > 1e-3);
+  }
+}
+
 TEST_CASE("trainer: survey augmentation trains on views of wider images, validates on the centre crop, and learns") {
   const data::ImageSet images = wide_images(96, 7);
   train::TrainConfig c;

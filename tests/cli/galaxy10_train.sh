@@ -156,6 +156,13 @@ expect_text "survey views cut from the centre 176x176 window; validation on the 
 expect_text "D4Net (D4-equivariant convolutions"
 expect_text "validation: 10 images"
 [ -f "$work/survey/filters.png" ] || fail "no filters.png for D4Net"
+run "$exe" --synthetic-file "$work/tiny.h5" --val-split 0.25 --max-train-images 8 --batch-size 8 --threads 1 --quiet \
+  --epochs 1 --recipe equivariant --survey-photometric 0.5 --out "$work/survey_half"
+expect_status 0
+expect_text "photometric effects on 50% of the views, the others geometry only"
+run "$exe" "${tiny[@]}" --epochs 1 --survey-photometric 0.5 --out "$work/photometric_alone"
+expect_status 2
+expect_text "--survey-photometric applies to --augment survey only"
 run "$exe" "${tiny[@]}" --epochs 1 --augment survey --crop 160 --out "$work/survey_crop"
 expect_status 2
 expect_text "--crop does not apply"

@@ -4,6 +4,7 @@
 //
 //   source image (side S >= the network's input, native pixel scale, e.g. the centre 176 x 176)
 //     -> resample: dihedral view t, scale s (log-uniform), shift (dy, dx)      apparent size, centring
+//     (with photometric_probability; the rest of the views stop here)
 //     -> blur sigma ~ U(0, blur_sigma_max) with blur_probability              seeing
 //     -> brightness b, contrast k, per-band gains g_c                          depth, sky level, calibration
 //     -> Gaussian noise sigma ~ U(0, noise_sigma_max) with noise_probability  sky and read noise
@@ -36,6 +37,9 @@ struct SurveyJitter {
   double noise_probability = 0.5, noise_sigma_max = 0.04;
   double jpeg_probability = 0.3;
   int jpeg_quality_min = 30, jpeg_quality_max = 90;
+  // Share of views that get the photometric effects (blur .. JPEG); the others keep the
+  // survey's own pixels and differ only by the geometry. 1: every view (no draw is spent).
+  double photometric_probability = 1.0;
 };
 
 namespace detail {
@@ -48,6 +52,7 @@ inline void survey_view(const std::uint8_t* src, int src_side, int channels, int
   const double scale = std::exp(detail::uniform(rng, std::log(j.scale_min), std::log(j.scale_max)));
   const double dy = detail::uniform(rng, -j.shift, j.shift), dx = detail::uniform(rng, -j.shift, j.shift);
   survey::resample(src, src_side, src_side, channels, scale, dy, dx, t, side, out);
+  if (j.photometric_probability < 1 && !(rng.uniform() < j.photometric_probability)) return;
   const std::size_t pixels = std::size_t(side) * std::size_t(side), n = pixels * std::size_t(channels);
   if (rng.uniform() < j.blur_probability)
     survey::gaussian_blur(out, side, side, channels, detail::uniform(rng, 0.0, j.blur_sigma_max));

@@ -59,6 +59,7 @@ inline TrainConfig config_from(const Recipe& r) {
   c.augment = r.augment;
   c.repeats = r.repeats;
   c.tta = r.tta;
+  c.jitter.photometric_probability = r.survey_photometric;
   return c;
 }
 

@@ -67,6 +67,7 @@ struct Recipe {
   int repeats = 1;                  // each epoch shows every training image this many times
                                     // (with dihedral: a fresh random view each time)
   bool tta = false;                 // evaluate on the average of the 8 dihedral views
+  double survey_photometric = 1.0;  // survey views: share with the photometric effects (SurveyJitter)
 };
 
 // The paper (Table I and section III): Adam at 1e-3, constant, batch 32, 50 epochs, cross-entropy
