@@ -31,6 +31,7 @@
 
 #include "hubble/data/augment.hpp"
 #include "hubble/data/galaxy10.hpp"
+#include "hubble/data/model_input.hpp"
 #include "hubble/data/robustness.hpp"
 #include "hubble/data/split.hpp"
 #include "hubble/io/text_file.hpp"
@@ -110,22 +111,6 @@ struct Row {
   std::vector<double> accuracy, macro_f1;  // per shift
   metrics::Report clean;
 };
-
-// The model's input made from the set: centre crop `crop`, resized to the input side when they differ.
-data::ImageSet model_input(const data::ImageSet& full, int crop, int side) {
-  data::ImageSet cropped = data::centre_crop(full, crop);
-  if (crop == side) return cropped;
-  data::ImageSet out;
-  out.height = out.width = side;
-  out.channels = 3;
-  out.labels = cropped.labels;
-  out.pixels.resize(std::size_t(cropped.size()) * out.image_bytes());
-  for (int i = 0; i < cropped.size(); ++i) {
-    const std::vector<std::uint8_t> img = hubble::prepare_image(cropped.image(i), crop, crop, 3, side);
-    std::copy(img.begin(), img.end(), out.image(i));
-  }
-  return out;
-}
 
 // Predicted classes of every image, the softmax averaged over `views` dihedral views.
 std::vector<int> predict_all(const hubble::Model& model, const data::ImageSet& set, int views) {
@@ -250,14 +235,8 @@ int run(int argc, char** argv) {
                "; the benchmark needs square cut-outs");
   for (std::size_t m = 0; m < rows.size(); ++m) {
     Row& r = rows[m];
-    const std::string saved = r.model.metadata("model/crop_fraction");
-    double fraction = double(r.model.input_height()) / full.height;  // no metadata: crop the input side
-    if (!saved.empty()) {
-      const char* end = saved.data() + saved.size();
-      const auto [ptr, ec] = std::from_chars(saved.data(), end, fraction);
-      HUBBLE_CHECK(ec == std::errc() && ptr == end && fraction > 0 && fraction <= 1, model_paths[m],
-                   ": its model/crop_fraction '", saved, "' is not a number in (0, 1] (damaged checkpoint?)");
-    }
+    // No metadata: crop the input side.
+    const double fraction = r.model.crop_fraction(std::min(1.0, double(r.model.input_height()) / full.height));
     r.crop = std::clamp(int(std::lround(fraction * full.height)), 1, full.height);
     for (int l : full.labels)
       HUBBLE_CHECK(l < r.model.classes(), data_path, ": label ", l, " but ", model_paths[m], " has only ",
@@ -277,7 +256,7 @@ int run(int argc, char** argv) {
   for (const data::Shift& s : shifts) {
     const data::ImageSet moved = data::shifted(full, s);
     for (Row& r : rows) {
-      const data::ImageSet input = model_input(moved, r.crop, r.model.input_height());
+      const data::ImageSet input = data::model_input(moved, r.crop, r.model.input_height());
       const std::vector<int> predicted = predict_all(r.model, input, r.views);
       metrics::Report rep = metrics::report(input.labels, predicted, r.model.classes(), r.model.class_names());
       r.accuracy.push_back(rep.accuracy);

@@ -22,6 +22,7 @@
 // training crops the central 128 of 256 pixels: 0.5), resize by area averaging (bilinear when
 // enlarging).
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -215,11 +216,28 @@ class Model {
   int input_width() const { return s_->w; }
   int input_channels() const { return s_->c; }
   const std::string& architecture() const { return s_->architecture; }
+  // The loaded network's layers (network/describe.hpp), e.g. for lowp::plan_of: its arrays point
+  // into this Model's weights (read them, do not write) and stay valid while the Model (or a copy)
+  // lives.
+  NetworkDesc describe() const { return s_->prototype->describe(); }
   const std::string& path() const { return s_->path; }
   // Text metadata stored in the checkpoint (e.g. "model/crop_fraction", "train/recipe").
   std::string metadata(const std::string& key, const std::string& fallback = "") const {
     const auto it = s_->metadata.find(key);
     return it == s_->metadata.end() ? fallback : it->second;
+  }
+  // The share of a cut-out's side the network was trained on (galaxy10_train's "model/crop_fraction":
+  // 0.5 for 128 of 256 pixels), or `fallback` when the checkpoint does not say; a value that is not
+  // a number in (0, 1] is an error naming the file.
+  double crop_fraction(double fallback) const {
+    const auto it = s_->metadata.find("model/crop_fraction");
+    if (it == s_->metadata.end()) return fallback;
+    const std::string& v = it->second;
+    double f = 0;
+    const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), f);
+    HUBBLE_CHECK(ec == std::errc() && ptr == v.data() + v.size() && f > 0 && f <= 1, s_->path,
+                 ": its model/crop_fraction '", v, "' is not a number in (0, 1] (damaged checkpoint?)");
+    return f;
   }
   // Network replicas in the pool (grows to the largest number of concurrent predict calls).
   std::size_t replicas() const {
@@ -241,6 +259,7 @@ class Model {
     virtual std::unique_ptr<Engine> clone() const = 0;
     // out: n x classes probabilities.
     virtual void predict(const Input& in, int n, float* out) = 0;
+    virtual NetworkDesc describe() = 0;
   };
   template <class Net>
   struct EngineFor final : Engine {
@@ -249,6 +268,10 @@ class Model {
     static constexpr int chunk = 64;  // images per forward pass: bounds the activation memory
     std::unique_ptr<Net> net = std::make_unique<Net>();
     Tensor<T> x;
+    NetworkDesc describe() override {
+      if constexpr (std::is_same_v<T, float>) return hubble::describe(*net);
+      else detail::fail("hubble::Model: describe() needs a float network, not ", Net::architecture());
+    }
     std::unique_ptr<Engine> clone() const override {
       auto e = std::make_unique<EngineFor>();
       *e->net = *net;
