@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "hubble/core/error.hpp"
 #include "hubble/kernels/conv_geometry.hpp"
 #include "hubble/kernels/naive.hpp"
@@ -162,47 +164,29 @@ inline void max_pool(const float* x, int n, int h, int w, int c, int p, float* y
         }
 }
 
-// Softmax (or, without one, the scores) of images x [n][h][w][c], n x classes, computed with the
-// fp32 reference convolution (kernels::Naive): the figure a quantised plan is compared with.
-inline std::vector<float> run_fp32(const InferencePlan& plan, const float* x, int n) {
-  std::vector<float> cur(x, x + std::size_t(n) * plan.h * plan.w * plan.c), out;
-  int h = plan.h, w = plan.w, c = plan.c;
-  kernels::Workspace<float> ws;
-  for (const PlanConv& s : plan.convs) {
-    kernels::ConvGeometry g = s.g;
-    g.n = n;
-    HUBBLE_CHECK(g.h == h && g.w == w && g.c == c, "inference plan: ", s.name, " expects ", g.h, "x", g.w, "x", g.c,
-                 " inputs, not ", h, "x", w, "x", c);
-    out.assign(g.out_size(), 0.0f);
-    kernels::Naive::forward(g, cur.data(), s.w.data(), s.b.data(), out.data(), ws);
-    if (s.relu)
-      for (float& v : out) v = std::max(v, 0.0f);
-    h = g.oh, w = g.ow, c = g.f;
-    if (s.pool) {
-      cur.assign(std::size_t(n) * (h / s.pool) * (w / s.pool) * c, 0.0f);
-      max_pool(out.data(), n, h, w, c, s.pool, cur.data());
-      h /= s.pool, w /= s.pool;
-    } else {
-      cur.swap(out);
-    }
-  }
+// The head, in fp32: the bridge (GlobalAvgPool or Flatten) of the last conv stage's output
+// features [n][h][w][c], the Dense layers, and Softmax. Shared by the fp32 and the int8 runs.
+inline std::vector<float> run_head(const InferencePlan& plan, const std::vector<float>& features, int n, int h, int w,
+                                   int c) {
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  std::vector<float> cur, out;
   if (plan.bridge == Bridge::global_avg_pool) {
-    out.assign(std::size_t(n) * c, 0.0f);
+    cur.assign(std::size_t(n) * c, 0.0f);
     for (int i = 0; i < n; ++i)
       for (int p = 0; p < h * w; ++p)
-        for (int f = 0; f < c; ++f) out[std::size_t(i) * c + f] += cur[(std::size_t(i) * h * w + p) * c + f];
-    for (float& v : out) v /= float(h * w);
-    cur.swap(out);
+        for (int f = 0; f < c; ++f) cur[std::size_t(i) * c + f] += features[(std::size_t(i) * h * w + p) * c + f];
+    for (float& v : cur) v /= float(h * w);
+  } else {
+    cur.assign(features.begin(), features.begin() + std::ptrdiff_t(std::size_t(n) * h * w * c));
   }
   for (const PlanDense& d : plan.dense) {
-    HUBBLE_CHECK(cur.size() == std::size_t(n) * d.in, "inference plan: ", d.name, " expects ", d.in, " inputs");
-    out.assign(std::size_t(n) * d.out, 0.0f);
-    for (int i = 0; i < n; ++i)
-      for (int o = 0; o < d.out; ++o) {
-        double s = d.b[std::size_t(o)];
-        for (int k = 0; k < d.in; ++k) s += double(cur[std::size_t(i) * d.in + k]) * d.w[std::size_t(k) * d.out + o];
-        out[std::size_t(i) * d.out + o] = d.relu ? std::max(float(s), 0.0f) : float(s);
-      }
+    HUBBLE_CHECK(cur.size() == std::size_t(n) * d.in, "inference plan: ", d.name, " expects ", d.in, " inputs, not ",
+                 cur.size() / std::size_t(n));
+    out.resize(std::size_t(n) * d.out);
+    Eigen::Map<RowMajor> y(out.data(), n, d.out);
+    y.noalias() = Eigen::Map<const RowMajor>(cur.data(), n, d.in) * Eigen::Map<const RowMajor>(d.w.data(), d.in, d.out);
+    y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(d.b.data(), d.out);
+    if (d.relu) y = y.cwiseMax(0.0f);
     cur.swap(out);
   }
   if (plan.softmax) {
@@ -216,6 +200,43 @@ inline std::vector<float> run_fp32(const InferencePlan& plan, const float* x, in
     }
   }
   return cur;
+}
+
+// Softmax (or, without one, the scores) of images x [n][h][w][c], n x classes, in fp32: the
+// figure a quantised plan is compared with. Kernel is the convolution variant (Naive, the
+// reference, by default); observe(i, values, count) sees conv stage i's output (after its ReLU
+// and pool), which is how calibration reads the ranges.
+template <class Kernel = kernels::Naive, class Observe>
+std::vector<float> run_fp32(const InferencePlan& plan, const float* x, int n, Observe&& observe) {
+  std::vector<float> cur(x, x + std::size_t(n) * plan.h * plan.w * plan.c), out;
+  int h = plan.h, w = plan.w, c = plan.c;
+  kernels::Workspace<float> ws;
+  for (std::size_t i = 0; i < plan.convs.size(); ++i) {
+    const PlanConv& s = plan.convs[i];
+    kernels::ConvGeometry g = s.g;
+    g.n = n;
+    HUBBLE_CHECK(g.h == h && g.w == w && g.c == c, "inference plan: ", s.name, " expects ", g.h, "x", g.w, "x", g.c,
+                 " inputs, not ", h, "x", w, "x", c);
+    out.assign(g.out_size(), 0.0f);
+    Kernel::forward(g, cur.data(), s.w.data(), s.b.data(), out.data(), ws);
+    if (s.relu)
+      for (float& v : out) v = std::max(v, 0.0f);
+    h = g.oh, w = g.ow, c = g.f;
+    if (s.pool) {
+      cur.assign(std::size_t(n) * (h / s.pool) * (w / s.pool) * c, 0.0f);
+      max_pool(out.data(), n, h, w, c, s.pool, cur.data());
+      h /= s.pool, w /= s.pool;
+    } else {
+      cur.swap(out);
+    }
+    observe(i, static_cast<const float*>(cur.data()), cur.size());
+  }
+  return run_head(plan, cur, n, h, w, c);
+}
+
+template <class Kernel = kernels::Naive>
+std::vector<float> run_fp32(const InferencePlan& plan, const float* x, int n) {
+  return run_fp32<Kernel>(plan, x, n, [](std::size_t, const float*, std::size_t) {});
 }
 
 }  // namespace hubble::lowp
