@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -482,4 +484,39 @@ TEST_CASE("int8 kernels: bad input gets a clear hubble::Error") {
   CHECK(contains(error_of([&] { prepare_int8_conv(2, 2, wrong, nullptr); }), "needs k*k*c"));
   wrong.scale[1] = 0.0f;
   CHECK(contains(error_of([&] { prepare_int8_conv(3, 2, wrong, nullptr); }), "scale of output channel 1"));
+}
+
+TEST_CASE("int8 epilogue: the AVX2 requantisation gives the scalar one's bits") {
+  if (!cpu::features().has(cpu::Isa::avx2)) {
+    MESSAGE("skipped: the avx2 epilogue: this CPU lacks avx2 (or HUBBLE_CPU_LIMIT hides it)");
+    return;
+  }
+#if HUBBLE_INT8_X86
+  const int F = 37, rows = 4;
+  const auto sw = random_f32(F, 31, 0.001, 0.02), bias = random_f32(F, 32, -2, 2);
+  std::vector<std::int32_t> wsum(F), acc(std::size_t(rows) * F);
+  Rng r(33);
+  for (auto& v : wsum) v = int(r.below(200)) - 100;
+  for (auto& v : acc) v = int(r.below(40000)) - 20000;
+  for (bool to_u8 : {false, true})
+    for (bool relu : {false, true})
+      for (int window : {1, rows}) {
+        const auto rq = int8_detail::make_requantize(sw, bias, wsum, U8Quant{0.02f, 120}, relu, to_u8, U8Quant{0.05f, 30});
+        for (int j0 : {0, 3}) {
+          INFO("u8 " << to_u8 << " relu " << relu << " window " << window << " j0 " << j0);
+          if (to_u8) {
+            std::vector<std::uint8_t> a(F), b(F);
+            int8_detail::requantize_window_scalar(rq, acc.data() + j0, F, window, j0, F, a.data());
+            int8_detail::requantize_window_avx2(rq, acc.data() + j0, F, window, j0, F, b.data());
+            CHECK(a == b);
+            CHECK(std::set<int>(a.begin(), a.end()).size() > 10);  // the data span many codes
+          } else {
+            std::vector<float> a(F), b(F);
+            int8_detail::requantize_window_scalar(rq, acc.data() + j0, F, window, j0, F, a.data());
+            int8_detail::requantize_window_avx2(rq, acc.data() + j0, F, window, j0, F, b.data());
+            CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+          }
+        }
+      }
+#endif
 }

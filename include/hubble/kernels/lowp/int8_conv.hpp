@@ -14,7 +14,9 @@
 //   real = sx * sw[f] * (acc - zx * wsum[f]) + b[f]     (fp32)
 //   real = max(real, 0)                                  (optional ReLU)
 //   y    = real                                          (fp32 output: the last layer)
-//   y    = clamp(round(real / sy) + zy, 0, 255)          (u8 output: the next int8 layer's input)
+//   y    = clamp(round(real / sy) + zy, 0, 255)          (u8 output: the next int8 layer's input;
+//                                                          computed with the constants folded:
+//                                                          int8_epilogue.hpp, 8 channels at a time)
 // Fused ReLU + MaxPool<P>: every step above is monotone non-decreasing in acc for a fixed f
 // (sx, sw[f] > 0; rounding and clamping never reverse an order), so the maximum of a window's
 // codes is the code of the window's maximum: the pool runs on the requantised codes (or fp32
@@ -42,6 +44,7 @@
 
 #include "hubble/core/error.hpp"
 #include "hubble/kernels/conv_geometry.hpp"
+#include "hubble/kernels/lowp/int8_epilogue.hpp"
 #include "hubble/kernels/lowp/int8_gemm.hpp"
 #include "hubble/kernels/lowp/quantize.hpp"
 
@@ -162,13 +165,8 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
   const int ph = P ? g.oh / P : g.oh, pw = P ? g.ow / P : g.ow;  // pooled (or plain) output size
   const long M = long(g.n) * ph * pw * PP;  // GEMM rows: output pixels, window by window when pooling
   const int F = g.f, zx = xq.zero_point;
-  // real = mult[f] * (acc - zx * wsum[f]) + b[f],  mult[f] = sx * sw[f]
-  std::vector<float> mult(static_cast<std::size_t>(F));
-  std::vector<std::int32_t> zcorr(static_cast<std::size_t>(F));
-  for (int j = 0; j < F; ++j) {
-    mult[std::size_t(j)] = xq.scale * W.scale[std::size_t(j)];
-    zcorr[std::size_t(j)] = zx * W.wsum[std::size_t(j)];
-  }
+  const Requantize rq = make_requantize(W.scale, W.bias, W.wsum, xq, ep.relu, ep.kind == Output::u8, ep.out);
+  const bool vector_epilogue = cpu::features().has(cpu::Isa::avx2);
   const auto pixel_of = [&](long m, int& b, int& oy, int& ox) {
     const long win = m / PP;
     const int q = int(m % PP);
@@ -176,10 +174,6 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
     const int rem = int(win % (long(ph) * pw));
     oy = (rem / pw) * (P ? P : 1) + (P ? q / P : 0);
     ox = (rem % pw) * (P ? P : 1) + (P ? q % P : 0);
-  };
-  const auto real_of = [&](std::int32_t acc, int j) {
-    const float v = mult[std::size_t(j)] * float(acc - zcorr[std::size_t(j)]) + W.bias[std::size_t(j)];
-    return ep.relu ? std::max(v, 0.0f) : v;
   };
   with_kernel(W.path(), [&]<class K>() {
     run_blocks<K>(
@@ -192,38 +186,16 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
           }
         },
         [&](long m0, int rows, int f0, int f1, const std::int32_t* cb, std::ptrdiff_t ldc) {
-          if (!P) {
-            for (int i = 0; i < rows; ++i) {
-              const std::int32_t* acc = cb + i * ldc;  // column j at acc[j - f0]
-              const std::size_t at = std::size_t(m0 + i) * std::size_t(F);
-              switch (ep.kind) {
-                case Output::i32:
-                  for (int j = f0; j < f1; ++j) ep.y_i32[at + std::size_t(j)] = acc[j - f0] - zcorr[std::size_t(j)];
-                  break;
-                case Output::f32:
-                  for (int j = f0; j < f1; ++j) ep.y_f32[at + std::size_t(j)] = real_of(acc[j - f0], j);
-                  break;
-                case Output::u8:
-                  for (int j = f0; j < f1; ++j) ep.y_u8[at + std::size_t(j)] = quantize_u8(real_of(acc[j - f0], j), ep.out);
-                  break;
-              }
-            }
-            return;
-          }
-          // Whole windows: PP consecutive rows each. The max of the outputs (codes for u8).
-          for (int wi = 0; wi < rows / PP; ++wi) {
-            const std::size_t at = std::size_t(m0 / PP + wi) * std::size_t(F);
-            const std::int32_t* acc = cb + std::ptrdiff_t(wi) * PP * ldc;  // column j at acc[j - f0]
-            for (int j = f0; j < f1; ++j) {
-              if (ep.kind == Output::u8) {
-                std::uint8_t best = quantize_u8(real_of(acc[j - f0], j), ep.out);
-                for (int q = 1; q < PP; ++q) best = std::max(best, quantize_u8(real_of(acc[q * ldc + j - f0], j), ep.out));
-                ep.y_u8[at + std::size_t(j)] = best;
-              } else {
-                float best = real_of(acc[j - f0], j);
-                for (int q = 1; q < PP; ++q) best = std::max(best, real_of(acc[q * ldc + j - f0], j));
-                ep.y_f32[at + std::size_t(j)] = best;
-              }
+          // One output row per pixel, or per window of PP consecutive pixels (their maximum).
+          for (int i = 0; i < rows / PP; ++i) {
+            const std::int32_t* acc = cb + std::ptrdiff_t(i) * PP * ldc;  // column j at acc[j - f0]
+            const std::size_t at = std::size_t(m0 / PP + i) * std::size_t(F) + std::size_t(f0);
+            switch (ep.kind) {
+              case Output::i32:
+                for (int j = f0; j < f1; ++j) ep.y_i32[at + std::size_t(j - f0)] = acc[j - f0] - rq.zcorr[std::size_t(j)];
+                break;
+              case Output::f32: requantize_window(vector_epilogue, rq, acc, ldc, PP, f0, f1, ep.y_f32 + at); break;
+              case Output::u8: requantize_window(vector_epilogue, rq, acc, ldc, PP, f0, f1, ep.y_u8 + at); break;
             }
           }
         });
