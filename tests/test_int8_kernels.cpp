@@ -125,12 +125,13 @@ PerChannelS8 random_weights(int rows, int f, std::uint64_t seed) {
 struct ConvCase {
   int n, h, w, c, k, stride, pad, f;
 };
-// 5x5 and 3x3, stride 1 and 2, with and without padding, channel and filter counts that are not
-// multiples of 4 or of the 16-column panels.
+// 5x5 and 3x3 (and 1x1, 2x2), stride 1 and 2, with and without padding, channel and filter counts
+// that are not multiples of 4 or of the 16-column panels, kernel rows of 1 to 192 codes.
 const ConvCase conv_cases[] = {
     {1, 13, 11, 3, 5, 2, 2, 7},   {2, 9, 9, 5, 3, 1, 1, 17},  {3, 8, 10, 16, 3, 2, 0, 33},
     {2, 7, 7, 32, 3, 1, 1, 40},   {1, 6, 6, 17, 5, 1, 2, 16}, {2, 12, 9, 3, 5, 2, 0, 32},
-    {1, 4, 4, 64, 3, 1, 0, 130},  {2, 5, 6, 1, 1, 1, 0, 3},
+    {1, 4, 4, 64, 3, 1, 0, 130},  {2, 5, 6, 1, 1, 1, 0, 3},  {2, 7, 8, 2, 3, 1, 0, 5},
+    {1, 6, 7, 6, 2, 1, 1, 9},
 };
 
 }  // namespace
@@ -505,15 +506,15 @@ TEST_CASE("int8 epilogue: the AVX2 requantisation gives the scalar one's bits") 
         for (int j0 : {0, 3}) {
           INFO("u8 " << to_u8 << " relu " << relu << " window " << window << " j0 " << j0);
           if (to_u8) {
-            std::vector<std::uint8_t> a(F), b(F);
-            int8_detail::requantize_window_scalar(rq, acc.data() + j0, F, window, j0, F, a.data());
-            int8_detail::requantize_window_avx2(rq, acc.data() + j0, F, window, j0, F, b.data());
+            std::vector<std::uint8_t> a(std::size_t(rows / window) * F), b(a.size());
+            int8_detail::requantize_block_scalar(rq, acc.data() + j0, F, rows / window, window, j0, F, a.data(), F);
+            int8_detail::requantize_block_avx2(rq, acc.data() + j0, F, rows / window, window, j0, F, b.data(), F);
             CHECK(a == b);
             CHECK(std::set<int>(a.begin(), a.end()).size() > 10);  // the data span many codes
           } else {
-            std::vector<float> a(F), b(F);
-            int8_detail::requantize_window_scalar(rq, acc.data() + j0, F, window, j0, F, a.data());
-            int8_detail::requantize_window_avx2(rq, acc.data() + j0, F, window, j0, F, b.data());
+            std::vector<float> a(std::size_t(rows / window) * F), b(a.size());
+            int8_detail::requantize_block_scalar(rq, acc.data() + j0, F, rows / window, window, j0, F, a.data(), F);
+            int8_detail::requantize_block_avx2(rq, acc.data() + j0, F, rows / window, window, j0, F, b.data(), F);
             CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
           }
         }

@@ -129,34 +129,125 @@ inline void check_conv(const ConvGeometry& g, const std::uint8_t* x, const U8Qua
   check_available(W.path(), "int8 conv");
 }
 
+// Copies n codes (n >= 1), widened to AT. Short fixed-size copies, the last one overlapping the
+// one before, instead of a memcpy call per kernel row: conv1's rows are 15 bytes, and a call
+// each cost more than the products they feed. Reads stay within [s, s + n).
+// 8 u8 codes -> 8 int16 (SSE2, which every x86-64 has; the compiler did not vectorise the loop).
+inline void widen8(std::int16_t* d, const std::uint8_t* s) {
+#if HUBBLE_INT8_X86
+  const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm_unpacklo_epi8(bytes, _mm_setzero_si128()));
+#else
+  for (int t = 0; t < 8; ++t) d[t] = std::int16_t(s[t]);
+#endif
+}
+
+template <class AT>
+inline void copy_codes(AT* d, const std::uint8_t* s, int n) {
+  if constexpr (std::is_same_v<AT, std::uint8_t>) {
+    if (n >= 16) {
+      int i = 0;
+      for (; i + 16 <= n; i += 16) std::memcpy(d + i, s + i, 16);
+      if (i < n) std::memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+      std::memcpy(d, s, 8);
+      std::memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+      std::memcpy(d, s, 4);
+      std::memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+      for (int i = 0; i < n; ++i) d[i] = s[i];
+    }
+  } else {  // int16 (the avx2 path): 8 codes widened per step
+    if (n >= 8) {
+      int i = 0;
+      for (; i + 8 <= n; i += 8) widen8(d + i, s + i);
+      if (i < n) widen8(d + n - 8, s + n - 8);
+    } else {
+      for (int i = 0; i < n; ++i) d[i] = AT(s[i]);
+    }
+  }
+}
+
+// Copies n codes in whole chunks of 16, widened to AT: up to 15 codes past n are read and
+// written too (the caller checks that they are readable; the destination has room, and the next
+// kernel row or the tail of zeros overwrites them). Two instructions per chunk.
+template <class AT>
+inline void copy_codes_rounded_up(AT* d, const std::uint8_t* s, int n) {
+  for (int i = 0; i < n; i += 16) {
+    if constexpr (std::is_same_v<AT, std::uint8_t>) {
+      std::memcpy(d + i, s + i, 16);
+    } else {
+      widen8(d + i, s + i);
+      widen8(d + i + 8, s + i + 8);
+    }
+  }
+}
+
 // Copies the patch of output pixel (b, oy, ox) into dst (k4 codes): zx where the window is
-// over the padding, zero beyond k*k*c.
+// over the padding, zero beyond k*k*c. May write up to 15 codes past dst + k4 (pack_a's slack).
 template <class AT>
 inline void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int b, int oy, int ox, AT* dst, int k4) {
-  AT* d = dst;
+  const int iy0 = oy * g.stride - g.pad_top, ix0 = ox * g.stride - g.pad_left, kc = g.k * g.c;
   const std::size_t row = std::size_t(g.w) * std::size_t(g.c);
-  for (int ky = 0; ky < g.k; ++ky) {
-    const int iy = oy * g.stride + ky - g.pad_top;
-    const int ix0 = ox * g.stride - g.pad_left;
-    const std::uint8_t* src = x + (std::size_t(b) * std::size_t(g.h) + std::size_t(std::max(iy, 0))) * row;
-    if (iy < 0 || iy >= g.h) {
-      std::fill(d, d + g.k * g.c, AT(zx));
-    } else if (ix0 >= 0 && ix0 + g.k <= g.w) {  // the whole kernel row is inside: k*c consecutive codes
-      const std::uint8_t* s = src + std::size_t(ix0) * std::size_t(g.c);
-      if constexpr (std::is_same_v<AT, std::uint8_t>) std::memcpy(d, s, std::size_t(g.k) * std::size_t(g.c));
-      else for (int i = 0; i < g.k * g.c; ++i) d[i] = AT(s[i]);
-    } else {
+  AT* d = dst;
+  if (iy0 >= 0 && iy0 + g.k <= g.h && ix0 >= 0 && ix0 + g.k <= g.w) {  // inside: k rows of k*c consecutive codes
+    const std::uint8_t* s = x + (std::size_t(b) * std::size_t(g.h) + std::size_t(iy0)) * row + std::size_t(ix0) * std::size_t(g.c);
+    const std::uint8_t* x_end = x + g.in_size();
+    for (int ky = 0; ky < g.k; ++ky, s += row, d += kc) {
+      if (s + 16 * ((kc + 15) / 16) <= x_end) copy_codes_rounded_up(d, s, kc);  // may write up to 15 codes past the row
+      else copy_codes(d, s, kc);
+    }
+  } else {
+    for (int ky = 0; ky < g.k; ++ky, d += kc) {
+      const int iy = iy0 + ky;
+      if (iy < 0 || iy >= g.h) {
+        std::fill(d, d + kc, AT(zx));
+        continue;
+      }
+      const std::uint8_t* src = x + (std::size_t(b) * std::size_t(g.h) + std::size_t(iy)) * row;
       for (int kx = 0; kx < g.k; ++kx) {
         const int ix = ix0 + kx;
         AT* dk = d + kx * g.c;
         if (ix < 0 || ix >= g.w) std::fill(dk, dk + g.c, AT(zx));
-        else for (int ci = 0; ci < g.c; ++ci) dk[ci] = AT(src[std::size_t(ix) * std::size_t(g.c) + std::size_t(ci)]);
+        else copy_codes(dk, src + std::size_t(ix) * std::size_t(g.c), g.c);
       }
     }
-    d += g.k * g.c;
   }
-  std::fill(d, dst + k4, AT(0));
+  const int tail = k4 - kc * g.k;  // 0..3: a few stores, not a memset call
+  for (int t = 0; t < 3; ++t)
+    if (t < tail) d[t] = AT(0);
 }
+
+// Visits the GEMM rows in order: output pixels, window by window when pooling (P > 1: the P x P
+// pixels of a window are consecutive rows). Divides once, then steps.
+struct PixelWalk {
+  int p, ph, pw;          // window side (1: no pooling), windows per column and row
+  int b, wy, wx, qy, qx;  // image, window, position in the window
+  PixelWalk(long m, int p_, int ph_, int pw_) : p(p_), ph(ph_), pw(pw_) {
+    const long win = m / (p * p);
+    const int q = int(m % (p * p));
+    b = int(win / (long(ph) * pw));
+    const int rem = int(win % (long(ph) * pw));
+    wy = rem / pw;
+    wx = rem % pw;
+    qy = q / p;
+    qx = q % p;
+  }
+  int oy() const { return wy * p + qy; }
+  int ox() const { return wx * p + qx; }
+  void next() {
+    if (++qx < p) return;
+    qx = 0;
+    if (++qy < p) return;
+    qy = 0;
+    if (++wx < pw) return;
+    wx = 0;
+    if (++wy < ph) return;
+    wy = 0;
+    ++b;
+  }
+};
 
 inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W,
                          const ConvEpilogue& ep) {
@@ -167,36 +258,25 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
   const int F = g.f, zx = xq.zero_point;
   const Requantize rq = make_requantize(W.scale, W.bias, W.wsum, xq, ep.relu, ep.kind == Output::u8, ep.out);
   const bool vector_epilogue = cpu::features().has(cpu::Isa::avx2);
-  const auto pixel_of = [&](long m, int& b, int& oy, int& ox) {
-    const long win = m / PP;
-    const int q = int(m % PP);
-    b = int(win / (long(ph) * pw));
-    const int rem = int(win % (long(ph) * pw));
-    oy = (rem / pw) * (P ? P : 1) + (P ? q / P : 0);
-    ox = (rem % pw) * (P ? P : 1) + (P ? q % P : 0);
-  };
   with_kernel(W.path(), [&]<class K>() {
     run_blocks<K>(
         M, W.packed, PP,
         [&](long m0, int rows, auto* dst, int k4) {
-          for (int i = 0; i < rows; ++i) {
-            int b, oy, ox;
-            pixel_of(m0 + i, b, oy, ox);
-            pack_patch(g, x, zx, b, oy, ox, dst + std::ptrdiff_t(i) * k4, k4);
-          }
+          PixelWalk px(m0, P ? P : 1, ph, pw);
+          for (int i = 0; i < rows; ++i, px.next()) pack_patch(g, x, zx, px.b, px.oy(), px.ox(), dst + std::ptrdiff_t(i) * k4, k4);
         },
         [&](long m0, int rows, int f0, int f1, const std::int32_t* cb, std::ptrdiff_t ldc) {
           // One output row per pixel, or per window of PP consecutive pixels (their maximum).
-          for (int i = 0; i < rows / PP; ++i) {
-            const std::int32_t* acc = cb + std::ptrdiff_t(i) * PP * ldc;  // column j at acc[j - f0]
-            const std::size_t at = std::size_t(m0 / PP + i) * std::size_t(F) + std::size_t(f0);
-            switch (ep.kind) {
-              case Output::i32:
-                for (int j = f0; j < f1; ++j) ep.y_i32[at + std::size_t(j - f0)] = acc[j - f0] - rq.zcorr[std::size_t(j)];
-                break;
-              case Output::f32: requantize_window(vector_epilogue, rq, acc, ldc, PP, f0, f1, ep.y_f32 + at); break;
-              case Output::u8: requantize_window(vector_epilogue, rq, acc, ldc, PP, f0, f1, ep.y_u8 + at); break;
-            }
+          const std::size_t at = std::size_t(m0 / PP) * std::size_t(F) + std::size_t(f0);
+          switch (ep.kind) {
+            case Output::i32:
+              for (int i = 0; i < rows; ++i) {
+                std::int32_t* yi = ep.y_i32 + at + std::size_t(i) * std::size_t(F);
+                for (int j = f0; j < f1; ++j) yi[j - f0] = cb[i * ldc + j - f0] - rq.zcorr[std::size_t(j)];
+              }
+              break;
+            case Output::f32: requantize_block(vector_epilogue, rq, cb, ldc, rows / PP, PP, f0, f1, ep.y_f32 + at, F); break;
+            case Output::u8: requantize_block(vector_epilogue, rq, cb, ldc, rows / PP, PP, f0, f1, ep.y_u8 + at, F); break;
           }
         });
   });

@@ -65,57 +65,66 @@ inline float requantize_one(const Requantize& r, std::int32_t acc, std::size_t j
   return std::min(std::max(v, r.lo), r.hi);
 }
 
-// Channels [j0, j1) of a window of `rows` pixels (acc rows ldc apart; column j at acc[j - j0]):
-// out[j - j0] = max over the rows of requantize_one. Scalar.
+// Channels [j0, j1) of `windows` windows of `rows` pixels each: window w's pixels are rows
+// w * rows .. w * rows + rows - 1 of acc (ldc apart; column j at acc[j - j0]), and
+//   out[w * ldo + j - j0] = max over the window's pixels of requantize_one
+// (rows = 1: no pooling). Scalar.
 template <class Out>
-void requantize_window_scalar(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int rows, int j0, int j1, Out* out) {
-  for (int j = j0; j < j1; ++j) {
-    float best = requantize_one(r, acc[j - j0], std::size_t(j));
-    for (int q = 1; q < rows; ++q) best = std::max(best, requantize_one(r, acc[q * ldc + j - j0], std::size_t(j)));
-    out[j - j0] = Out(best);
-  }
+void requantize_block_scalar(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows, int j0, int j1,
+                             Out* out, std::ptrdiff_t ldo) {
+  for (int w = 0; w < windows; ++w, acc += rows * ldc, out += ldo)
+    for (int j = j0; j < j1; ++j) {
+      float best = requantize_one(r, acc[j - j0], std::size_t(j));
+      for (int q = 1; q < rows; ++q) best = std::max(best, requantize_one(r, acc[q * ldc + j - j0], std::size_t(j)));
+      out[j - j0] = Out(best);
+    }
 }
 
 #if HUBBLE_INT8_X86
-// The same, 8 channels per step.
+// The same, 8 channels per step (and the last j1 - j0 < 8 ones by the scalar code).
 template <class Out>
 HUBBLE_TARGET("avx2,fma")
-void requantize_window_avx2(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int rows, int j0, int j1, Out* out) {
+void requantize_block_avx2(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows, int j0, int j1,
+                           Out* out, std::ptrdiff_t ldo) {
+  constexpr bool to_u8 = sizeof(Out) == 1;
   const __m256 lo = _mm256_set1_ps(r.lo), hi = _mm256_set1_ps(r.hi);
-  int j = j0;
-  for (; j + 8 <= j1; j += 8) {
+  const int j8 = j0 + (j1 - j0) / 8 * 8;
+  for (int j = j0; j < j8; j += 8) {
     const std::size_t js = std::size_t(j);
     const __m256i zc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.zcorr.data() + js));
     const __m256 mul = _mm256_loadu_ps(r.mul.data() + js), add = _mm256_loadu_ps(r.add.data() + js);
-    __m256 best = _mm256_setzero_ps();
-    for (int q = 0; q < rows; ++q) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + q * ldc + (j - j0)));
-      __m256 v = _mm256_fmadd_ps(mul, _mm256_cvtepi32_ps(_mm256_sub_epi32(a, zc)), add);
-      if (r.to_u8) v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));  // operand order as std::max(v, lo), std::min(., hi): same bits
-      best = q == 0 ? v : _mm256_max_ps(v, best);  // as std::max(best, v)
-    }
-    if constexpr (sizeof(Out) == 1) {  // codes 0..255: int32 -> 8 bytes
-      const __m256i codes = _mm256_cvtps_epi32(best);
-      const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(codes), _mm256_extracti128_si256(codes, 1));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + (j - j0)), _mm_packus_epi16(w16, w16));
-    } else {
-      _mm256_storeu_ps(out + (j - j0), best);
+    const std::int32_t* a = acc + (j - j0);
+    Out* o = out + (j - j0);
+    for (int w = 0; w < windows; ++w, o += ldo) {
+      __m256 best = _mm256_setzero_ps();
+      for (int q = 0; q < rows; ++q, a += ldc) {
+        __m256 v = _mm256_fmadd_ps(mul, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), zc)), add);
+        if constexpr (to_u8) v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));  // operand order as std::max(v, lo), std::min(., hi): same bits
+        best = q == 0 ? v : _mm256_max_ps(v, best);  // as std::max(best, v)
+      }
+      if constexpr (to_u8) {  // codes 0..255: int32 -> 8 bytes
+        const __m256i codes = _mm256_cvtps_epi32(best);
+        const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(codes), _mm256_extracti128_si256(codes, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm_packus_epi16(w16, w16));
+      } else {
+        _mm256_storeu_ps(o, best);
+      }
     }
   }
-  if (j < j1) requantize_window_scalar(r, acc + (j - j0), ldc, rows, j, j1, out + (j - j0));
+  if (j8 < j1) requantize_block_scalar(r, acc + (j8 - j0), ldc, windows, rows, j8, j1, out + (j8 - j0), ldo);
 }
 #endif
 
 // Dispatches on `vector` (the CPU has AVX2).
 template <class Out>
-void requantize_window(bool vector, const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int rows, int j0, int j1,
-                       Out* out) {
+void requantize_block(bool vector, const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows, int j0,
+                      int j1, Out* out, std::ptrdiff_t ldo) {
 #if HUBBLE_INT8_X86
-  if (vector) return requantize_window_avx2(r, acc, ldc, rows, j0, j1, out);
+  if (vector) return requantize_block_avx2(r, acc, ldc, windows, rows, j0, j1, out, ldo);
 #endif
   (void)vector;
-  requantize_window_scalar(r, acc, ldc, rows, j0, j1, out);
+  requantize_block_scalar(r, acc, ldc, windows, rows, j0, j1, out, ldo);
 }
 
 }  // namespace hubble::kernels::lowp::int8_detail

@@ -283,9 +283,12 @@ T* scratch(std::size_t n) {
 // The block loop shared by the GEMM and the convolution. Rows [0, M) are cut into blocks of
 // `block_rows` (a multiple of `unit`, e.g. whole pooling windows); the column panels into groups
 // when there are too few blocks to keep every thread busy (batch-1 convolutions). Per task:
-//   pack_a(m0, rows, dst, k4)                  writes rows x k4 elements of A (zero beyond k) to dst
+//   pack_a(m0, rows, dst, k4)                  writes rows x k4 elements of A (zero beyond k) to dst,
+//                                              rows in order (it may scribble up to pack_slack
+//                                              elements past a row: the next row overwrites them)
 //   (the kernel, over the block's panels)      C block [rows padded to MR][16 * panels of the group]
 //   finish(m0, rows, f0, f1, cblock, ldc)      consumes columns [f0, f1) of the block's sums
+inline constexpr std::size_t pack_slack = 64;
 template <class K, class PackA, class Finish>
 void run_blocks(long M, const PackedB& pb, int unit, PackA&& pack_a, Finish&& finish) {
   constexpr int MR = K::MR;
@@ -304,7 +307,7 @@ void run_blocks(long M, const PackedB& pb, int unit, PackA&& pack_a, Finish&& fi
     const int rows = int(std::min<long>(block_rows, M - m0)), rows_padded = round_up(rows, MR);
     const int p0 = pb.panels * grp / groups, p1 = pb.panels * (grp + 1) / groups;
     if (p1 <= p0) continue;
-    typename K::A* a = scratch<typename K::A, Int8Scratch::a_block>(std::size_t(rows_padded) * std::size_t(k4));
+    typename K::A* a = scratch<typename K::A, Int8Scratch::a_block>(std::size_t(rows_padded) * std::size_t(k4) + pack_slack);
     pack_a(m0, rows, a, k4);
     std::fill(a + std::ptrdiff_t(rows) * k4, a + std::ptrdiff_t(rows_padded) * k4, typename K::A(0));
     const std::ptrdiff_t ldc = std::ptrdiff_t(p1 - p0) * panel_width;
