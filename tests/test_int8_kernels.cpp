@@ -521,3 +521,22 @@ TEST_CASE("int8 epilogue: the AVX2 requantisation gives the scalar one's bits") 
       }
 #endif
 }
+
+TEST_CASE("int8 conv: batch 1 gives every thread work on each paper layer") {
+  // (h, w, c, k, stride, f) of the paper network's convolutions, plain and with MaxPool<2> fused.
+  const int layers[4][6] = {{128, 128, 3, 5, 2, 32}, {31, 31, 32, 3, 1, 64}, {14, 14, 64, 3, 1, 128}, {6, 6, 128, 3, 1, 256}};
+  for (const auto& L : layers) {
+    const ConvGeometry g = geometry(1, L[0], L[1], L[2], L[3], L[4], 0, L[5]);
+    const int panels = (g.f + panel_width - 1) / panel_width;
+    for (int pool : {1, 2}) {
+      const long M = long(g.oh / pool) * (g.ow / pool) * pool * pool;
+      for (int threads : {2, 16}) {
+        const auto plan = int8_detail::plan_tasks(M, panels, pool * pool, threads);
+        INFO(L[0] << "x" << L[1] << "x" << L[2] << " pool " << pool << " threads " << threads);
+        CHECK(plan.tasks() >= std::min<long>(threads, long(plan.blocks) * panels));
+        CHECK(plan.tasks() >= 2);
+        CHECK(plan.block_rows % (pool * pool) == 0);  // whole windows per block
+      }
+    }
+  }
+}

@@ -289,14 +289,30 @@ T* scratch(std::size_t n) {
 //   (the kernel, over the block's panels)      C block [rows padded to MR][16 * panels of the group]
 //   finish(m0, rows, f0, f1, cblock, ldc)      consumes columns [f0, f1) of the block's sums
 inline constexpr std::size_t pack_slack = 64;
+
+// How run_blocks cuts the work: blocks of block_rows rows (whole units), and the column panels
+// into `groups` when there are fewer than four blocks a thread (a batch-1 conv4 has 16 output
+// pixels: one block, so its 16 panels are split, and every thread gets work). Depends on the
+// shape and thread count only; the sums themselves never depend on it.
+struct TaskPlan {
+  int block_rows = 0;
+  long blocks = 0;
+  int groups = 1;
+  long tasks() const { return blocks * groups; }
+};
+inline TaskPlan plan_tasks(long M, int panels, int unit, int threads) {
+  TaskPlan p;
+  p.block_rows = std::max(unit, 96 / unit * unit);
+  p.blocks = (M + p.block_rows - 1) / p.block_rows;
+  while (p.blocks * p.groups < 4L * threads && p.groups < panels) ++p.groups;
+  return p;
+}
 template <class K, class PackA, class Finish>
 void run_blocks(long M, const PackedB& pb, int unit, PackA&& pack_a, Finish&& finish) {
   constexpr int MR = K::MR;
-  const int block_rows = std::max(unit, 96 / unit * unit);
-  const long blocks = (M + block_rows - 1) / block_rows;
-  int groups = 1;
-  while (blocks * groups < 4L * max_threads() && groups < pb.panels) ++groups;
-  const long tasks = blocks * groups;
+  const TaskPlan plan = plan_tasks(M, pb.panels, unit, max_threads());
+  const int block_rows = plan.block_rows, groups = plan.groups;
+  const long tasks = plan.tasks();
   const int k4 = pb.k4;
   const std::ptrdiff_t stride = pb.panel_stride();
   const typename K::B* bp = packed_elements<K>(pb);
