@@ -202,6 +202,7 @@ void validate_int8_or_die() {
       }
     }
   }
+  std::fprintf(stderr, "validate int8: every path this process runs equals generic on the paper shapes: ok\n");
 }
 
 // ---- the timed calls --------------------------------------------------------------------------------
