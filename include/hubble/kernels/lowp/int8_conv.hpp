@@ -22,17 +22,18 @@
 // codes is the code of the window's maximum: the pool runs on the requantised codes (or fp32
 // values), one window at a time, and the full-size output is never written.
 //
-// How: implicit GEMM over im2col rows packed per block. For each block of up to 96 output pixels,
-// each pixel's patch (k*k*c codes, zx where padding, zero up to a multiple of 4) is copied from
-// the image into a per-thread buffer, the micro-kernel of int8_gemm.hpp multiplies it by the
-// packed weights, and the epilogue writes the block's outputs. (Reading patches in place, as the
-// fp32 ImplicitGemm does, needs every 4 consecutive k in one kernel row: conv1's rows are 5*3 =
-// 15 codes. The copy is k*k*c bytes per pixel against k*k*c*f multiply-adds. Counted with
-// callgrind on the avx2 path (valgrind cannot run AVX-512 or VNNI), paper layers at batch 2:
-// the copy and the block loop are 7-9% of conv2..conv4's instructions and 28% of conv1's, the
-// epilogue 0-6% and 14%; a VNNI kernel needs ~8x fewer instructions for the same sums, so there
-// these shares are larger. Reading in place, with each kernel row's weights padded to a multiple
-// of 4, would remove the copy on the VNNI paths.)
+// How: implicit GEMM, as kernels/implicit_gemm.hpp: GEMM row i is output pixel i, whose patch
+// is k kernel rows of k*c consecutive codes in the NHWC image. The micro-kernels read 4
+// consecutive k at a time, so on the u8 paths (generic, avx_vnni, avx512_vnni) each kernel row's
+// weights are padded with zeros to row_len = a multiple of 4, and the kernel reads the image in
+// place: row_len codes from each kernel row's start (the up to 3 codes after the row, the next
+// pixel's, meet zero weights). Padding, or a last window too close to the end of x to read
+// row_len codes, costs one copy of the input with zx borders. The avx2 path multiplies int16
+// (VPMADDWD), so it copies each block's patches, widened, into a per-thread buffer instead.
+// Counted with callgrind on the avx2 path (valgrind cannot run AVX-512 or VNNI), paper layers at
+// batch 2: that copy and the block loop were 7-9% of conv2..conv4's instructions and 28% of
+// conv1's; a VNNI kernel needs ~8x fewer instructions for the same sums, so reading in place
+// there matters more.
 //
 //   auto W = lowp::prepare_int8_conv(k, c, f, w_f32, bias_f32);         // once: quantise, pack
 //   lowp::conv_u8_to_u8(g, x_u8, xq, W, /*relu=*/true, yq, y_u8);        // a hidden layer
@@ -61,7 +62,16 @@ struct Int8ConvWeights {
   std::vector<float> scale;         // sw[f]
   std::vector<std::int32_t> wsum;   // sum over the patch of qw[.][f]: the zero-point correction
   std::vector<float> bias;          // b[f], fp32 (zeros when none was given)
-  PackedB packed;                   // qw as a (k*k*c) x f matrix, for packed.path
+  // How the convolution reads its input, which fixes the layout of B's rows:
+  //   in place (the u8 paths: generic, avx_vnni, avx512_vnni): each kernel row's k*c weights
+  //     are followed by zeros up to row_len = a multiple of 4, so the kernel can read the image's
+  //     k*c codes of a kernel row (and up to 3 codes after them, which meet those zeros) in groups
+  //     of 4: B is (k * row_len) x f;
+  //   packed (avx2, whose kernel wants int16): patches are copied, widened, per block: B is
+  //     (k*k*c) x f, row_len = k*k*c.
+  bool in_place = false;
+  int row_len = 0;
+  PackedB packed;                   // qw in the layout above, for packed.path
   Int8Path path() const { return packed.path; }
 };
 
@@ -91,7 +101,19 @@ inline Int8ConvWeights prepare_int8_conv(int k, int c, const PerChannelS8& q, co
   W.wsum.assign(std::size_t(q.f), 0);
   for (int i = 0; i < q.rows; ++i)
     for (int j = 0; j < q.f; ++j) W.wsum[std::size_t(j)] += q.q[std::size_t(i) * std::size_t(q.f) + std::size_t(j)];
-  W.packed = pack_b(q.rows, q.f, q.q.data(), q.f, path);
+  W.in_place = path != Int8Path::avx2;
+  const int kc = k * c, F = q.f;
+  if (W.in_place) {
+    W.row_len = round_up(kc, 4);
+    const int row_len = W.row_len;
+    W.packed = pack_b(k * row_len, F, [&](int p, int j) {
+      const int ky = p / row_len, t = p % row_len;
+      return t < kc ? q.q[std::size_t(ky * kc + t) * std::size_t(F) + std::size_t(j)] : std::int8_t(0);
+    }, path);
+  } else {
+    W.row_len = q.rows;
+    W.packed = pack_b(q.rows, F, q.q.data(), F, path);
+  }
   return W;
 }
 
@@ -123,7 +145,8 @@ inline void check_conv(const ConvGeometry& g, const std::uint8_t* x, const U8Qua
   HUBBLE_CHECK(g.pad_top >= 0 && g.pad_left >= 0, "int8 conv: padding must be >= 0, got top ", g.pad_top, ", left ", g.pad_left);
   HUBBLE_CHECK(W.k == g.k && W.c == g.c && W.f == g.f, "int8 conv: the weights were prepared for k ", W.k, ", c ", W.c, ", f ",
                W.f, " but the layer has k ", g.k, ", c ", g.c, ", f ", g.f);
-  HUBBLE_CHECK(W.packed.k == g.k * g.k * g.c && W.packed.n == g.f, "int8 conv: the weights are not prepared (use prepare_int8_conv)");
+  HUBBLE_CHECK(W.packed.k == (W.in_place ? g.k * W.row_len : g.k * g.k * g.c) && W.packed.n == g.f,
+               "int8 conv: the weights are not prepared (use prepare_int8_conv)");
   HUBBLE_CHECK(x, "int8 conv: the input is a null pointer");
   check_u8_quant(xq, "int8 conv input");
   if (ep.kind == Output::u8) check_u8_quant(ep.out, "int8 conv output");
@@ -134,9 +157,6 @@ inline void check_conv(const ConvGeometry& g, const std::uint8_t* x, const U8Qua
   check_available(W.path(), "int8 conv");
 }
 
-// Copies n codes (n >= 1), widened to AT. Short fixed-size copies, the last one overlapping the
-// one before, instead of a memcpy call per kernel row: conv1's rows are 15 bytes, and a call
-// each cost more than the products they feed. Reads stay within [s, s + n).
 // 8 u8 codes -> 8 int16 (SSE2, which every x86-64 has; the compiler did not vectorise the loop).
 inline void widen8(std::int16_t* d, const std::uint8_t* s) {
 #if HUBBLE_INT8_X86
@@ -147,81 +167,95 @@ inline void widen8(std::int16_t* d, const std::uint8_t* s) {
 #endif
 }
 
-template <class AT>
-inline void copy_codes(AT* d, const std::uint8_t* s, int n) {
-  if constexpr (std::is_same_v<AT, std::uint8_t>) {
-    if (n >= 16) {
-      int i = 0;
-      for (; i + 16 <= n; i += 16) std::memcpy(d + i, s + i, 16);
-      if (i < n) std::memcpy(d + n - 16, s + n - 16, 16);
-    } else if (n >= 8) {
-      std::memcpy(d, s, 8);
-      std::memcpy(d + n - 8, s + n - 8, 8);
-    } else if (n >= 4) {
-      std::memcpy(d, s, 4);
-      std::memcpy(d + n - 4, s + n - 4, 4);
-    } else {
-      for (int i = 0; i < n; ++i) d[i] = s[i];
-    }
-  } else {  // int16 (the avx2 path): 8 codes widened per step
-    if (n >= 8) {
-      int i = 0;
-      for (; i + 8 <= n; i += 8) widen8(d + i, s + i);
-      if (i < n) widen8(d + n - 8, s + n - 8);
-    } else {
-      for (int i = 0; i < n; ++i) d[i] = AT(s[i]);
-    }
+// Copies n codes (n >= 1), widened to int16, 8 per step, the last step overlapping the one before
+// (a call per kernel row cost more than conv1's 15 codes feed). Reads stay within [s, s + n).
+inline void copy_codes(std::int16_t* d, const std::uint8_t* s, int n) {
+  if (n < 8) {
+    for (int i = 0; i < n; ++i) d[i] = std::int16_t(s[i]);
+    return;
   }
+  int i = 0;
+  for (; i + 8 <= n; i += 8) widen8(d + i, s + i);
+  if (i < n) widen8(d + n - 8, s + n - 8);
 }
 
-// Copies n codes in whole chunks of 16, widened to AT: up to 15 codes past n are read and
-// written too (the caller checks that they are readable; the destination has room, and the next
-// kernel row or the tail of zeros overwrites them). Two instructions per chunk.
-template <class AT>
-inline void copy_codes_rounded_up(AT* d, const std::uint8_t* s, int n) {
-  for (int i = 0; i < n; i += 16) {
-    if constexpr (std::is_same_v<AT, std::uint8_t>) {
-      std::memcpy(d + i, s + i, 16);
-    } else {
-      widen8(d + i, s + i);
-      widen8(d + i + 8, s + i + 8);
-    }
-  }
+// The same in whole steps of 8: up to 7 codes past n are read and written too (the caller checks
+// that they are readable; the next kernel row or the tail of zeros overwrites them).
+inline void copy_codes_rounded_up(std::int16_t* d, const std::uint8_t* s, int n) {
+  for (int i = 0; i < n; i += 8) widen8(d + i, s + i);
 }
 
-// Copies the patch of output pixel (b, oy, ox) into dst (k4 codes): zx where the window is
-// over the padding, zero beyond k*k*c. May write up to 15 codes past dst + k4 (pack_a's slack).
-template <class AT>
-inline void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int b, int oy, int ox, AT* dst, int k4) {
+// Copies the patch of output pixel (b, oy, ox) into dst (k4 codes, widened): zx where the window
+// is over the padding, zero beyond k*k*c. May write up to 7 codes past dst + k4 (pack_slack).
+inline void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int b, int oy, int ox, std::int16_t* dst, int k4) {
   const int iy0 = oy * g.stride - g.pad_top, ix0 = ox * g.stride - g.pad_left, kc = g.k * g.c;
   const std::size_t row = std::size_t(g.w) * std::size_t(g.c);
-  AT* d = dst;
+  std::int16_t* d = dst;
   if (iy0 >= 0 && iy0 + g.k <= g.h && ix0 >= 0 && ix0 + g.k <= g.w) {  // inside: k rows of k*c consecutive codes
     const std::uint8_t* s = x + (std::size_t(b) * std::size_t(g.h) + std::size_t(iy0)) * row + std::size_t(ix0) * std::size_t(g.c);
     const std::uint8_t* x_end = x + g.in_size();
     for (int ky = 0; ky < g.k; ++ky, s += row, d += kc) {
-      if (s + 16 * ((kc + 15) / 16) <= x_end) copy_codes_rounded_up(d, s, kc);  // may write up to 15 codes past the row
+      if (s + 8 * ((kc + 7) / 8) <= x_end) copy_codes_rounded_up(d, s, kc);
       else copy_codes(d, s, kc);
     }
   } else {
     for (int ky = 0; ky < g.k; ++ky, d += kc) {
       const int iy = iy0 + ky;
       if (iy < 0 || iy >= g.h) {
-        std::fill(d, d + kc, AT(zx));
+        std::fill(d, d + kc, std::int16_t(zx));
         continue;
       }
       const std::uint8_t* src = x + (std::size_t(b) * std::size_t(g.h) + std::size_t(iy)) * row;
       for (int kx = 0; kx < g.k; ++kx) {
         const int ix = ix0 + kx;
-        AT* dk = d + kx * g.c;
-        if (ix < 0 || ix >= g.w) std::fill(dk, dk + g.c, AT(zx));
+        std::int16_t* dk = d + kx * g.c;
+        if (ix < 0 || ix >= g.w) std::fill(dk, dk + g.c, std::int16_t(zx));
         else copy_codes(dk, src + std::size_t(ix) * std::size_t(g.c), g.c);
       }
     }
   }
   const int tail = k4 - kc * g.k;  // 0..3: a few stores, not a memset call
   for (int t = 0; t < 3; ++t)
-    if (t < tail) d[t] = AT(0);
+    if (t < tail) d[t] = 0;
+}
+
+// The input as the in-place walk reads it: x itself when every window is inside it and the last
+// window's last kernel row may be read row_len codes long; else a copy [n][hp][wp][c] with the
+// padding set to zx (real 0) and row_len codes of slack after it. Returns the pointer and sets
+// hp, wp.
+inline const std::uint8_t* input_for_in_place(const ConvGeometry& g, const std::uint8_t* x, int zx, int row_len, int& hp, int& wp) {
+  hp = (g.oh - 1) * g.stride + g.k;
+  wp = (g.ow - 1) * g.stride + g.k;
+  const std::size_t c = std::size_t(g.c);
+  if (g.pad_top == 0 && g.pad_left == 0 && hp <= g.h && wp <= g.w) {
+    const std::size_t last_row = ((std::size_t(g.n - 1) * std::size_t(g.h) + std::size_t(hp - 1)) * std::size_t(g.w) +
+                                  std::size_t(wp - g.k)) * c;
+    if (last_row + std::size_t(row_len) <= g.in_size()) {
+      hp = g.h;
+      wp = g.w;
+      return x;
+    }
+  }
+  const std::size_t size = std::size_t(g.n) * std::size_t(hp) * std::size_t(wp) * c;
+  std::uint8_t* xp = scratch<std::uint8_t, Int8Scratch::padded_input>(size + std::size_t(row_len));
+  std::fill(xp + size, xp + size + std::size_t(row_len), std::uint8_t(0));
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < g.n; ++b)
+    for (int y = 0; y < hp; ++y) {
+      std::uint8_t* dst = xp + (std::size_t(b) * std::size_t(hp) + std::size_t(y)) * std::size_t(wp) * c;
+      const int sy = y - g.pad_top;
+      if (sy < 0 || sy >= g.h) {
+        std::fill(dst, dst + std::size_t(wp) * c, std::uint8_t(zx));
+        continue;
+      }
+      for (int xx = 0; xx < wp; ++xx) {
+        const int sx = xx - g.pad_left;
+        std::uint8_t* d = dst + std::size_t(xx) * c;
+        if (sx < 0 || sx >= g.w) std::fill(d, d + c, std::uint8_t(zx));
+        else std::memcpy(d, x + ((std::size_t(b) * std::size_t(g.h) + std::size_t(sy)) * std::size_t(g.w) + std::size_t(sx)) * c, c);
+      }
+    }
+  return xp;
 }
 
 // Visits the GEMM rows in order: output pixels, window by window when pooling (P > 1: the P x P
@@ -263,12 +297,29 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
   const int F = g.f, zx = xq.zero_point;
   const Requantize rq = make_requantize(W.scale, W.bias, W.wsum, xq, ep.relu, ep.kind == Output::u8, ep.out);
   const bool vector_epilogue = cpu::features().has(cpu::Isa::avx2);
+  // Where each GEMM row (output pixel) reads its patch: in place from the (padded) image, one
+  // segment per kernel row; or packed, widened, by pack_patch.
+  int hp = g.h, wp = g.w;
+  const std::uint8_t* xp = W.in_place ? input_for_in_place(g, x, zx, W.row_len, hp, wp) : x;
+  std::vector<std::ptrdiff_t> seg_off(W.in_place ? std::size_t(g.k) : 1, 0);
+  if (W.in_place)
+    for (int ky = 0; ky < g.k; ++ky) seg_off[std::size_t(ky)] = std::ptrdiff_t(ky) * wp * g.c;
+  const AWalk walk{seg_off.data(), W.in_place ? g.k : 1, W.in_place ? W.row_len : W.packed.k4};
   with_kernel(W.path(), [&]<class K>() {
+    using AT = typename K::A;
     run_blocks<K>(
-        M, W.packed, PP,
-        [&](long m0, int rows, auto* dst, int k4) {
+        M, W.packed, PP, walk,
+        [&](long m0, int rows, const AT** ptrs, AT* buffer) {
           PixelWalk px(m0, P ? P : 1, ph, pw);
-          for (int i = 0; i < rows; ++i, px.next()) pack_patch(g, x, zx, px.b, px.oy(), px.ox(), dst + std::ptrdiff_t(i) * k4, k4);
+          for (int i = 0; i < rows; ++i, px.next()) {
+            if constexpr (std::is_same_v<AT, std::uint8_t>) {
+              ptrs[i] = xp + ((std::ptrdiff_t(px.b) * hp + std::ptrdiff_t(px.oy()) * g.stride) * wp + std::ptrdiff_t(px.ox()) * g.stride) * g.c;
+            } else {
+              AT* d = buffer + std::ptrdiff_t(i) * W.packed.k4;
+              pack_patch(g, x, zx, px.b, px.oy(), px.ox(), d, W.packed.k4);
+              ptrs[i] = d;
+            }
+          }
         },
         [&](long m0, int rows, int f0, int f1, const std::int32_t* cb, std::ptrdiff_t ldc) {
           // One output row per pixel, or per window of PP consecutive pixels (their maximum).

@@ -16,10 +16,11 @@
 //       lane j += A[i][2g]*B[2g][j] + A[i][2g+1]*B[2g+1][j]   (s16 x s16: at most 2*255*128, exact)
 //       (VPMADDUBSW would take the bytes directly but saturates its 16-bit pair sums at 32767 <
 //       2*255*127, so it is not exact.)
-// Rows of A are packed per block of up to 96 rows into a per-thread buffer ([row][k4], u8; int16
-// for avx2, zero beyond k), so A needs no padding and a convolution can pack its patches straight
-// from the image instead (int8_conv.hpp). The micro-kernels keep an MR x 16*P tile of C in
-// registers over the whole k (no k blocking: the int32 tile is exact however long k is).
+// The micro-kernels read A's rows through pointers and a segmented walk (AWalk below): gemm_u8s8
+// packs each block of up to 96 rows into a per-thread buffer ([row][k4], u8; int16 for avx2,
+// zero beyond k), so A needs no padding; a convolution points them into its image instead
+// (int8_conv.hpp). They keep an MR x 16*P tile of C in registers over the whole k (no k
+// blocking: the int32 tile is exact however long k is).
 //
 // Threads: the (row block x column panel group) tasks are spread over OpenMP threads; every C
 // entry is one exact sum made by one kernel call, so results do not depend on the thread count.
@@ -117,9 +118,19 @@ inline PackedB pack_b(int k, int n, const std::int8_t* b, std::ptrdiff_t ldb, In
 }
 
 // ---- micro-kernels ----------------------------------------------------------------------------
-// Each computes a full MR x (16 * P) tile: C[r][j] = sum_p A[r][p] * B[p][j] over k4 (A rows lda
-// elements apart, P panels panel_stride elements apart), and stores it whole (the caller's
-// buffers are padded to whole tiles).
+// Each computes a full MR x (16 * P) tile, C[r][j] = sum_p A[r][p] * B[p][j], and stores it whole
+// (the caller's buffers are padded to whole tiles). Row r of A is read through a pointer and a
+// segmented walk, as the fp32 micro-kernel does (gemm.hpp's APanel):
+//   p = s * seg_len + t   reads   rows[r][seg_off[s] + t]      (s < segments, t < seg_len)
+// so one kernel multiplies a packed block (one segment: the row itself) or an image in place (one
+// segment per kernel row, rows[r] = the pixel's window). seg_len is a multiple of 4 (2 for the
+// pairs layout); B's rows follow p, P panels panel_stride elements apart.
+struct AWalk {
+  const std::ptrdiff_t* seg_off;
+  int segments;
+  int seg_len;
+};
+
 namespace int8_detail {
 
 inline std::int32_t load_i32(const void* p) {
@@ -135,18 +146,19 @@ struct GenericKernel {
   static constexpr Int8Path path = Int8Path::generic;
   static constexpr int MR = 4, max_panels = 1;
   template <int P>
-  static void run(const A* a, std::ptrdiff_t lda, const B* b, std::ptrdiff_t panel_stride, int k4, std::int32_t* c,
+  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t panel_stride, std::int32_t* c,
                   std::ptrdiff_t ldc) {
     std::int32_t acc[MR][16 * P] = {};
-    for (int g = 0; g < k4 / 4; ++g)
-      for (int pn = 0; pn < P; ++pn) {
-        const B* bg = b + pn * panel_stride + g * 64;
-        for (int r = 0; r < MR; ++r) {
-          const A* ar = a + r * lda + g * 4;
-          for (int j = 0; j < 16; ++j)
-            for (int t = 0; t < 4; ++t) acc[r][pn * 16 + j] += std::int32_t(ar[t]) * std::int32_t(bg[j * 4 + t]);
+    for (int s = 0; s < walk.segments; ++s)
+      for (int g = 0; g < walk.seg_len / 4; ++g, b += 64)
+        for (int pn = 0; pn < P; ++pn) {
+          const B* bg = b + pn * panel_stride;
+          for (int r = 0; r < MR; ++r) {
+            const A* ar = rows[r] + walk.seg_off[s] + g * 4;
+            for (int j = 0; j < 16; ++j)
+              for (int t = 0; t < 4; ++t) acc[r][pn * 16 + j] += std::int32_t(ar[t]) * std::int32_t(bg[j * 4 + t]);
+          }
         }
-      }
     for (int r = 0; r < MR; ++r) std::memcpy(c + r * ldc, acc[r], sizeof acc[r]);
   }
 };
@@ -162,19 +174,24 @@ struct Avx2Kernel {
   static constexpr int MR = 6, max_panels = 1;
   template <int P>
   HUBBLE_TARGET("avx2,fma")
-  static void run(const A* a, std::ptrdiff_t lda, const B* b, std::ptrdiff_t, int k4, std::int32_t* c, std::ptrdiff_t ldc) {
+  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t, std::int32_t* c, std::ptrdiff_t ldc) {
     static_assert(P == 1);
     __m256i acc[MR][2];
     HUBBLE_UNROLL_ALL
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-    for (int g = 0; g < k4 / 2; ++g, b += 32) {
-      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
-      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+    for (int s = 0; s < walk.segments; ++s) {
+      const A* p[MR];
       HUBBLE_UNROLL_ALL
-      for (int r = 0; r < MR; ++r) {
-        const __m256i av = _mm256_set1_epi32(load_i32(a + r * lda + 2 * g));
-        acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
-        acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+      for (int r = 0; r < MR; ++r) p[r] = rows[r] + walk.seg_off[s];
+      for (int g = 0; g < walk.seg_len / 2; ++g, b += 32) {
+        const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+        const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+        HUBBLE_UNROLL_ALL
+        for (int r = 0; r < MR; ++r) {
+          const __m256i av = _mm256_set1_epi32(load_i32(p[r] + 2 * g));
+          acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+          acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+        }
       }
     }
     HUBBLE_UNROLL_ALL
@@ -194,19 +211,24 @@ struct AvxVnniKernel {
   static constexpr int MR = 6, max_panels = 1;
   template <int P>
   HUBBLE_TARGET("avx2,fma,avxvnni")
-  static void run(const A* a, std::ptrdiff_t lda, const B* b, std::ptrdiff_t, int k4, std::int32_t* c, std::ptrdiff_t ldc) {
+  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t, std::int32_t* c, std::ptrdiff_t ldc) {
     static_assert(P == 1);
     __m256i acc[MR][2];
     HUBBLE_UNROLL_ALL
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-    for (int g = 0; g < k4 / 4; ++g, b += 64) {
-      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
-      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
+    for (int s = 0; s < walk.segments; ++s) {
+      const A* p[MR];
       HUBBLE_UNROLL_ALL
-      for (int r = 0; r < MR; ++r) {
-        const __m256i av = _mm256_set1_epi32(load_i32(a + r * lda + 4 * g));
-        acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], av, b0);
-        acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], av, b1);
+      for (int r = 0; r < MR; ++r) p[r] = rows[r] + walk.seg_off[s];
+      for (int g = 0; g < walk.seg_len / 4; ++g, b += 64) {
+        const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+        const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
+        HUBBLE_UNROLL_ALL
+        for (int r = 0; r < MR; ++r) {
+          const __m256i av = _mm256_set1_epi32(load_i32(p[r] + 4 * g));
+          acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], av, b0);
+          acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], av, b1);
+        }
       }
     }
     HUBBLE_UNROLL_ALL
@@ -226,20 +248,25 @@ struct Avx512VnniKernel {
   static constexpr int MR = 12, max_panels = 2;
   template <int P>
   HUBBLE_TARGET("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
-  static void run(const A* a, std::ptrdiff_t lda, const B* b, std::ptrdiff_t panel_stride, int k4, std::int32_t* c,
+  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t panel_stride, std::int32_t* c,
                   std::ptrdiff_t ldc) {
     static_assert(P == 1 || P == 2);
     __m512i acc[MR][P];
     HUBBLE_UNROLL_ALL
     for (int r = 0; r < MR; ++r)
       for (int pn = 0; pn < P; ++pn) acc[r][pn] = _mm512_setzero_si512();
-    for (int g = 0; g < k4 / 4; ++g, b += 64) {
-      __m512i bv[P];
-      for (int pn = 0; pn < P; ++pn) bv[pn] = _mm512_loadu_si512(b + pn * panel_stride);
+    for (int s = 0; s < walk.segments; ++s) {
+      const A* p[MR];
       HUBBLE_UNROLL_ALL
-      for (int r = 0; r < MR; ++r) {
-        const __m512i av = _mm512_set1_epi32(load_i32(a + r * lda + 4 * g));
-        for (int pn = 0; pn < P; ++pn) acc[r][pn] = _mm512_dpbusd_epi32(acc[r][pn], av, bv[pn]);
+      for (int r = 0; r < MR; ++r) p[r] = rows[r] + walk.seg_off[s];
+      for (int g = 0; g < walk.seg_len / 4; ++g, b += 64) {
+        __m512i bv[P];
+        for (int pn = 0; pn < P; ++pn) bv[pn] = _mm512_loadu_si512(b + pn * panel_stride);
+        HUBBLE_UNROLL_ALL
+        for (int r = 0; r < MR; ++r) {
+          const __m512i av = _mm512_set1_epi32(load_i32(p[r] + 4 * g));
+          for (int pn = 0; pn < P; ++pn) acc[r][pn] = _mm512_dpbusd_epi32(acc[r][pn], av, bv[pn]);
+        }
       }
     }
     HUBBLE_UNROLL_ALL
@@ -273,7 +300,7 @@ const typename K::B* packed_elements(const PackedB& pb) {
 }
 
 // Per-thread scratch, one buffer per (type, use).
-enum class Int8Scratch { a_block, c_block };
+enum class Int8Scratch { a_block, c_block, padded_input };
 template <class T, Int8Scratch Slot>
 T* scratch(std::size_t n) {
   thread_local AlignedBuffer<T> buffer;
@@ -283,10 +310,12 @@ T* scratch(std::size_t n) {
 // The block loop shared by the GEMM and the convolution. Rows [0, M) are cut into blocks of
 // `block_rows` (a multiple of `unit`, e.g. whole pooling windows); the column panels into groups
 // when there are too few blocks to keep every thread busy (batch-1 convolutions). Per task:
-//   pack_a(m0, rows, dst, k4)                  writes rows x k4 elements of A (zero beyond k) to dst,
-//                                              rows in order (it may scribble up to pack_slack
-//                                              elements past a row: the next row overwrites them)
+//   rows_of_a(m0, rows, ptrs, buffer)          points ptrs[0 .. rows) at the block's rows of A, read
+//                                              with `walk`: into `buffer` (room for rows x k4
+//                                              elements + pack_slack) for a packer, or anywhere
+//                                              (an image read in place)
 //   (the kernel, over the block's panels)      C block [rows padded to MR][16 * panels of the group]
+//                                              (padding rows repeat the last row: computed, unused)
 //   finish(m0, rows, f0, f1, cblock, ldc)      consumes columns [f0, f1) of the block's sums
 inline constexpr std::size_t pack_slack = 64;
 
@@ -307,13 +336,13 @@ inline TaskPlan plan_tasks(long M, int panels, int unit, int threads) {
   while (p.blocks * p.groups < 4L * threads && p.groups < panels) ++p.groups;
   return p;
 }
-template <class K, class PackA, class Finish>
-void run_blocks(long M, const PackedB& pb, int unit, PackA&& pack_a, Finish&& finish) {
+template <class K, class RowsOfA, class Finish>
+void run_blocks(long M, const PackedB& pb, int unit, const AWalk& walk, RowsOfA&& rows_of_a, Finish&& finish) {
   constexpr int MR = K::MR;
+  using A = typename K::A;
   const TaskPlan plan = plan_tasks(M, pb.panels, unit, max_threads());
   const int block_rows = plan.block_rows, groups = plan.groups;
   const long tasks = plan.tasks();
-  const int k4 = pb.k4;
   const std::ptrdiff_t stride = pb.panel_stride();
   const typename K::B* bp = packed_elements<K>(pb);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
@@ -323,9 +352,10 @@ void run_blocks(long M, const PackedB& pb, int unit, PackA&& pack_a, Finish&& fi
     const int rows = int(std::min<long>(block_rows, M - m0)), rows_padded = round_up(rows, MR);
     const int p0 = pb.panels * grp / groups, p1 = pb.panels * (grp + 1) / groups;
     if (p1 <= p0) continue;
-    typename K::A* a = scratch<typename K::A, Int8Scratch::a_block>(std::size_t(rows_padded) * std::size_t(k4) + pack_slack);
-    pack_a(m0, rows, a, k4);
-    std::fill(a + std::ptrdiff_t(rows) * k4, a + std::ptrdiff_t(rows_padded) * k4, typename K::A(0));
+    thread_local std::vector<const A*> ptrs;  // one per thread, kept: no allocation per task
+    ptrs.resize(std::size_t(rows_padded));
+    rows_of_a(m0, rows, ptrs.data(), scratch<A, Int8Scratch::a_block>(std::size_t(rows) * std::size_t(pb.k4) + pack_slack));
+    std::fill(ptrs.begin() + rows, ptrs.end(), ptrs[std::size_t(rows - 1)]);
     const std::ptrdiff_t ldc = std::ptrdiff_t(p1 - p0) * panel_width;
     std::int32_t* cb = scratch<std::int32_t, Int8Scratch::c_block>(std::size_t(rows_padded) * std::size_t(ldc));
     for (int p = p0; p < p1;) {
@@ -335,11 +365,11 @@ void run_blocks(long M, const PackedB& pb, int unit, PackA&& pack_a, Finish&& fi
       for (int r = 0; r < rows_padded; r += MR) {
         if constexpr (K::max_panels >= 2) {
           if (np == 2) {
-            K::template run<2>(a + std::ptrdiff_t(r) * k4, k4, bpanel, stride, k4, cp + r * ldc, ldc);
+            K::template run<2>(ptrs.data() + r, walk, bpanel, stride, cp + r * ldc, ldc);
             continue;
           }
         }
-        K::template run<1>(a + std::ptrdiff_t(r) * k4, k4, bpanel, stride, k4, cp + r * ldc, ldc);
+        K::template run<1>(ptrs.data() + r, walk, bpanel, stride, cp + r * ldc, ldc);
       }
       p += np;
     }
@@ -359,17 +389,20 @@ inline void gemm_u8s8(int m, const std::uint8_t* a, std::ptrdiff_t lda, const Pa
                " (needs >= n = ", b.n, ") too small");
   check_available(b.path, "gemm_u8s8");
   if (m == 0) return;
-  const int k = b.k;
+  const int k = b.k, k4 = b.k4;
+  const std::ptrdiff_t whole_row = 0;
+  const AWalk walk{&whole_row, 1, k4};  // rows packed, zero beyond k: A needs no padding
   int8_detail::with_kernel(b.path, [&]<class K>() {
+    using AT = typename K::A;
     int8_detail::run_blocks<K>(
-        m, b, 1,
-        [&](long m0, int rows, auto* dst, int k4) {
-          using AT = std::remove_pointer_t<decltype(dst)>;
+        m, b, 1, walk,
+        [&](long m0, int rows, const AT** ptrs, AT* buffer) {
           for (int i = 0; i < rows; ++i) {
             const std::uint8_t* src = a + (m0 + i) * lda;
-            AT* d = dst + std::ptrdiff_t(i) * k4;
+            AT* d = buffer + std::ptrdiff_t(i) * k4;
             for (int p = 0; p < k; ++p) d[p] = AT(src[p]);
             std::fill(d + k, d + k4, AT(0));
+            ptrs[i] = d;
           }
         },
         [&](long m0, int rows, int f0, int f1, const std::int32_t* cb, std::ptrdiff_t ldcb) {
