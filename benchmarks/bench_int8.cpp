@@ -96,10 +96,14 @@ using Probe = double (*)(long);
 Probe probe_of(Int8Path p) {
 #if HUBBLE_INT8_X86
   switch (p) {
-    case Int8Path::avx512_vnni: return vpdpbusd_zmm_chains;
-    case Int8Path::avx_vnni: return vpdpbusd_ymm_chains;
-    case Int8Path::avx2: return vpmaddwd_ymm_chains;
-    case Int8Path::generic: return nullptr;
+    case Int8Path::avx512_vnni:
+      return vpdpbusd_zmm_chains;
+    case Int8Path::avx_vnni:
+      return vpdpbusd_ymm_chains;
+    case Int8Path::avx2:
+      return vpmaddwd_ymm_chains;
+    case Int8Path::generic:
+      return nullptr;
   }
 #endif
   (void)p;
@@ -107,10 +111,14 @@ Probe probe_of(Int8Path p) {
 }
 const char* probe_name(Int8Path p) {
   switch (p) {
-    case Int8Path::avx512_vnni: return "vpdpbusd_zmm";
-    case Int8Path::avx_vnni: return "vpdpbusd_ymm";
-    case Int8Path::avx2: return "vpmaddwd_ymm";
-    case Int8Path::generic: return "none";
+    case Int8Path::avx512_vnni:
+      return "vpdpbusd_zmm";
+    case Int8Path::avx_vnni:
+      return "vpdpbusd_ymm";
+    case Int8Path::avx2:
+      return "vpmaddwd_ymm";
+    case Int8Path::generic:
+      return "none";
   }
   return "?";
 }
@@ -154,8 +162,8 @@ void measure_peaks(int nthreads) {
     const Probe probe = probe_of(p);
     const auto it = given.find(name_of(p));
     peaks[p] = it != given.end() ? it->second : probe ? measure_peak_gops(probe, nthreads) : 0.0;
-    std::fprintf(stderr, "int8 peak %-12s (%s), %d thread(s): %.1f GOP/s%s\n", name_of(p), probe_name(p), nthreads, peaks[p],
-                 it != given.end() ? " (given)" : "");
+    std::fprintf(stderr, "int8 peak %-12s (%s), %d thread(s): %.1f GOP/s%s\n", name_of(p), probe_name(p), nthreads,
+                 peaks[p], it != given.end() ? " (given)" : "");
   }
   fp32_peak = bench::measure_peak_gflops(nthreads);
   std::fprintf(stderr, "fp32 FMA peak, %d thread(s): %.1f GFLOP/s\n", nthreads, fp32_peak);
@@ -185,17 +193,20 @@ void validate_int8_or_die() {
     Int8Data d(L.geometry(2), 42);
     const ConvGeometry& g = d.fp.g;
     std::vector<std::int32_t> want(g.out_size()), got(g.out_size());
-    conv_u8_to_i32(g, d.x.data(), d.xq, prepare_int8_conv(g.k, g.c, d.wq, d.fp.b.data(), Int8Path::generic), want.data());
+    conv_u8_to_i32(g, d.x.data(), d.xq, prepare_int8_conv(g.k, g.c, d.wq, d.fp.b.data(), Int8Path::generic),
+                   want.data());
     for (Int8Path p : all_int8_paths) {
       if (!available(p)) {
-        std::fprintf(stderr, "validate int8 %-12s %s: skipped (%s)\n", name_of(p), L.name,
-                     hubble::cpu::features().hidden_by_limit(isa_of(p)) ? "HUBBLE_CPU_LIMIT hides it" : "this CPU lacks it");
+        std::fprintf(
+            stderr, "validate int8 %-12s %s: skipped (%s)\n", name_of(p), L.name,
+            hubble::cpu::features().hidden_by_limit(isa_of(p)) ? "HUBBLE_CPU_LIMIT hides it" : "this CPU lacks it");
         continue;
       }
       std::fill(got.begin(), got.end(), -1);
       conv_u8_to_i32(g, d.x.data(), d.xq, prepare_int8_conv(g.k, g.c, d.wq, d.fp.b.data(), p), got.data());
       const bool ok = got == want;
-      std::fprintf(stderr, "validate int8 %-12s %s: int32 sums %s\n", name_of(p), L.name, ok ? "equal generic's: ok" : "differ: WRONG");
+      std::fprintf(stderr, "validate int8 %-12s %s: int32 sums %s\n", name_of(p), L.name,
+                   ok ? "equal generic's: ok" : "differ: WRONG");
       if (!ok) {
         std::fprintf(stderr, "int8 path %s gives wrong results on %s; refusing to time it\n", name_of(p), L.name);
         std::exit(1);
@@ -273,8 +284,9 @@ int main(int argc, char** argv) {
   measure_peaks(all);
   for (Int8Path p : all_int8_paths)
     if (available(p) && probe_of(p))
-      benchmark::RegisterBenchmark((std::string("PeakInt8/") + probe_name(p) + "/threads:" + std::to_string(all)).c_str(),
-                                   [p, all](benchmark::State& st) { peak_benchmark(st, probe_of(p), all); })
+      benchmark::RegisterBenchmark(
+          (std::string("PeakInt8/") + probe_name(p) + "/threads:" + std::to_string(all)).c_str(),
+          [p, all](benchmark::State& st) { peak_benchmark(st, probe_of(p), all); })
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
   for (int layer = 0; layer < 4; ++layer)

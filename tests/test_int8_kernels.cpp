@@ -37,8 +37,9 @@ std::vector<Int8Path> runnable_paths() {
     if (available(p)) out.push_back(p);
     else
       MESSAGE("skipped: int8 path " << std::string(name_of(p)) << ": "
-                                    << std::string(cpu::features().hidden_by_limit(isa_of(p)) ? "HUBBLE_CPU_LIMIT hides it"
-                                                                                              : "this CPU lacks it"));
+                                    << std::string(cpu::features().hidden_by_limit(isa_of(p))
+                                                       ? "HUBBLE_CPU_LIMIT hides it"
+                                                       : "this CPU lacks it"));
   }
   return out;
 }
@@ -79,7 +80,14 @@ std::vector<float> random_f32(std::size_t n, std::uint64_t seed, double lo, doub
 
 ConvGeometry geometry(int n, int h, int w, int c, int k, int stride, int pad, int f) {
   ConvGeometry g;
-  g.n = n; g.h = h; g.w = w; g.c = c; g.k = k; g.stride = stride; g.pad_top = g.pad_left = pad; g.f = f;
+  g.n = n;
+  g.h = h;
+  g.w = w;
+  g.c = c;
+  g.k = k;
+  g.stride = stride;
+  g.pad_top = g.pad_left = pad;
+  g.f = f;
   g.oh = (h + 2 * pad - k) / stride + 1;
   g.ow = (w + 2 * pad - k) / stride + 1;
   return g;
@@ -109,7 +117,8 @@ std::vector<std::int32_t> naive_int8_conv(const ConvGeometry& g, const std::vect
 }
 
 // The epilogue written out: real = sx * sw[f] * acc + b[f], optional ReLU.
-float reference_real(std::int32_t acc, int f, const U8Quant& xq, const PerChannelS8& wq, const std::vector<float>& b, bool relu) {
+float reference_real(std::int32_t acc, int f, const U8Quant& xq, const PerChannelS8& wq, const std::vector<float>& b,
+                     bool relu) {
   const float v = xq.scale * wq.scale[std::size_t(f)] * float(acc) + b[std::size_t(f)];
   return relu ? std::max(v, 0.0f) : v;
 }
@@ -130,10 +139,9 @@ struct ConvCase {
 // 5x5 and 3x3 (and 1x1, 2x2), stride 1 and 2, with and without padding, channel and filter counts
 // that are not multiples of 4 or of the 16-column panels, kernel rows of 1 to 192 codes.
 const ConvCase conv_cases[] = {
-    {1, 13, 11, 3, 5, 2, 2, 7},   {2, 9, 9, 5, 3, 1, 1, 17},  {3, 8, 10, 16, 3, 2, 0, 33},
-    {2, 7, 7, 32, 3, 1, 1, 40},   {1, 6, 6, 17, 5, 1, 2, 16}, {2, 12, 9, 3, 5, 2, 0, 32},
-    {1, 4, 4, 64, 3, 1, 0, 130},  {2, 5, 6, 1, 1, 1, 0, 3},  {2, 7, 8, 2, 3, 1, 0, 5},
-    {1, 6, 7, 6, 2, 1, 1, 9},
+    {1, 13, 11, 3, 5, 2, 2, 7}, {2, 9, 9, 5, 3, 1, 1, 17},  {3, 8, 10, 16, 3, 2, 0, 33}, {2, 7, 7, 32, 3, 1, 1, 40},
+    {1, 6, 6, 17, 5, 1, 2, 16}, {2, 12, 9, 3, 5, 2, 0, 32}, {1, 4, 4, 64, 3, 1, 0, 130}, {2, 5, 6, 1, 1, 1, 0, 3},
+    {2, 7, 8, 2, 3, 1, 0, 5},   {1, 6, 7, 6, 2, 1, 1, 9},
 };
 
 }  // namespace
@@ -146,7 +154,7 @@ TEST_CASE("int8 quantize: u8 parameters cover the range and keep real 0 exact") 
   CHECK(dequantize_u8(std::uint8_t(p.zero_point), p) == 0.0f);
   CHECK(quantize_u8(-1.0f, p) <= 1);
   CHECK(quantize_u8(3.0f, p) >= 254);
-  CHECK(quantize_u8(-100.0f, p) == 0);    // clamped
+  CHECK(quantize_u8(-100.0f, p) == 0);  // clamped
   CHECK(quantize_u8(100.0f, p) == 255);
   // A range away from 0 is widened to contain it: 0 is then a code (the first or the last).
   CHECK(choose_u8_quant(2.0f, 5.0f).zero_point == 0);
@@ -161,7 +169,8 @@ TEST_CASE("int8 quantize: u8 parameters cover the range and keep real 0 exact") 
 }
 
 TEST_CASE("int8 quantize: round trips within half a step, and every code survives dequantise + quantise") {
-  for (auto [lo, hi] : {std::pair{-1.0f, 3.0f}, std::pair{-0.01f, 0.02f}, std::pair{0.0f, 255.0f}, std::pair{-7.0f, 0.5f}}) {
+  for (auto [lo, hi] :
+       {std::pair{-1.0f, 3.0f}, std::pair{-0.01f, 0.02f}, std::pair{0.0f, 255.0f}, std::pair{-7.0f, 0.5f}}) {
     const U8Quant p = choose_u8_quant(lo, hi);
     const auto x = random_f32(1000, 3, lo, hi);
     std::vector<std::uint8_t> q(x.size());
@@ -189,7 +198,8 @@ TEST_CASE("int8 quantize: round trips within half a step, and every code survive
       REQUIRE(code >= -127);
       REQUIRE(code <= 127);
       largest = std::max(largest, std::abs(code));
-      REQUIRE(std::abs(q.dequantized(i, j) - w[std::size_t(i) * f + j]) <= 0.5f * q.scale[std::size_t(j)] * (1 + 1e-5f));
+      REQUIRE(std::abs(q.dequantized(i, j) - w[std::size_t(i) * f + j]) <=
+              0.5f * q.scale[std::size_t(j)] * (1 + 1e-5f));
     }
     CHECK(largest == (j == 4 ? 0 : 127));
   }
@@ -271,8 +281,8 @@ TEST_CASE("int8 conv: int32 sums equal a naive int8 reference on every path, bat
         set_threads(threads);
         std::vector<std::int32_t> got(g.out_size(), -7);
         conv_u8_to_i32(g, x.data(), xq, W, got.data());
-        INFO("path " << std::string(name_of(p)) << " threads " << threads << " n " << cc.n << " " << cc.h << "x" << cc.w << "x" << cc.c
-                     << " k " << cc.k << " stride " << cc.stride << " pad " << cc.pad << " f " << cc.f);
+        INFO("path " << std::string(name_of(p)) << " threads " << threads << " n " << cc.n << " " << cc.h << "x" << cc.w
+                     << "x" << cc.c << " k " << cc.k << " stride " << cc.stride << " pad " << cc.pad << " f " << cc.f);
         REQUIRE(got == want);
       }
     }
@@ -319,8 +329,8 @@ TEST_CASE("int8 conv: fused ReLU + MaxPool<P> equals the convolution, then the p
   const auto paths = runnable_paths();
   for (int P : {2, 3}) {
     // Output sizes that P does not divide: the leftover row and column are dropped, as MaxPool does.
-    for (const ConvCase& cc : {ConvCase{2, 13, 11, 3, 5, 2, 2, 7}, ConvCase{1, 9, 10, 16, 3, 1, 1, 33},
-                               ConvCase{3, 8, 8, 5, 3, 1, 0, 16}}) {
+    for (const ConvCase& cc :
+         {ConvCase{2, 13, 11, 3, 5, 2, 2, 7}, ConvCase{1, 9, 10, 16, 3, 1, 1, 33}, ConvCase{3, 8, 8, 5, 3, 1, 0, 16}}) {
       const ConvGeometry g = geometry(cc.n, cc.h, cc.w, cc.c, cc.k, cc.stride, cc.pad, cc.f);
       const auto x = random_u8(g.in_size(), std::uint64_t(P * 10 + cc.c));
       const PerChannelS8 wq = random_weights(int(g.patch()), g.f, std::uint64_t(P * 77 + cc.f));
@@ -354,7 +364,8 @@ TEST_CASE("int8 conv: fused ReLU + MaxPool<P> equals the convolution, then the p
         std::vector<std::uint8_t> got_u(want_u.size(), 7);
         conv_relu_maxpool_f32(g, x.data(), xq, W, P, got_f.data());
         conv_relu_maxpool_u8(g, x.data(), xq, W, P, yq, got_u.data());
-        INFO("path " << std::string(name_of(p)) << " P " << P << " " << cc.h << "x" << cc.w << "x" << cc.c << " k " << cc.k);
+        INFO("path " << std::string(name_of(p)) << " P " << P << " " << cc.h << "x" << cc.w << "x" << cc.c << " k "
+                     << cc.k);
         CHECK(got_f == want_f);  // the same values, bit for bit
         CHECK(got_u == want_u);  // pooling codes = the code of the pooled value (monotone requantisation)
       }
@@ -412,8 +423,8 @@ TEST_CASE("int8 conv: the dequantised output is close to fp32 kernels::Naive on 
               ref2 += double(want[i]) * want[i];
             }
       const double rel_rms = std::sqrt(err2 / ref2);
-      MESSAGE("int8 " << std::string(name_of(p)) << " vs fp32 Naive, " << cc.h << "x" << cc.w << "x" << cc.c << " k" << cc.k << ": max error "
-                      << worst << ", RMS error " << 100 * rel_rms << "% of the outputs' RMS");
+      MESSAGE("int8 " << std::string(name_of(p)) << " vs fp32 Naive, " << cc.h << "x" << cc.w << "x" << cc.c << " k"
+                      << cc.k << ": max error " << worst << ", RMS error " << 100 * rel_rms << "% of the outputs' RMS");
       CHECK(rel_rms < 0.01);
     }
   }
@@ -452,7 +463,10 @@ TEST_CASE("int8 kernels: bad input gets a clear hubble::Error") {
   CHECK(contains(error_of([] { choose_u8_quant(std::nanf(""), 1.0f); }), "must be finite"));
   std::vector<std::uint8_t> q(4);
   const std::vector<float> v = {0, 1, 2, 3};
-  CHECK(contains(error_of([&] { quantize_u8(v.data(), v.size(), U8Quant{0.0f, 0}, q.data()); }), "scale must be finite and > 0"));
+  CHECK(contains(error_of([&] {
+                   quantize_u8(v.data(), v.size(), U8Quant{0.0f, 0}, q.data());
+                 }),
+                 "scale must be finite and > 0"));
   CHECK(contains(error_of([&] { quantize_u8(v.data(), v.size(), U8Quant{-1.0f, 0}, q.data()); }), "> 0"));
   CHECK(contains(error_of([&] { quantize_u8(v.data(), v.size(), U8Quant{1.0f, 300}, q.data()); }), "zero point"));
   const std::vector<float> inf = {1.0f, INFINITY};
@@ -475,10 +489,16 @@ TEST_CASE("int8 kernels: bad input gets a clear hubble::Error") {
   std::vector<float> y(g.out_size());
   std::vector<std::uint8_t> yu(g.out_size());
   CHECK(contains(error_of([&] { conv_u8_to_f32(g, x.data(), U8Quant{}, W5, false, y.data()); }), "prepared for k 5"));
-  CHECK(contains(error_of([&] { conv_u8_to_f32(g, x.data(), U8Quant{0.0f, 0}, W, false, y.data()); }), "input: the quantisation scale"));
-  CHECK(contains(error_of([&] { conv_u8_to_u8(g, x.data(), U8Quant{}, W, false, U8Quant{-2.0f, 0}, yu.data()); }),
+  CHECK(contains(error_of([&] {
+                   conv_u8_to_f32(g, x.data(), U8Quant{0.0f, 0}, W, false, y.data());
+                 }),
+                 "input: the quantisation scale"));
+  CHECK(contains(error_of([&] {
+                   conv_u8_to_u8(g, x.data(), U8Quant{}, W, false, U8Quant{-2.0f, 0}, yu.data());
+                 }),
                  "output: the quantisation scale"));
-  CHECK(contains(error_of([&] { conv_relu_maxpool_u8(g, x.data(), U8Quant{}, W, 5, U8Quant{}, yu.data()); }), "does not fit"));
+  CHECK(contains(error_of([&] { conv_relu_maxpool_u8(g, x.data(), U8Quant{}, W, 5, U8Quant{}, yu.data()); }),
+                 "does not fit"));
   CHECK(contains(error_of([&] { conv_u8_to_f32(g, nullptr, U8Quant{}, W, false, y.data()); }), "null pointer"));
   ConvGeometry bad = g;
   bad.stride = 0;
@@ -489,13 +509,15 @@ TEST_CASE("int8 kernels: bad input gets a clear hubble::Error") {
   CHECK(contains(error_of([&] { prepare_int8_conv(3, 2, wrong, nullptr); }), "scale of output channel 1"));
 }
 
-TEST_CASE("int8 epilogue: the AVX2 requantisation gives the scalar one's bits") {
+TEST_CASE("int8 epilogue: the AVX2 and AVX-512 requantisations give the scalar one's bits") {
   if (!cpu::features().has(cpu::Isa::avx2)) {
-    MESSAGE("skipped: the avx2 epilogue: this CPU lacks avx2 (or HUBBLE_CPU_LIMIT hides it)");
+    MESSAGE("skipped: the avx2 and avx512 epilogues: this CPU lacks avx2 (or HUBBLE_CPU_LIMIT hides it)");
     return;
   }
+  if (!cpu::features().has(cpu::Isa::avx512))
+    MESSAGE("skipped: the avx512 epilogue: this CPU lacks avx512 (or HUBBLE_CPU_LIMIT hides it)");
 #if HUBBLE_INT8_X86
-  const int F = 37, rows = 4;
+  const int F = 53, rows = 4;  // 3 x 16 + 5: every width's tail
   const auto sw = random_f32(F, 31, 0.001, 0.02), bias = random_f32(F, 32, -2, 2);
   std::vector<std::int32_t> wsum(F), acc(std::size_t(rows) * F);
   Rng r(33);
@@ -504,7 +526,8 @@ TEST_CASE("int8 epilogue: the AVX2 requantisation gives the scalar one's bits") 
   for (bool to_u8 : {false, true})
     for (bool relu : {false, true})
       for (int window : {1, rows}) {
-        const auto rq = int8_detail::make_requantize(sw, bias, wsum, U8Quant{0.02f, 120}, relu, to_u8, U8Quant{0.05f, 30});
+        const auto rq =
+            int8_detail::make_requantize(sw, bias, wsum, U8Quant{0.02f, 120}, relu, to_u8, U8Quant{0.05f, 30});
         for (int j0 : {0, 3}) {
           INFO("u8 " << to_u8 << " relu " << relu << " window " << window << " j0 " << j0);
           if (to_u8) {
@@ -512,12 +535,20 @@ TEST_CASE("int8 epilogue: the AVX2 requantisation gives the scalar one's bits") 
             int8_detail::requantize_block_scalar(rq, acc.data() + j0, F, rows / window, window, j0, F, a.data(), F);
             int8_detail::requantize_block_avx2(rq, acc.data() + j0, F, rows / window, window, j0, F, b.data(), F);
             CHECK(a == b);
+            if (cpu::features().has(cpu::Isa::avx512)) {
+              int8_detail::requantize_block_avx512(rq, acc.data() + j0, F, rows / window, window, j0, F, b.data(), F);
+              CHECK(a == b);
+            }
             CHECK(std::set<int>(a.begin(), a.end()).size() > 10);  // the data span many codes
           } else {
             std::vector<float> a(std::size_t(rows / window) * F), b(a.size());
             int8_detail::requantize_block_scalar(rq, acc.data() + j0, F, rows / window, window, j0, F, a.data(), F);
             int8_detail::requantize_block_avx2(rq, acc.data() + j0, F, rows / window, window, j0, F, b.data(), F);
             CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+            if (cpu::features().has(cpu::Isa::avx512)) {
+              int8_detail::requantize_block_avx512(rq, acc.data() + j0, F, rows / window, window, j0, F, b.data(), F);
+              CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+            }
           }
         }
       }
@@ -526,7 +557,8 @@ TEST_CASE("int8 epilogue: the AVX2 requantisation gives the scalar one's bits") 
 
 TEST_CASE("int8 conv: batch 1 gives every thread work on each paper layer") {
   // (h, w, c, k, stride, f) of the paper network's convolutions, plain and with MaxPool<2> fused.
-  const int layers[4][6] = {{128, 128, 3, 5, 2, 32}, {31, 31, 32, 3, 1, 64}, {14, 14, 64, 3, 1, 128}, {6, 6, 128, 3, 1, 256}};
+  const int layers[4][6] = {
+      {128, 128, 3, 5, 2, 32}, {31, 31, 32, 3, 1, 64}, {14, 14, 64, 3, 1, 128}, {6, 6, 128, 3, 1, 256}};
   for (const auto& L : layers) {
     const ConvGeometry g = geometry(1, L[0], L[1], L[2], L[3], L[4], 0, L[5]);
     const int panels = (g.f + panel_width - 1) / panel_width;
@@ -573,7 +605,8 @@ TEST_CASE("int8 conv: on real galaxy images, conv1 -> ReLU + MaxPool<2> -> conv2
       for (int j = 0; j < pw; ++j)
         for (int f = 0; f < 32; ++f) {
           float m = 0.0f;  // ReLU: the maximum is at least 0
-          for (int q = 0; q < 4; ++q) m = std::max(m, y1[((std::size_t(b) * g1.oh + 2 * i + q / 2) * g1.ow + 2 * j + q % 2) * 32 + f]);
+          for (int q = 0; q < 4; ++q)
+            m = std::max(m, y1[((std::size_t(b) * g1.oh + 2 * i + q / 2) * g1.ow + 2 * j + q % 2) * 32 + f]);
           p1[((std::size_t(b) * ph + i) * pw + j) * 32 + f] = m;
         }
   Naive::forward(g2, p1.data(), w2.data(), b2.data(), y2.data(), ws);
@@ -603,8 +636,8 @@ TEST_CASE("int8 conv: on real galaxy images, conv1 -> ReLU + MaxPool<2> -> conv2
     std::vector<float> p1_back(p1_8.size());
     dequantize_u8(p1_8.data(), p1_8.size(), p1q, p1_back.data());
     const double e1 = rel_rms(p1_back, p1), e2 = rel_rms(y2_8, y2);
-    MESSAGE("int8 " << std::string(name_of(p)) << " on 4 galaxy images: conv1+pool RMS error " << 100 * e1 << "%, conv2 "
-                    << 100 * e2 << "% of the fp32 outputs' RMS");
+    MESSAGE("int8 " << std::string(name_of(p)) << " on 4 galaxy images: conv1+pool RMS error " << 100 * e1
+                    << "%, conv2 " << 100 * e2 << "% of the fp32 outputs' RMS");
     // Each layer adds its weights' rounding (steps of 1/127 of each filter's largest weight) and
     // conv1 its output codes' (steps of 1/255 of the range, which the bright galaxy cores set
     // while most of the sky is dark): about 1% RMS seen on these images (deterministic: fixed

@@ -59,9 +59,9 @@ namespace hubble::kernels::lowp {
 // A convolution's weights, prepared once: per-channel s8, their column sums, packed for a path.
 struct Int8ConvWeights {
   int k = 0, c = 0, f = 0;
-  std::vector<float> scale;         // sw[f]
-  std::vector<std::int32_t> wsum;   // sum over the patch of qw[.][f]: the zero-point correction
-  std::vector<float> bias;          // b[f], fp32 (zeros when none was given)
+  std::vector<float> scale;        // sw[f]
+  std::vector<std::int32_t> wsum;  // sum over the patch of qw[.][f]: the zero-point correction
+  std::vector<float> bias;         // b[f], fp32 (zeros when none was given)
   // How the convolution reads its input, which fixes the layout of B's rows:
   //   in place (the u8 paths: generic, avx_vnni, avx512_vnni): each kernel row's k*c weights
   //     are followed by zeros up to row_len = a multiple of 4, so the kernel can read the image's
@@ -71,21 +71,23 @@ struct Int8ConvWeights {
   //     (k*k*c) x f, row_len = k*k*c.
   bool in_place = false;
   int row_len = 0;
-  PackedB packed;                   // qw in the layout above, for packed.path
+  PackedB packed;  // qw in the layout above, for packed.path
   Int8Path path() const { return packed.path; }
 };
 
 // From weights already in s8 (q [k*k*c][f] with its per-channel scales).
-inline Int8ConvWeights prepare_int8_conv(int k, int c, const PerChannelS8& q, const float* bias, Int8Path path = int8_path()) {
+inline Int8ConvWeights prepare_int8_conv(int k, int c, const PerChannelS8& q, const float* bias,
+                                         Int8Path path = int8_path()) {
   HUBBLE_CHECK(k > 0 && c > 0, "prepare_int8_conv: kernel side and channels must be > 0, got k = ", k, ", c = ", c);
-  HUBBLE_CHECK(q.rows == k * k * c, "prepare_int8_conv: the weights have ", q.rows, " rows, but a ", k, "x", k, " kernel over ",
-               c, " channels needs k*k*c = ", k * k * c);
+  HUBBLE_CHECK(q.rows == k * k * c, "prepare_int8_conv: the weights have ", q.rows, " rows, but a ", k, "x", k,
+               " kernel over ", c, " channels needs k*k*c = ", k * k * c);
   HUBBLE_CHECK(q.f > 0 && q.q.size() == std::size_t(q.rows) * std::size_t(q.f) && q.scale.size() == std::size_t(q.f),
                "prepare_int8_conv: the quantised weights hold ", q.q.size(), " codes and ", q.scale.size(),
                " scales, expected ", q.rows, " x ", q.f, " and ", q.f);
   for (int j = 0; j < q.f; ++j)
     HUBBLE_CHECK(std::isfinite(q.scale[std::size_t(j)]) && q.scale[std::size_t(j)] > 0.0f,
-                 "prepare_int8_conv: the scale of output channel ", j, " must be finite and > 0, got ", q.scale[std::size_t(j)]);
+                 "prepare_int8_conv: the scale of output channel ", j, " must be finite and > 0, got ",
+                 q.scale[std::size_t(j)]);
   Int8ConvWeights W;
   W.k = k;
   W.c = c;
@@ -106,10 +108,13 @@ inline Int8ConvWeights prepare_int8_conv(int k, int c, const PerChannelS8& q, co
   if (W.in_place) {
     W.row_len = round_up(kc, 4);
     const int row_len = W.row_len;
-    W.packed = pack_b(k * row_len, F, [&](int p, int j) {
-      const int ky = p / row_len, t = p % row_len;
-      return t < kc ? q.q[std::size_t(ky * kc + t) * std::size_t(F) + std::size_t(j)] : std::int8_t(0);
-    }, path);
+    W.packed = pack_b(
+        k * row_len, F,
+        [&](int p, int j) {
+          const int ky = p / row_len, t = p % row_len;
+          return t < kc ? q.q[std::size_t(ky * kc + t) * std::size_t(F) + std::size_t(j)] : std::int8_t(0);
+        },
+        path);
   } else {
     W.row_len = q.rows;
     W.packed = pack_b(q.rows, F, q.q.data(), F, path);
@@ -118,7 +123,8 @@ inline Int8ConvWeights prepare_int8_conv(int k, int c, const PerChannelS8& q, co
 }
 
 // From fp32 weights [k][k][c][f]: quantised per output channel (quantize.hpp), then as above.
-inline Int8ConvWeights prepare_int8_conv(int k, int c, int f, const float* w, const float* bias, Int8Path path = int8_path()) {
+inline Int8ConvWeights prepare_int8_conv(int k, int c, int f, const float* w, const float* bias,
+                                         Int8Path path = int8_path()) {
   HUBBLE_CHECK(k > 0 && c > 0 && f > 0, "prepare_int8_conv: k, c and f must be > 0, got ", k, ", ", c, ", ", f);
   return prepare_int8_conv(k, c, quantize_per_channel(w, k * k * c, f), bias, path);
 }
@@ -130,8 +136,8 @@ enum class Output { i32, f32, u8 };
 struct ConvEpilogue {
   Output kind = Output::f32;
   bool relu = false;
-  int pool = 0;          // 0: none; P: MaxPool<P> (windows P x P, stride P) after the ReLU
-  U8Quant out;           // u8 output's code
+  int pool = 0;  // 0: none; P: MaxPool<P> (windows P x P, stride P) after the ReLU
+  U8Quant out;   // u8 output's code
   std::int32_t* y_i32 = nullptr;
   float* y_f32 = nullptr;
   std::uint8_t* y_u8 = nullptr;
@@ -140,11 +146,12 @@ struct ConvEpilogue {
 inline void check_conv(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W,
                        const ConvEpilogue& ep) {
   HUBBLE_CHECK(g.n > 0 && g.h > 0 && g.w > 0 && g.c > 0 && g.k > 0 && g.stride > 0 && g.oh > 0 && g.ow > 0 && g.f > 0,
-               "int8 conv: every size must be > 0, got n ", g.n, " h ", g.h, " w ", g.w, " c ", g.c, " k ", g.k, " stride ",
-               g.stride, " oh ", g.oh, " ow ", g.ow, " f ", g.f);
-  HUBBLE_CHECK(g.pad_top >= 0 && g.pad_left >= 0, "int8 conv: padding must be >= 0, got top ", g.pad_top, ", left ", g.pad_left);
-  HUBBLE_CHECK(W.k == g.k && W.c == g.c && W.f == g.f, "int8 conv: the weights were prepared for k ", W.k, ", c ", W.c, ", f ",
-               W.f, " but the layer has k ", g.k, ", c ", g.c, ", f ", g.f);
+               "int8 conv: every size must be > 0, got n ", g.n, " h ", g.h, " w ", g.w, " c ", g.c, " k ", g.k,
+               " stride ", g.stride, " oh ", g.oh, " ow ", g.ow, " f ", g.f);
+  HUBBLE_CHECK(g.pad_top >= 0 && g.pad_left >= 0, "int8 conv: padding must be >= 0, got top ", g.pad_top, ", left ",
+               g.pad_left);
+  HUBBLE_CHECK(W.k == g.k && W.c == g.c && W.f == g.f, "int8 conv: the weights were prepared for k ", W.k, ", c ", W.c,
+               ", f ", W.f, " but the layer has k ", g.k, ", c ", g.c, ", f ", g.f);
   HUBBLE_CHECK(W.packed.k == (W.in_place ? g.k * W.row_len : g.k * g.k * g.c) && W.packed.n == g.f,
                "int8 conv: the weights are not prepared (use prepare_int8_conv)");
   HUBBLE_CHECK(x, "int8 conv: the input is a null pointer");
@@ -187,12 +194,14 @@ inline void copy_codes_rounded_up(std::int16_t* d, const std::uint8_t* s, int n)
 
 // Copies the patch of output pixel (b, oy, ox) into dst (k4 codes, widened): zx where the window
 // is over the padding, zero beyond k*k*c. May write up to 7 codes past dst + k4 (pack_slack).
-inline void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int b, int oy, int ox, std::int16_t* dst, int k4) {
+inline void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int b, int oy, int ox, std::int16_t* dst,
+                       int k4) {
   const int iy0 = oy * g.stride - g.pad_top, ix0 = ox * g.stride - g.pad_left, kc = g.k * g.c;
   const std::size_t row = std::size_t(g.w) * std::size_t(g.c);
   std::int16_t* d = dst;
   if (iy0 >= 0 && iy0 + g.k <= g.h && ix0 >= 0 && ix0 + g.k <= g.w) {  // inside: k rows of k*c consecutive codes
-    const std::uint8_t* s = x + (std::size_t(b) * std::size_t(g.h) + std::size_t(iy0)) * row + std::size_t(ix0) * std::size_t(g.c);
+    const std::uint8_t* s =
+        x + (std::size_t(b) * std::size_t(g.h) + std::size_t(iy0)) * row + std::size_t(ix0) * std::size_t(g.c);
     const std::uint8_t* x_end = x + g.in_size();
     for (int ky = 0; ky < g.k; ++ky, s += row, d += kc) {
       if (s + 8 * ((kc + 7) / 8) <= x_end) copy_codes_rounded_up(d, s, kc);
@@ -223,13 +232,15 @@ inline void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int
 // window's last kernel row may be read row_len codes long; else a copy [n][hp][wp][c] with the
 // padding set to zx (real 0) and row_len codes of slack after it. Returns the pointer and sets
 // hp, wp.
-inline const std::uint8_t* input_for_in_place(const ConvGeometry& g, const std::uint8_t* x, int zx, int row_len, int& hp, int& wp) {
+inline const std::uint8_t* input_for_in_place(const ConvGeometry& g, const std::uint8_t* x, int zx, int row_len,
+                                              int& hp, int& wp) {
   hp = (g.oh - 1) * g.stride + g.k;
   wp = (g.ow - 1) * g.stride + g.k;
   const std::size_t c = std::size_t(g.c);
   if (g.pad_top == 0 && g.pad_left == 0 && hp <= g.h && wp <= g.w) {
-    const std::size_t last_row = ((std::size_t(g.n - 1) * std::size_t(g.h) + std::size_t(hp - 1)) * std::size_t(g.w) +
-                                  std::size_t(wp - g.k)) * c;
+    const std::size_t last_row =
+        ((std::size_t(g.n - 1) * std::size_t(g.h) + std::size_t(hp - 1)) * std::size_t(g.w) + std::size_t(wp - g.k)) *
+        c;
     if (last_row + std::size_t(row_len) <= g.in_size()) {
       hp = g.h;
       wp = g.w;
@@ -252,7 +263,10 @@ inline const std::uint8_t* input_for_in_place(const ConvGeometry& g, const std::
         const int sx = xx - g.pad_left;
         std::uint8_t* d = dst + std::size_t(xx) * c;
         if (sx < 0 || sx >= g.w) std::fill(d, d + c, std::uint8_t(zx));
-        else std::memcpy(d, x + ((std::size_t(b) * std::size_t(g.h) + std::size_t(sy)) * std::size_t(g.w) + std::size_t(sx)) * c, c);
+        else
+          std::memcpy(
+              d, x + ((std::size_t(b) * std::size_t(g.h) + std::size_t(sy)) * std::size_t(g.w) + std::size_t(sx)) * c,
+              c);
       }
     }
   return xp;
@@ -296,7 +310,7 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
   const long M = long(g.n) * ph * pw * PP;  // GEMM rows: output pixels, window by window when pooling
   const int F = g.f, zx = xq.zero_point;
   const Requantize rq = make_requantize(W.scale, W.bias, W.wsum, xq, ep.relu, ep.kind == Output::u8, ep.out);
-  const bool vector_epilogue = cpu::features().has(cpu::Isa::avx2);
+  const EpilogueIsa epilogue = epilogue_isa();
   // Where each GEMM row (output pixel) reads its patch: in place from the (padded) image, one
   // segment per kernel row; or packed, widened, by pack_patch.
   int hp = g.h, wp = g.w;
@@ -313,7 +327,9 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
           PixelWalk px(m0, P ? P : 1, ph, pw);
           for (int i = 0; i < rows; ++i, px.next()) {
             if constexpr (std::is_same_v<AT, std::uint8_t>) {
-              ptrs[i] = xp + ((std::ptrdiff_t(px.b) * hp + std::ptrdiff_t(px.oy()) * g.stride) * wp + std::ptrdiff_t(px.ox()) * g.stride) * g.c;
+              ptrs[i] = xp + ((std::ptrdiff_t(px.b) * hp + std::ptrdiff_t(px.oy()) * g.stride) * wp +
+                              std::ptrdiff_t(px.ox()) * g.stride) *
+                                 g.c;
             } else {
               AT* d = buffer + std::ptrdiff_t(i) * W.packed.k4;
               pack_patch(g, x, zx, px.b, px.oy(), px.ox(), d, W.packed.k4);
@@ -331,8 +347,12 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
                 for (int j = f0; j < f1; ++j) yi[j - f0] = cb[i * ldc + j - f0] - rq.zcorr[std::size_t(j)];
               }
               break;
-            case Output::f32: requantize_block(vector_epilogue, rq, cb, ldc, rows / PP, PP, f0, f1, ep.y_f32 + at, F); break;
-            case Output::u8: requantize_block(vector_epilogue, rq, cb, ldc, rows / PP, PP, f0, f1, ep.y_u8 + at, F); break;
+            case Output::f32:
+              requantize_block(epilogue, rq, cb, ldc, rows / PP, PP, f0, f1, ep.y_f32 + at, F);
+              break;
+            case Output::u8:
+              requantize_block(epilogue, rq, cb, ldc, rows / PP, PP, f0, f1, ep.y_u8 + at, F);
+              break;
           }
         });
   });
@@ -351,8 +371,8 @@ inline void conv_u8_to_i32(const ConvGeometry& g, const std::uint8_t* x, const U
 }
 
 // y [n][oh][ow][f] fp32: real = sx * sw[f] * (acc - zx * wsum[f]) + b[f], then max(., 0) if relu.
-inline void conv_u8_to_f32(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W, bool relu,
-                           float* y) {
+inline void conv_u8_to_f32(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W,
+                           bool relu, float* y) {
   int8_detail::ConvEpilogue ep;
   ep.kind = int8_detail::Output::f32;
   ep.relu = relu;
@@ -361,8 +381,8 @@ inline void conv_u8_to_f32(const ConvGeometry& g, const std::uint8_t* x, const U
 }
 
 // y [n][oh][ow][f] u8 in the code yq: the fp32 value above, requantised.
-inline void conv_u8_to_u8(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W, bool relu,
-                          const U8Quant& yq, std::uint8_t* y) {
+inline void conv_u8_to_u8(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W,
+                          bool relu, const U8Quant& yq, std::uint8_t* y) {
   int8_detail::ConvEpilogue ep;
   ep.kind = int8_detail::Output::u8;
   ep.relu = relu;
@@ -374,8 +394,8 @@ inline void conv_u8_to_u8(const ConvGeometry& g, const std::uint8_t* x, const U8
 // y [n][oh/P][ow/P][f] = maxpool_P(relu(conv)), requantised to yq: Conv2D + ReLU + MaxPool<P>
 // in one pass (a leftover row or column of the convolution's output, which the pool drops, is
 // not computed).
-inline void conv_relu_maxpool_u8(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W, int P,
-                                 const U8Quant& yq, std::uint8_t* y) {
+inline void conv_relu_maxpool_u8(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq,
+                                 const Int8ConvWeights& W, int P, const U8Quant& yq, std::uint8_t* y) {
   HUBBLE_CHECK(P > 0, "conv_relu_maxpool_u8: the pool size must be > 0, got ", P);
   int8_detail::ConvEpilogue ep;
   ep.kind = int8_detail::Output::u8;
@@ -386,8 +406,8 @@ inline void conv_relu_maxpool_u8(const ConvGeometry& g, const std::uint8_t* x, c
   int8_detail::conv_forward(g, x, xq, W, ep);
 }
 // The same with an fp32 output.
-inline void conv_relu_maxpool_f32(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W, int P,
-                                  float* y) {
+inline void conv_relu_maxpool_f32(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq,
+                                  const Int8ConvWeights& W, int P, float* y) {
   HUBBLE_CHECK(P > 0, "conv_relu_maxpool_f32: the pool size must be > 0, got ", P);
   int8_detail::ConvEpilogue ep;
   ep.kind = int8_detail::Output::f32;

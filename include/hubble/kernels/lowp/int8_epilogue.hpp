@@ -12,15 +12,17 @@
 // A window's output is the maximum of its pixels' outputs (codes for u8): every step is monotone
 // in acc for a fixed f, so this equals requantising the window's maximum.
 //
-// One scalar version and one AVX2 version (8 channels per instruction) that give the same bits:
-// fma and division-free steps, the same int -> float conversion, and round to nearest even in
-// both (std::nearbyint in the default rounding mode, _MM_FROUND_TO_NEAREST_INT).
+// Scalar, AVX2 (8 channels per instruction) and AVX-512 (16) versions that give the same bits:
+// fma and division-free steps, the same int -> float conversion, round to nearest even in all
+// (std::nearbyint in the default rounding mode, _MM_FROUND_TO_NEAREST_INT), and max/min with the
+// operands in the order that picks the same zero's sign as std::max/std::min.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "hubble/kernels/cpu_features.hpp"
 #include "hubble/kernels/lowp/int8_gemm.hpp"  // HUBBLE_TARGET, immintrin.h
 #include "hubble/kernels/lowp/quantize.hpp"
 
@@ -28,14 +30,15 @@ namespace hubble::kernels::lowp::int8_detail {
 
 struct Requantize {
   bool to_u8 = false;
-  std::vector<std::int32_t> zcorr;   // zx * wsum[f]
-  std::vector<float> mul, add;       // fp32: mult, bias;  u8: qmult, qbias
-  float lo = 0.0f;                   // fp32 with ReLU: 0 (else -inf); u8: zy with ReLU, else 0
-  float hi = 0.0f;                   // u8: 255; fp32: +inf
+  std::vector<std::int32_t> zcorr;  // zx * wsum[f]
+  std::vector<float> mul, add;      // fp32: mult, bias;  u8: qmult, qbias
+  float lo = 0.0f;                  // fp32 with ReLU: 0 (else -inf); u8: zy with ReLU, else 0
+  float hi = 0.0f;                  // u8: 255; fp32: +inf
 };
 
-inline Requantize make_requantize(const std::vector<float>& sw, const std::vector<float>& bias, const std::vector<std::int32_t>& wsum,
-                                  const U8Quant& xq, bool relu, bool to_u8, const U8Quant& yq) {
+inline Requantize make_requantize(const std::vector<float>& sw, const std::vector<float>& bias,
+                                  const std::vector<std::int32_t>& wsum, const U8Quant& xq, bool relu, bool to_u8,
+                                  const U8Quant& yq) {
   Requantize r;
   r.to_u8 = to_u8;
   const std::size_t F = sw.size();
@@ -70,8 +73,8 @@ inline float requantize_one(const Requantize& r, std::int32_t acc, std::size_t j
 //   out[w * ldo + j - j0] = max over the window's pixels of requantize_one
 // (rows = 1: no pooling). Scalar.
 template <class Out>
-void requantize_block_scalar(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows, int j0, int j1,
-                             Out* out, std::ptrdiff_t ldo) {
+void requantize_block_scalar(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows,
+                             int j0, int j1, Out* out, std::ptrdiff_t ldo) {
   for (int w = 0; w < windows; ++w, acc += rows * ldc, out += ldo)
     for (int j = j0; j < j1; ++j) {
       float best = requantize_one(r, acc[j - j0], std::size_t(j));
@@ -84,8 +87,8 @@ void requantize_block_scalar(const Requantize& r, const std::int32_t* acc, std::
 // The same, 8 channels per step (and the last j1 - j0 < 8 ones by the scalar code).
 template <class Out>
 HUBBLE_TARGET("avx2,fma")
-void requantize_block_avx2(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows, int j0, int j1,
-                           Out* out, std::ptrdiff_t ldo) {
+void requantize_block_avx2(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows,
+                           int j0, int j1, Out* out, std::ptrdiff_t ldo) {
   constexpr bool to_u8 = sizeof(Out) == 1;
   const __m256 lo = _mm256_set1_ps(r.lo), hi = _mm256_set1_ps(r.hi);
   const int j8 = j0 + (j1 - j0) / 8 * 8;
@@ -98,10 +101,12 @@ void requantize_block_avx2(const Requantize& r, const std::int32_t* acc, std::pt
     for (int w = 0; w < windows; ++w, o += ldo) {
       __m256 best = _mm256_setzero_ps();
       for (int q = 0; q < rows; ++q, a += ldc) {
-        __m256 v = _mm256_fmadd_ps(mul, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), zc)), add);
+        __m256 v = _mm256_fmadd_ps(
+            mul, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), zc)),
+            add);
         if constexpr (to_u8) v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));  // operand order as std::max(v, lo), std::min(., hi): same bits
-        best = q == 0 ? v : _mm256_max_ps(v, best);  // as std::max(best, v)
+        best = q == 0 ? v : _mm256_max_ps(v, best);   // as std::max(best, v)
       }
       if constexpr (to_u8) {  // codes 0..255: int32 -> 8 bytes
         const __m256i codes = _mm256_cvtps_epi32(best);
@@ -116,14 +121,62 @@ void requantize_block_avx2(const Requantize& r, const std::int32_t* acc, std::pt
 }
 #endif
 
-// Dispatches on `vector` (the CPU has AVX2).
-template <class Out>
-void requantize_block(bool vector, const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows, int j0,
-                      int j1, Out* out, std::ptrdiff_t ldo) {
 #if HUBBLE_INT8_X86
-  if (vector) return requantize_block_avx2(r, acc, ldc, windows, rows, j0, j1, out, ldo);
+// The same, 16 channels per step (the rest by the AVX2 code).
+template <class Out>
+HUBBLE_TARGET("avx512f,avx512bw,avx512dq,avx512vl")
+void requantize_block_avx512(const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows, int rows,
+                             int j0, int j1, Out* out, std::ptrdiff_t ldo) {
+  constexpr bool to_u8 = sizeof(Out) == 1;
+  const __m512 lo = _mm512_set1_ps(r.lo), hi = _mm512_set1_ps(r.hi);
+  const __mmask16 all = 0xffff;
+  const int j16 = j0 + (j1 - j0) / 16 * 16;
+  for (int j = j0; j < j16; j += 16) {
+    const std::size_t js = std::size_t(j);
+    const __m512i zc = _mm512_loadu_si512(r.zcorr.data() + js);
+    const __m512 mul = _mm512_loadu_ps(r.mul.data() + js), add = _mm512_loadu_ps(r.add.data() + js);
+    const std::int32_t* a = acc + (j - j0);
+    Out* o = out + (j - j0);
+    for (int w = 0; w < windows; ++w, o += ldo) {
+      __m512 best = _mm512_setzero_ps();
+      for (int q = 0; q < rows; ++q, a += ldc) {
+        // (The maskz_ forms with every lane set: GCC 12 warns that the unmasked forms' undefined
+        // pass-through register "may be used uninitialized" when compiled under a target attribute.)
+        __m512 v =
+            _mm512_fmadd_ps(mul, _mm512_maskz_cvtepi32_ps(all, _mm512_sub_epi32(_mm512_loadu_si512(a), zc)), add);
+        if constexpr (to_u8) v = _mm512_maskz_roundscale_ps(all, v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_maskz_min_ps(all, hi,
+                                _mm512_maskz_max_ps(all, lo, v));  // operand order as the AVX2 code: the same bits
+        best = q == 0 ? v : _mm512_maskz_max_ps(all, v, best);
+      }
+      if constexpr (to_u8) {  // codes 0..255: int32 -> 16 bytes
+        const __m512i codes = _mm512_maskz_cvtps_epi32(all, best);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_maskz_cvtepi32_epi8(all, codes));
+      } else {
+        _mm512_storeu_ps(o, best);
+      }
+    }
+  }
+  if (j16 < j1) requantize_block_avx2(r, acc + (j16 - j0), ldc, windows, rows, j16, j1, out + (j16 - j0), ldo);
+}
 #endif
-  (void)vector;
+
+// The widest version this process may run.
+enum class EpilogueIsa { scalar, avx2, avx512 };
+inline EpilogueIsa epilogue_isa() {
+  if (cpu::features().has(cpu::Isa::avx512)) return EpilogueIsa::avx512;
+  if (cpu::features().has(cpu::Isa::avx2)) return EpilogueIsa::avx2;
+  return EpilogueIsa::scalar;
+}
+
+template <class Out>
+void requantize_block(EpilogueIsa isa, const Requantize& r, const std::int32_t* acc, std::ptrdiff_t ldc, int windows,
+                      int rows, int j0, int j1, Out* out, std::ptrdiff_t ldo) {
+#if HUBBLE_INT8_X86
+  if (isa == EpilogueIsa::avx512) return requantize_block_avx512(r, acc, ldc, windows, rows, j0, j1, out, ldo);
+  if (isa == EpilogueIsa::avx2) return requantize_block_avx2(r, acc, ldc, windows, rows, j0, j1, out, ldo);
+#endif
+  (void)isa;
   requantize_block_scalar(r, acc, ldc, windows, rows, j0, j1, out, ldo);
 }
 

@@ -101,20 +101,23 @@ PackedB pack_b(int k, int n, Get get, Int8Path path) {
     for (int panel = 0; panel < pb.panels; ++panel)
       for (int p = 0; p < pb.k4; ++p)
         for (int j = 0; j < panel_width; ++j)
-          pb.pairs[std::size_t(panel * pb.panel_stride() + (p / 2) * 32 + j * 2 + p % 2)] = value(p, panel * panel_width + j);
+          pb.pairs[std::size_t(panel * pb.panel_stride() + (p / 2) * 32 + j * 2 + p % 2)] =
+              value(p, panel * panel_width + j);
   } else {
     pb.quads.assign(size, 0);
     for (int panel = 0; panel < pb.panels; ++panel)
       for (int p = 0; p < pb.k4; ++p)
         for (int j = 0; j < panel_width; ++j)
-          pb.quads[std::size_t(panel * pb.panel_stride() + (p / 4) * 64 + j * 4 + p % 4)] = value(p, panel * panel_width + j);
+          pb.quads[std::size_t(panel * pb.panel_stride() + (p / 4) * 64 + j * 4 + p % 4)] =
+              value(p, panel * panel_width + j);
   }
   return pb;
 }
 inline PackedB pack_b(int k, int n, const std::int8_t* b, std::ptrdiff_t ldb, Int8Path path = int8_path()) {
   HUBBLE_CHECK(b, "pack_b: B is a null pointer");
   HUBBLE_CHECK(ldb >= n, "pack_b: ldb = ", ldb, " is less than the ", n, " columns");
-  return pack_b(k, n, [&](int p, int j) { return b[p * ldb + j]; }, path);
+  return pack_b(
+      k, n, [&](int p, int j) { return b[p * ldb + j]; }, path);
 }
 
 // ---- micro-kernels ----------------------------------------------------------------------------
@@ -174,7 +177,8 @@ struct Avx2Kernel {
   static constexpr int MR = 6, max_panels = 1;
   template <int P>
   HUBBLE_TARGET("avx2,fma")
-  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t, std::int32_t* c, std::ptrdiff_t ldc) {
+  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t, std::int32_t* c,
+                  std::ptrdiff_t ldc) {
     static_assert(P == 1);
     __m256i acc[MR][2];
     HUBBLE_UNROLL_ALL
@@ -211,7 +215,8 @@ struct AvxVnniKernel {
   static constexpr int MR = 6, max_panels = 1;
   template <int P>
   HUBBLE_TARGET("avx2,fma,avxvnni")
-  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t, std::int32_t* c, std::ptrdiff_t ldc) {
+  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t, std::int32_t* c,
+                  std::ptrdiff_t ldc) {
     static_assert(P == 1);
     __m256i acc[MR][2];
     HUBBLE_UNROLL_ALL
@@ -281,15 +286,20 @@ template <class F>
 void with_kernel(Int8Path path, F&& f) {
   switch (path) {
 #if HUBBLE_INT8_X86
-    case Int8Path::avx2: return f.template operator()<Avx2Kernel>();
-    case Int8Path::avx_vnni: return f.template operator()<AvxVnniKernel>();
-    case Int8Path::avx512_vnni: return f.template operator()<Avx512VnniKernel>();
+    case Int8Path::avx2:
+      return f.template operator()<Avx2Kernel>();
+    case Int8Path::avx_vnni:
+      return f.template operator()<AvxVnniKernel>();
+    case Int8Path::avx512_vnni:
+      return f.template operator()<Avx512VnniKernel>();
 #else
     case Int8Path::avx2:
     case Int8Path::avx_vnni:
-    case Int8Path::avx512_vnni: throw Error(std::string("int8 path ") + name_of(path) + " exists on x86 only");
+    case Int8Path::avx512_vnni:
+      throw Error(std::string("int8 path ") + name_of(path) + " exists on x86 only");
 #endif
-    case Int8Path::generic: return f.template operator()<GenericKernel>();
+    case Int8Path::generic:
+      return f.template operator()<GenericKernel>();
   }
 }
 
@@ -354,7 +364,8 @@ void run_blocks(long M, const PackedB& pb, int unit, const AWalk& walk, RowsOfA&
     if (p1 <= p0) continue;
     thread_local std::vector<const A*> ptrs;  // one per thread, kept: no allocation per task
     ptrs.resize(std::size_t(rows_padded));
-    rows_of_a(m0, rows, ptrs.data(), scratch<A, Int8Scratch::a_block>(std::size_t(rows) * std::size_t(pb.k4) + pack_slack));
+    rows_of_a(m0, rows, ptrs.data(),
+              scratch<A, Int8Scratch::a_block>(std::size_t(rows) * std::size_t(pb.k4) + pack_slack));
     std::fill(ptrs.begin() + rows, ptrs.end(), ptrs[std::size_t(rows - 1)]);
     const std::ptrdiff_t ldc = std::ptrdiff_t(p1 - p0) * panel_width;
     std::int32_t* cb = scratch<std::int32_t, Int8Scratch::c_block>(std::size_t(rows_padded) * std::size_t(ldc));
@@ -381,7 +392,8 @@ void run_blocks(long M, const PackedB& pb, int unit, const AWalk& walk, RowsOfA&
 
 // C_i32[m x n] = A_u8[m x k] * B, B packed by pack_b (for the path it names: a path this process
 // cannot run is refused).
-inline void gemm_u8s8(int m, const std::uint8_t* a, std::ptrdiff_t lda, const PackedB& b, std::int32_t* c, std::ptrdiff_t ldc) {
+inline void gemm_u8s8(int m, const std::uint8_t* a, std::ptrdiff_t lda, const PackedB& b, std::int32_t* c,
+                      std::ptrdiff_t ldc) {
   HUBBLE_CHECK(m >= 0, "gemm_u8s8: m = ", m, " is negative");
   HUBBLE_CHECK(b.k > 0 && b.n > 0, "gemm_u8s8: B was not packed (use pack_b)");
   HUBBLE_CHECK(a && c, "gemm_u8s8: A or C is a null pointer");

@@ -24,14 +24,19 @@
 namespace hubble::kernels::lowp {
 
 enum class Int8Path { generic, avx2, avx_vnni, avx512_vnni };
-inline constexpr Int8Path all_int8_paths[] = {Int8Path::generic, Int8Path::avx2, Int8Path::avx_vnni, Int8Path::avx512_vnni};
+inline constexpr Int8Path all_int8_paths[] = {Int8Path::generic, Int8Path::avx2, Int8Path::avx_vnni,
+                                              Int8Path::avx512_vnni};
 
 constexpr const char* name_of(Int8Path p) {
   switch (p) {
-    case Int8Path::generic: return "generic";
-    case Int8Path::avx2: return "avx2";
-    case Int8Path::avx_vnni: return "avx_vnni";
-    case Int8Path::avx512_vnni: return "avx512_vnni";
+    case Int8Path::generic:
+      return "generic";
+    case Int8Path::avx2:
+      return "avx2";
+    case Int8Path::avx_vnni:
+      return "avx_vnni";
+    case Int8Path::avx512_vnni:
+      return "avx512_vnni";
   }
   return "?";
 }
@@ -39,10 +44,14 @@ constexpr const char* name_of(Int8Path p) {
 // The CPU family a path needs.
 constexpr cpu::Isa isa_of(Int8Path p) {
   switch (p) {
-    case Int8Path::generic: return cpu::Isa::generic;
-    case Int8Path::avx2: return cpu::Isa::avx2;
-    case Int8Path::avx_vnni: return cpu::Isa::avx_vnni;
-    case Int8Path::avx512_vnni: return cpu::Isa::avx512_vnni;
+    case Int8Path::generic:
+      return cpu::Isa::generic;
+    case Int8Path::avx2:
+      return cpu::Isa::avx2;
+    case Int8Path::avx_vnni:
+      return cpu::Isa::avx_vnni;
+    case Int8Path::avx512_vnni:
+      return cpu::Isa::avx512_vnni;
   }
   return cpu::Isa::generic;
 }

@@ -50,7 +50,8 @@ inline void check_u8_quant(const U8Quant& p, const char* what) {
 //   scale = (hi - lo) / 255,  zero_point = round(-lo / scale)  (the code of real 0)
 // An all-zero range gets scale 1 (any scale represents 0 exactly).
 inline U8Quant choose_u8_quant(float lo, float hi) {
-  HUBBLE_CHECK(std::isfinite(lo) && std::isfinite(hi), "choose_u8_quant: the range must be finite, got [", lo, ", ", hi, "]");
+  HUBBLE_CHECK(std::isfinite(lo) && std::isfinite(hi), "choose_u8_quant: the range must be finite, got [", lo, ", ", hi,
+               "]");
   HUBBLE_CHECK(lo <= hi, "choose_u8_quant: the range's minimum ", lo, " is above its maximum ", hi);
   lo = std::min(lo, 0.0f);
   hi = std::max(hi, 0.0f);
@@ -91,8 +92,8 @@ inline void dequantize_u8(const std::uint8_t* q, std::size_t n, const U8Quant& p
 // ---- symmetric s8 ------------------------------------------------------------------------------
 //   scale = absmax / 127  (1 for an all-zero channel: any scale represents it exactly)
 inline float choose_s8_scale(float absmax) {
-  HUBBLE_CHECK(std::isfinite(absmax) && absmax >= 0.0f, "choose_s8_scale: the largest magnitude must be finite and >= 0, got ",
-               absmax);
+  HUBBLE_CHECK(std::isfinite(absmax) && absmax >= 0.0f,
+               "choose_s8_scale: the largest magnitude must be finite and >= 0, got ", absmax);
   return absmax > 0.0f ? absmax / 127.0f : 1.0f;
 }
 //   q = clamp(round(real / scale), -127, 127)
@@ -110,12 +111,14 @@ struct PerChannelS8 {
   int rows = 0, f = 0;
   std::vector<std::int8_t> q;  // [rows][f]
   std::vector<float> scale;    // [f]
-  float dequantized(int i, int j) const { return dequantize_s8(q[std::size_t(i) * std::size_t(f) + std::size_t(j)], scale[std::size_t(j)]); }
+  float dequantized(int i, int j) const {
+    return dequantize_s8(q[std::size_t(i) * std::size_t(f) + std::size_t(j)], scale[std::size_t(j)]);
+  }
 };
 
 inline PerChannelS8 quantize_per_channel(const float* w, int rows, int f) {
-  HUBBLE_CHECK(w && rows > 0 && f > 0, "quantize_per_channel: expected a [rows][f] weight bank with rows, f > 0, got ", rows,
-               " x ", f);
+  HUBBLE_CHECK(w && rows > 0 && f > 0, "quantize_per_channel: expected a [rows][f] weight bank with rows, f > 0, got ",
+               rows, " x ", f);
   PerChannelS8 out;
   out.rows = rows;
   out.f = f;
