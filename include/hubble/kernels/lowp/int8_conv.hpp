@@ -42,6 +42,7 @@
 // The weights are packed for one int8 path (prepare's last argument, default the chosen one);
 // the convolution runs on that path.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
