@@ -79,7 +79,8 @@ TEST_CASE("calibration: without outliers every method keeps (nearly) the whole r
   const std::vector<float> v = uniform_values(50000, -2.0f, 6.0f, 4);
   lowp::RangeObserver o;
   o.observe(v);
-  for (auto m : {lowp::CalibrationMethod::minmax, lowp::CalibrationMethod::percentile, lowp::CalibrationMethod::entropy}) {
+  for (auto m :
+       {lowp::CalibrationMethod::minmax, lowp::CalibrationMethod::percentile, lowp::CalibrationMethod::entropy}) {
     const lowp::Range r = o.range(m, 0.9999);
     CAPTURE(lowp::name_of(m));
     CHECK(r.hi >= 0.95f * o.max());

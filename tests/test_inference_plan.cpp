@@ -98,8 +98,9 @@ TEST_CASE("inference plan: layers and orders it cannot run are refused by name")
   CHECK(e.find("D4Lift") != std::string::npos);
   using BnAfterRelu = Network<float, Input<8, 8, 1>, Conv2D<2, 3>, ReLU, BatchNorm, Flatten, Dense<2>, Softmax>;
   BnAfterRelu odd(1);
-  CHECK(test_support::error_of([&] { lowp::plan_of(odd); }).find("BatchNorm is folded into the Conv2D right before it") !=
-        std::string::npos);
+  CHECK(test_support::error_of([&] {
+          lowp::plan_of(odd);
+        }).find("BatchNorm is folded into the Conv2D right before it") != std::string::npos);
   using OverlappingPool = Network<float, Input<8, 8, 1>, Conv2D<2, 3>, MaxPool<2, 1>, Flatten, Dense<2>>;
   OverlappingPool ov(1);
   CHECK(test_support::error_of([&] { lowp::plan_of(ov); }).find("stride is their size") != std::string::npos);

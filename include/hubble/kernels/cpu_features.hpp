@@ -38,19 +38,27 @@ namespace hubble::cpu {
 // The families, in the order HUBBLE_CPU_LIMIT reads them: each one includes those before it
 // (a limit of avx512_vnni keeps generic .. avx512_vnni).
 enum class Isa { generic, avx2, avx512, avx_vnni, avx512_vnni, avx512_bf16, amx_int8, amx_bf16 };
-inline constexpr Isa all_isas[] = {Isa::generic,  Isa::avx2,        Isa::avx512,   Isa::avx_vnni,
+inline constexpr Isa all_isas[] = {Isa::generic,     Isa::avx2,        Isa::avx512,   Isa::avx_vnni,
                                    Isa::avx512_vnni, Isa::avx512_bf16, Isa::amx_int8, Isa::amx_bf16};
 
 constexpr const char* name_of(Isa i) {
   switch (i) {
-    case Isa::generic: return "generic";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
-    case Isa::avx_vnni: return "avx_vnni";
-    case Isa::avx512_vnni: return "avx512_vnni";
-    case Isa::avx512_bf16: return "avx512_bf16";
-    case Isa::amx_int8: return "amx_int8";
-    case Isa::amx_bf16: return "amx_bf16";
+    case Isa::generic:
+      return "generic";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx_vnni:
+      return "avx_vnni";
+    case Isa::avx512_vnni:
+      return "avx512_vnni";
+    case Isa::avx512_bf16:
+      return "avx512_bf16";
+    case Isa::amx_int8:
+      return "amx_int8";
+    case Isa::amx_bf16:
+      return "amx_bf16";
   }
   return "?";
 }
@@ -62,7 +70,7 @@ struct Detected {
   bool avx512_vnni = false, avx_vnni = false, avx512_bf16 = false;
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
   bool os_avx = false, os_avx512 = false, os_amx = false;  // XCR0: the OS saves those registers
-  std::string brand;                                        // "AMD EPYC ...", "Intel(R) Xeon(R) ..."
+  std::string brand;                                       // "AMD EPYC ...", "Intel(R) Xeon(R) ..."
 };
 
 namespace detail {
@@ -96,9 +104,9 @@ inline Detected detect() {
   const bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
   d.fma = (c >> 12) & 1;
   const std::uint64_t xcr0 = osxsave ? xgetbv0() : 0;
-  d.os_avx = avx && (xcr0 & 0x6) == 0x6;                 // SSE and AVX state
-  d.os_avx512 = d.os_avx && (xcr0 & 0xe0) == 0xe0;       // opmask, ZMM_Hi256, Hi16_ZMM
-  d.os_amx = (xcr0 & 0x60000) == 0x60000;                // XTILECFG, XTILEDATA
+  d.os_avx = avx && (xcr0 & 0x6) == 0x6;            // SSE and AVX state
+  d.os_avx512 = d.os_avx && (xcr0 & 0xe0) == 0xe0;  // opmask, ZMM_Hi256, Hi16_ZMM
+  d.os_amx = (xcr0 & 0x60000) == 0x60000;           // XTILECFG, XTILEDATA
   if (max_leaf >= 7) {
     __get_cpuid_count(7, 0, &a, &b, &c, &e);
     const unsigned max_sub = a;
@@ -122,10 +130,11 @@ inline Detected detect() {
   if (ext >= 0x80000004u) {
     char brand[49] = {};
     for (unsigned i = 0; i < 3; ++i) {
-      unsigned r[4];
+      unsigned r[4] = {};
       __get_cpuid(0x80000002u + i, &r[0], &r[1], &r[2], &r[3]);
       for (int k = 0; k < 4; ++k)
-        for (int byte = 0; byte < 4; ++byte) brand[i * 16 + unsigned(k) * 4 + unsigned(byte)] = char(r[k] >> (8 * byte));
+        for (int byte = 0; byte < 4; ++byte)
+          brand[i * 16 + unsigned(k) * 4 + unsigned(byte)] = char(r[k] >> (8 * byte));
     }
     d.brand = brand;
     while (!d.brand.empty() && (d.brand.back() == ' ' || d.brand.back() == '\0')) d.brand.pop_back();
@@ -140,14 +149,22 @@ inline bool hardware_has(const Detected& d, Isa i) {
   const bool avx2 = d.os_avx && d.avx2 && d.fma;
   const bool avx512 = avx2 && d.os_avx512 && d.avx512f && d.avx512bw && d.avx512vl && d.avx512dq;
   switch (i) {
-    case Isa::generic: return true;
-    case Isa::avx2: return avx2;
-    case Isa::avx512: return avx512;
-    case Isa::avx_vnni: return avx2 && d.avx_vnni;
-    case Isa::avx512_vnni: return avx512 && d.avx512_vnni;
-    case Isa::avx512_bf16: return avx512 && d.avx512_bf16;
-    case Isa::amx_int8: return avx512 && d.os_amx && d.amx_tile && d.amx_int8;
-    case Isa::amx_bf16: return avx512 && d.os_amx && d.amx_tile && d.amx_bf16;
+    case Isa::generic:
+      return true;
+    case Isa::avx2:
+      return avx2;
+    case Isa::avx512:
+      return avx512;
+    case Isa::avx_vnni:
+      return avx2 && d.avx_vnni;
+    case Isa::avx512_vnni:
+      return avx512 && d.avx512_vnni;
+    case Isa::avx512_bf16:
+      return avx512 && d.avx512_bf16;
+    case Isa::amx_int8:
+      return avx512 && d.os_amx && d.amx_tile && d.amx_int8;
+    case Isa::amx_bf16:
+      return avx512 && d.os_amx && d.amx_tile && d.amx_bf16;
   }
   return false;
 }

@@ -36,9 +36,12 @@ enum class CalibrationMethod { minmax, percentile, entropy };
 
 inline const char* name_of(CalibrationMethod m) {
   switch (m) {
-    case CalibrationMethod::minmax: return "minmax";
-    case CalibrationMethod::percentile: return "percentile";
-    case CalibrationMethod::entropy: return "entropy";
+    case CalibrationMethod::minmax:
+      return "minmax";
+    case CalibrationMethod::percentile:
+      return "percentile";
+    case CalibrationMethod::entropy:
+      return "entropy";
   }
   return "?";
 }
@@ -93,8 +96,8 @@ class RangeObserver {
     if (method == CalibrationMethod::minmax || width_ == 0) return {lo, hi};
     const auto side = [&](const std::vector<std::uint64_t>& h, float extreme) -> float {
       if (extreme == 0) return 0;
-      const float t = method == CalibrationMethod::percentile ? percentile_threshold(h, percentile)
-                                                              : entropy_threshold(h, levels);
+      const float t =
+          method == CalibrationMethod::percentile ? percentile_threshold(h, percentile) : entropy_threshold(h, levels);
       return std::min(t, extreme);
     };
     return {-side(neg_, -lo), side(pos_, hi)};

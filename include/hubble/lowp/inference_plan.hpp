@@ -30,19 +30,19 @@
 namespace hubble::lowp {
 
 struct PlanConv {
-  std::string name;            // the Conv2D layer's name ("conv2d_1")
-  kernels::ConvGeometry g;     // per call: set g.n to the batch
-  std::vector<float> w, b;     // [k][k][c][f] and [f], BatchNorm folded in
+  std::string name;         // the Conv2D layer's name ("conv2d_1")
+  kernels::ConvGeometry g;  // per call: set g.n to the batch
+  std::vector<float> w, b;  // [k][k][c][f] and [f], BatchNorm folded in
   bool batchnorm_folded = false;
   bool relu = false;
-  int pool = 0;                // MaxPool<pool> (stride == pool) after the conv, or 0
-  int out_h = 0, out_w = 0;    // after the pool
+  int pool = 0;              // MaxPool<pool> (stride == pool) after the conv, or 0
+  int out_h = 0, out_w = 0;  // after the pool
 };
 
 struct PlanDense {
   std::string name;
   int in = 0, out = 0;
-  std::vector<float> w, b;     // [in][out] and [out]
+  std::vector<float> w, b;  // [in][out] and [out]
   bool relu = false;
 };
 
@@ -112,7 +112,8 @@ inline InferencePlan plan_of(const NetworkDesc& net) {
       else if (part == Part::dense && !plan.dense.empty() && !plan.dense.back().relu) plan.dense.back().relu = true;
       else refuse(l, "a ReLU is fused into the Conv2D or Dense before it, and there is none");
     } else if (l.kind == "MaxPool") {
-      if (part != Part::convs || plan.convs.empty() || plan.convs.back().pool) refuse(l, "a MaxPool must follow a Conv2D");
+      if (part != Part::convs || plan.convs.empty() || plan.convs.back().pool)
+        refuse(l, "a MaxPool must follow a Conv2D");
       if (l.stride != l.pool) refuse(l, "only pools whose stride is their size are fused");
       plan.convs.back().pool = l.pool;
       plan.convs.back().out_h = l.out_h, plan.convs.back().out_w = l.out_w;

@@ -1,0 +1,144 @@
+#pragma once
+// Post-training int8 quantisation of a trained network, and the int8 inference that runs it.
+//
+//   lowp::InferencePlan plan = lowp::plan_of(net);                      // BatchNorm folded in
+//   lowp::Calibration cal = lowp::calibrate(plan, images, n, lowp::CalibrationMethod::percentile);
+//   lowp::QuantizedPlan q(plan, cal);                                   // weights quantised and packed once
+//   std::vector<float> probabilities = q.run(images, n);                // n x classes
+//
+// What is quantised, and how (kernels/lowp/int8_conv.hpp has the arithmetic):
+//   input        u8, the range calibration saw (images in [0, 1] get scale 1/255, zero point 0:
+//                hubble's images come from u8 pixels, so this step loses nothing)
+//   conv stage i s8 weights, one scale per filter (absmax / 127); i32 sums; the output, after the
+//                fused ReLU and MaxPool, requantised to u8 with the range calibrated for stage i
+//   last conv    written in fp32 (no requantisation after the last integer layer)
+//   head         GlobalAvgPool / Flatten and the Dense layers in fp32: PaperNet's head is 0.7% of
+//                its multiply-adds, ImprovedNet's 0.01%, so int8 would buy nothing measurable there
+// Calibration observes every conv stage's output on training images through the fp32 plan and
+// chooses a range per stage (lowp/calibration.hpp: minmax, percentile or entropy).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hubble/core/error.hpp"
+#include "hubble/kernels/default.hpp"
+#include "hubble/kernels/lowp/int8_conv.hpp"
+#include "hubble/lowp/calibration.hpp"
+#include "hubble/lowp/inference_plan.hpp"
+
+namespace hubble::lowp {
+
+// The real-value ranges int8 codes cover: the input's and each conv stage's output's.
+struct Calibration {
+  CalibrationMethod method = CalibrationMethod::minmax;
+  double percentile = 0.9999;
+  int images = 0;
+  Range input;
+  std::vector<Range> conv_outputs;
+};
+
+// Runs the fp32 plan over images x [n][h][w][c] in batches and records the ranges `method`
+// chooses for the input and every conv stage's output.
+inline Calibration calibrate(const InferencePlan& plan, const float* x, int n, CalibrationMethod method,
+                             double percentile = 0.9999, int batch = 32) {
+  HUBBLE_CHECK(n > 0, "calibrate: needs at least one image");
+  HUBBLE_CHECK(batch > 0, "calibrate: the batch must be > 0, not ", batch);
+  const std::size_t per_image = std::size_t(plan.h) * plan.w * plan.c;
+  RangeObserver input;
+  std::vector<RangeObserver> stages(plan.convs.size());
+  for (int first = 0; first < n; first += batch) {
+    const int m = std::min(batch, n - first);
+    const float* xb = x + std::size_t(first) * per_image;
+    input.observe(std::span<const float>(xb, std::size_t(m) * per_image));
+    run_fp32<kernels::Tuned>(plan, xb, m, [&](std::size_t i, const float* v, std::size_t count) {
+      stages[i].observe(std::span<const float>(v, count));
+    });
+  }
+  Calibration c;
+  c.method = method;
+  c.percentile = percentile;
+  c.images = n;
+  // The input is not calibrated statistically: clipping pixels would change the image itself.
+  c.input = input.range(CalibrationMethod::minmax);
+  if (c.input.lo >= 0.0f && c.input.hi <= 1.0f) c.input = {0.0f, 1.0f};
+  for (auto& s : stages) c.conv_outputs.push_back(s.range(method, percentile, 256));
+  return c;
+}
+
+class QuantizedPlan {
+ public:
+  QuantizedPlan(const InferencePlan& plan, const Calibration& cal,
+                kernels::lowp::Int8Path path = kernels::lowp::int8_path())
+      : plan_(plan), path_(path) {
+    HUBBLE_CHECK(cal.conv_outputs.size() == plan.convs.size(), "QuantizedPlan: the calibration has ",
+                 cal.conv_outputs.size(), " conv ranges, the plan ", plan.convs.size(), " conv stages");
+    HUBBLE_CHECK(!plan.convs.empty(), "QuantizedPlan: ", plan.architecture, " has no convolution to quantise");
+    input_ = kernels::lowp::choose_u8_quant(cal.input.lo, cal.input.hi);
+    for (std::size_t i = 0; i < plan.convs.size(); ++i) {
+      const PlanConv& s = plan.convs[i];
+      HUBBLE_CHECK(s.relu || !s.pool, "QuantizedPlan: ", s.name,
+                   " pools without a ReLU, which the int8 path does not fuse");
+      Stage st;
+      st.weights = kernels::lowp::prepare_int8_conv(s.g.k, s.g.c, s.g.f, s.w.data(), s.b.data(), path);
+      st.out = kernels::lowp::choose_u8_quant(cal.conv_outputs[i].lo, cal.conv_outputs[i].hi);
+      stages_.push_back(std::move(st));
+    }
+  }
+
+  kernels::lowp::Int8Path path() const { return path_; }
+  const InferencePlan& plan() const { return plan_; }
+  kernels::lowp::U8Quant input_quant() const { return input_; }
+  kernels::lowp::U8Quant output_quant(std::size_t stage) const { return stages_.at(stage).out; }
+
+  // Probabilities (or scores, for a plan without Softmax) of images x [n][h][w][c], n x classes.
+  // Not for concurrent calls on one object: the activations' buffers are kept between calls.
+  std::vector<float> run(const float* x, int n) const {
+    HUBBLE_CHECK(n > 0, "QuantizedPlan::run: needs at least one image");
+    const std::size_t in_size = std::size_t(n) * plan_.h * plan_.w * plan_.c;
+    a_.resize(in_size);
+    kernels::lowp::quantize_u8(x, in_size, input_, a_.data());
+    kernels::lowp::U8Quant xq = input_;
+    int h = plan_.h, w = plan_.w, c = plan_.c;
+    for (std::size_t i = 0; i < stages_.size(); ++i) {
+      const PlanConv& s = plan_.convs[i];
+      const Stage& st = stages_[i];
+      kernels::ConvGeometry g = s.g;
+      g.n = n;
+      HUBBLE_CHECK(g.h == h && g.w == w && g.c == c, "QuantizedPlan: ", s.name, " expects ", g.h, "x", g.w, "x", g.c,
+                   " inputs, not ", h, "x", w, "x", c);
+      const int oh = s.pool ? g.oh / s.pool : g.oh, ow = s.pool ? g.ow / s.pool : g.ow;
+      const std::size_t out_size = std::size_t(n) * oh * ow * g.f;
+      const bool last = i + 1 == stages_.size();
+      if (last) {
+        f_.resize(out_size);
+        if (s.pool) kernels::lowp::conv_relu_maxpool_f32(g, a_.data(), xq, st.weights, s.pool, f_.data());
+        else kernels::lowp::conv_u8_to_f32(g, a_.data(), xq, st.weights, s.relu, f_.data());
+      } else {
+        b_.resize(out_size);
+        if (s.pool) kernels::lowp::conv_relu_maxpool_u8(g, a_.data(), xq, st.weights, s.pool, st.out, b_.data());
+        else kernels::lowp::conv_u8_to_u8(g, a_.data(), xq, st.weights, s.relu, st.out, b_.data());
+        a_.swap(b_);
+        xq = st.out;
+      }
+      h = oh, w = ow, c = g.f;
+    }
+    return run_head(plan_, f_, n, h, w, c);
+  }
+
+ private:
+  struct Stage {
+    kernels::lowp::Int8ConvWeights weights;
+    kernels::lowp::U8Quant out;  // the stage's output code (unused for the last stage)
+  };
+
+  InferencePlan plan_;
+  kernels::lowp::Int8Path path_;
+  kernels::lowp::U8Quant input_;
+  std::vector<Stage> stages_;
+  mutable std::vector<std::uint8_t> a_, b_;  // activations, ping-pong
+  mutable std::vector<float> f_;             // the last conv stage's fp32 output
+};
+
+}  // namespace hubble::lowp

@@ -1,0 +1,120 @@
+// Post-training int8 quantisation of a whole network (lowp/quantized_plan.hpp): a trained small
+// network keeps its predictions, every int8 path gives the same answer, thread counts do not
+// matter, and mismatched inputs are refused.
+#include <doctest/doctest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "hubble/data/augment.hpp"
+#include "hubble/hubble.hpp"
+#include "hubble/lowp/quantized_plan.hpp"
+#include "support.hpp"
+#include "tiny_images.hpp"
+
+using namespace hubble;
+namespace kl = hubble::kernels::lowp;
+
+namespace {
+using SmallNet = Network<float, Input<12, 12, 3>, Conv2D<8, 3>, BatchNorm, ReLU, MaxPool<2>, Conv2D<16, 3>, ReLU,
+                         Flatten, Dense<16>, ReLU, Dropout<0.1>, Dense<4>, Softmax>;
+
+Tensor<float> images_of(const data::ImageSet& set) {
+  std::vector<int> idx(std::size_t(set.size()));
+  for (int i = 0; i < set.size(); ++i) idx[std::size_t(i)] = i;
+  Tensor<float> x;
+  data::to_tensor(set, std::span<const int>(idx), x);
+  return x;
+}
+int argmax(const float* p, int k) { return int(std::max_element(p, p + k) - p); }
+
+// A SmallNet trained on 64 tiny images (4 classes), and 64 fresh images to score it on.
+struct Trained {
+  SmallNet net{11};
+  data::ImageSet train = test_support::tiny_images(64, 1), test = test_support::tiny_images(64, 2);
+  Tensor<float> x_train = images_of(train), x_test = images_of(test);
+  Trained() {
+    Adam<float> adam;
+    for (int step = 0; step < 60; ++step) net.train_step(x_train, train.labels, adam);
+  }
+};
+}  // namespace
+
+TEST_CASE("quantized plan: a trained network keeps its predictions in int8") {
+  Trained t;
+  const lowp::InferencePlan plan = lowp::plan_of(t.net);
+  const std::vector<float> fp32 = lowp::run_fp32(plan, t.x_test.data(), 64);
+  for (auto method :
+       {lowp::CalibrationMethod::minmax, lowp::CalibrationMethod::percentile, lowp::CalibrationMethod::entropy}) {
+    const std::string method_name = lowp::name_of(method);
+    CAPTURE(method_name);
+    const lowp::Calibration cal = lowp::calibrate(plan, t.x_train.data(), 64, method);
+    CHECK(cal.input.lo == 0.0f);  // images in [0, 1]: the input's codes are the pixels themselves
+    CHECK(cal.input.hi == 1.0f);
+    REQUIRE(cal.conv_outputs.size() == 2);
+    for (const auto& r : cal.conv_outputs) CHECK(r.hi > 0.0f);
+    const lowp::QuantizedPlan q(plan, cal);
+    CHECK(q.input_quant().scale == doctest::Approx(1.0 / 255.0));
+    const std::vector<float> int8 = q.run(t.x_test.data(), 64);
+    REQUIRE(int8.size() == fp32.size());
+    int agree = 0, right_fp32 = 0, right_int8 = 0;
+    double worst = 0;
+    for (int i = 0; i < 64; ++i) {
+      const int a = argmax(&fp32[std::size_t(i) * 4], 4), b = argmax(&int8[std::size_t(i) * 4], 4);
+      agree += a == b;
+      right_fp32 += a == t.test.labels[std::size_t(i)];
+      right_int8 += b == t.test.labels[std::size_t(i)];
+      for (int k = 0; k < 4; ++k)
+        worst = std::max(worst, std::abs(double(fp32[std::size_t(i) * 4 + k]) - int8[std::size_t(i) * 4 + k]));
+    }
+    MESSAGE(method_name << ": argmax agrees on " << agree << "/64, accuracy fp32 " << right_fp32 << "/64, int8 "
+                        << right_int8 << "/64, largest probability difference " << worst);
+    CHECK(right_fp32 >= 56);  // the network did learn (else agreement would say little)
+    CHECK(agree >= 62);
+    CHECK(std::abs(right_fp32 - right_int8) <= 2);
+    CHECK(worst < 0.1);
+  }
+}
+
+TEST_CASE("quantized plan: every int8 path this CPU has gives the same probabilities, at any thread count") {
+  Trained t;
+  const lowp::InferencePlan plan = lowp::plan_of(t.net);
+  const lowp::Calibration cal = lowp::calibrate(plan, t.x_train.data(), 64, lowp::CalibrationMethod::percentile);
+  const std::vector<float> generic = lowp::QuantizedPlan(plan, cal, kl::Int8Path::generic).run(t.x_test.data(), 64);
+  for (kl::Int8Path p : kl::all_int8_paths) {
+    if (!kl::available(p)) {
+      MESSAGE("skipped: int8 path " << kl::name_of(p) << " (this CPU lacks it or HUBBLE_CPU_LIMIT hides it)");
+      continue;
+    }
+    const std::string path_name = kl::name_of(p);
+    CAPTURE(path_name);
+    const lowp::QuantizedPlan q(plan, cal, p);
+    const std::vector<float> got = q.run(t.x_test.data(), 64);
+    CHECK(std::equal(got.begin(), got.end(), generic.begin()));
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const std::vector<float> one_thread = q.run(t.x_test.data(), 64);
+    omp_set_num_threads(before);
+    CHECK(std::equal(one_thread.begin(), one_thread.end(), generic.begin()));
+    // Batch 1 gives each image the answer it gets in a batch: the integer layers exactly, the fp32
+    // head (Eigen's product blocks by batch size) to float rounding.
+    const std::vector<float> single = q.run(t.x_test.data() + 5 * 12 * 12 * 3, 1);
+    for (int k = 0; k < 4; ++k)
+      CHECK(single[std::size_t(k)] == doctest::Approx(generic[std::size_t(5 * 4 + k)]).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("quantized plan: a calibration made for another network is refused") {
+  Trained t;
+  const lowp::InferencePlan plan = lowp::plan_of(t.net);
+  lowp::Calibration cal = lowp::calibrate(plan, t.x_train.data(), 8, lowp::CalibrationMethod::minmax);
+  cal.conv_outputs.pop_back();
+  CHECK(test_support::error_of([&] {
+          lowp::QuantizedPlan q(plan, cal);
+        }).find("1 conv ranges, the plan 2 conv stages") != std::string::npos);
+  CHECK(test_support::error_of([&] {
+          lowp::calibrate(plan, t.x_train.data(), 0, lowp::CalibrationMethod::minmax);
+        }).find("at least one image") != std::string::npos);
+}
