@@ -419,3 +419,33 @@ TEST_CASE("bf16 conv as a Conv2D kernel: a small network trains (loss goes down)
   INFO("loss ", first, " -> ", last, " on path ", std::string(chosen_bf16_path()));
   CHECK(last < 0.5 * first);
 }
+
+TEST_CASE("bf16 GEMM: a batch-1 shape (16 output pixels, conv4) gives work to both threads") {
+#ifdef _OPENMP
+  // conv4 at batch 1: 16 rows (one row block), K = 1152, 256 columns (8 B panels): the driver
+  // splits the panels into groups so that both threads get tiles.
+  const int m = 16, k = 1152, n = 256;
+  std::vector<bfloat16> b(std::size_t(k) * n, float_to_bf16(0.5f));
+  const PackedB packed = pack_b(k, n, b.data(), std::size_t(n));
+  std::vector<float> c(std::size_t(m) * n);
+  std::vector<int> seen(64, 0);
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(2);
+  gemm_bf16_packed(
+      m, packed.view(),
+      [&](int, int, int p0, int p1, PairWord* ap) {
+        const int t = omp_get_thread_num();
+#pragma omp atomic
+        seen[std::size_t(t)] += 1;
+        for (int p = p0; p < p1; ++p)
+          for (int r = 0; r < gemm_mr; ++r) ap[std::size_t(p - p0) * gemm_mr + std::size_t(r)] = make_pair_word(0x3F80, 0x3F80);
+      },
+      c.data(), std::size_t(n), {}, active_bf16_path());
+  omp_set_num_threads(before);
+  CHECK(seen[0] > 0);
+  CHECK(seen[1] > 0);
+  CHECK(c[0] == doctest::Approx(0.5 * k));  // sum of 1 x 0.5 over k
+#else
+  MESSAGE("skipped: built without OpenMP: one thread");
+#endif
+}

@@ -411,7 +411,7 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
   const int groups = std::clamp((want + row_blocks * chunks - 1) / (row_blocks * chunks), 1, panels);
   const int panels_per_group = (panels + groups - 1) / groups;
   const long tasks = long(row_blocks) * chunks * groups;
-#pragma omp parallel for schedule(dynamic) if (tasks > 1)
+#pragma omp parallel for schedule(static) if (tasks > 1)
   for (long t = 0; t < tasks; ++t) {
     const int group = int(t % groups), chunk = int((t / groups) % chunks), block = int(t / groups / chunks);
     const int j0 = group * panels_per_group, j1 = std::min(panels, j0 + panels_per_group);
