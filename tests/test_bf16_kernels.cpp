@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -56,10 +57,11 @@ ConvGeometry conv_geometry(int n, int h, int w, int c, int k, int s, bool same, 
   }
   return g;
 }
-std::string describe(const ConvGeometry& g) {
-  return "n" + std::to_string(g.n) + " " + std::to_string(g.h) + "x" + std::to_string(g.w) + "x" + std::to_string(g.c) + " k" +
-         std::to_string(g.k) + " s" + std::to_string(g.stride) + " pad " + std::to_string(g.pad_top) + "," +
-         std::to_string(g.pad_left) + " f" + std::to_string(g.f);
+std::string describe(const ConvGeometry& g) {  // a stream: GCC 12 warns (-Wrestrict, falsely) on "n" + std::to_string
+  std::ostringstream os;
+  os << "n" << g.n << " " << g.h << "x" << g.w << "x" << g.c << " k" << g.k << " s" << g.stride << " pad " << g.pad_top << ","
+     << g.pad_left << " f" << g.f;
+  return os.str();
 }
 
 std::vector<float> random_vector(std::size_t n, Rng& rng, double scale = 1.0) {

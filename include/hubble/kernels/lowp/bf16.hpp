@@ -38,7 +38,8 @@ namespace hubble::kernels::lowp {
 
 // One bfloat16 value, kept as its 16 bits (C++20 has no bf16 arithmetic type; std::bfloat16_t is C++23).
 // (lowp::Bf16, capitalised, is the convolution variant in bf16_conv.hpp.)
-struct bfloat16 {
+// may_alias: the convolution keeps bf16 copies in the float buffers of a Workspace<float>.
+struct __attribute__((may_alias)) bfloat16 {
   std::uint16_t bits = 0;
   friend bool operator==(bfloat16, bfloat16) = default;
 };

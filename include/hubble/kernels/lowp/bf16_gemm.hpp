@@ -256,7 +256,7 @@ __attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, i
     for (int half = 0; half < 2 && half * 16 < cols; ++half)
       for (int r0 = 0; r0 < rows; r0 += 4) {
         __m256 acc[4][2];
-        for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
+        for (auto& acc_row : acc) acc_row[0] = acc_row[1] = _mm256_setzero_ps();
         for (int p = 0; p < np; ++p) {
           const PairWord* bw = bp + std::size_t(p) * NR + std::size_t(half) * 16;
           const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bw));
@@ -310,7 +310,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void bloc
   for (int panel = j0; panel < j1; ++panel) {
     const PairWord* bp = b + std::size_t(panel) * b_stride;
     __m512 acc[MR][2];
-    for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
+    for (auto& acc_row : acc) acc_row[0] = acc_row[1] = _mm512_setzero_ps();
     for (int p = 0; p < np; ++p) {
       const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp + std::size_t(p) * NR);
       const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + std::size_t(p) * NR + 16);
