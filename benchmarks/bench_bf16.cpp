@@ -6,7 +6,8 @@
 //          on a CPU without AVX-512 BF16 the bf16 kernel runs FMA and is compared to the FMA peak
 //   fp32   the FMA peak (bench_common.hpp's probe)
 // The flops credited are the convolution's, 2 per multiply-add: forward K*f*P*2, forward+backward
-// adds dw and dx (conv1's dx is never needed, so it is not computed or credited).
+// adds dw and dx (conv1's dx is never needed, so it is not computed or credited); a third pass,
+// forward+relu+pool, is Conv2D + ReLU + MaxPool<2> in one pass where the variant can.
 //
 //   bench_bf16                                       # everything
 //   bench_bf16 --benchmark_filter='conv2/.*/batch:64'
@@ -124,9 +125,15 @@ void validate_bf16_or_die() {
     const double ey = ratio(y, ry, sy, double(g.patch())), ew = ratio(dw, rdw, sdw, double(g.out_pixels())),
                  eb = ratio(db, rdb, sdb, double(g.out_pixels())), ex = ratio(dx, rdx, sdx, per_dx);
     const double worst = std::max({ey, ew, eb, ex});
-    std::fprintf(stderr, "validate %-6s %s: error / bound y %.2f dw %.2f db %.2f dx %.2f (path %s) %s\n", lowp::Bf16::name, L.name,
-                 ey, ew, eb, ex, lowp::chosen_bf16_path(), worst <= 1.0 ? "ok" : "WRONG");
-    if (!(worst <= 1.0)) {
+    // Conv2D + ReLU + MaxPool<2> in one pass: the same sums, so exactly the pooled forward.
+    std::vector<float> relu_y(g.out_size());
+    lowp::Bf16::forward_relu(g, d.x.data(), d.w.data(), d.b.data(), relu_y.data(), ws);
+    const bool pool_ok = lowp::Bf16::forward_relu_maxpool(g, d.x.data(), d.w.data(), d.b.data(), 2, d.pooled.data(), d.argmax.data(), ws) &&
+                         d.pooled == bench::relu_pool2(g, relu_y);
+    std::fprintf(stderr, "validate %-6s %s: error / bound y %.2f dw %.2f db %.2f dx %.2f, relu+pool %s (path %s) %s\n",
+                 lowp::Bf16::name, L.name, ey, ew, eb, ex, pool_ok ? "exact" : "DIFFERS", lowp::chosen_bf16_path(),
+                 worst <= 1.0 && pool_ok ? "ok" : "WRONG");
+    if (!(worst <= 1.0) || !pool_ok) {
       std::fprintf(stderr, "bf16 gives wrong results on %s; refusing to time it\n", L.name);
       std::exit(1);
     }
@@ -134,8 +141,10 @@ void validate_bf16_or_die() {
 }
 
 // ---- the conv benchmarks ------------------------------------------------------------------------
-enum Pass { kForward, kForwardBackward };
-const char* pass_name[] = {"forward", "forward+backward"};
+// forward+relu+pool: Conv2D, ReLU and MaxPool<2> in one pass, as the paper network runs its
+// layers (credited with the convolution's flops only); where Tuned cannot, it is not registered.
+enum Pass { kForward, kForwardBackward, kForwardReluPool };
+const char* pass_name[] = {"forward", "forward+backward", "forward+relu+pool"};
 
 template <class V>
 void conv_benchmark(benchmark::State& st, int layer, Pass pass, int batch, int nthreads, const Probe& probe) {
@@ -145,6 +154,10 @@ void conv_benchmark(benchmark::State& st, int layer, Pass pass, int batch, int n
   Workspace<float> ws;
   const bool need_dx = layer != 0;  // conv1's input gradient is never needed
   auto run = [&] {
+    if (pass == kForwardReluPool) {
+      V::forward_relu_maxpool(d.g, d.x.data(), d.w.data(), d.b.data(), 2, d.pooled.data(), d.argmax.data(), ws);
+      return;
+    }
     V::forward(d.g, d.x.data(), d.w.data(), d.b.data(), d.y.data(), ws);
     if (pass == kForwardBackward)
       V::backward(d.g, d.x.data(), d.w.data(), d.dy.data(), d.dw.data(), d.db.data(), need_dx ? d.dx.data() : nullptr, ws);
@@ -178,8 +191,13 @@ void conv_benchmark(benchmark::State& st, int layer, Pass pass, int batch, int n
 template <class V>
 void register_variant(const char* vname, const Probe& probe, int nthreads) {
   for (int layer = 0; layer < 4; ++layer)
-    for (int pass : {kForward, kForwardBackward})
+    for (int pass : {kForward, kForwardBackward, kForwardReluPool})
       for (int batch : {1, 64}) {
+        if (pass == kForwardReluPool) {  // only where the variant pools in the same pass
+          Workspace<float> probe_ws;
+          bench::ConvData d(bench::paper_layers[layer].geometry(batch), 1);
+          if (!V::forward_relu_maxpool(d.g, d.x.data(), d.w.data(), d.b.data(), 2, d.pooled.data(), d.argmax.data(), probe_ws)) continue;
+        }
         const std::string name = std::string("Bf16/") + bench::paper_layers[layer].name + "/" + vname + "/" + pass_name[pass] +
                                  "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(nthreads);
         benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {

@@ -265,7 +265,8 @@ struct ConvCase {
 };
 
 struct ConvResult {
-  std::vector<float> y, y_relu, dw, db, dx;
+  std::vector<float> y, y_relu, dw, db, dx, pooled;  // pooled: Conv2D + ReLU + MaxPool<2> in one pass
+  std::vector<std::uint8_t> argmax;
   bool operator==(const ConvResult&) const = default;
 };
 
@@ -281,6 +282,9 @@ ConvResult run_bf16(const ConvCase& t) {
   Bf16::forward(g, t.x.data(), t.w.data(), t.b.data(), r.y.data(), ws);
   Bf16::forward_relu(g, t.x.data(), t.w.data(), t.b.data(), r.y_relu.data(), ws);  // from the cached panels
   Bf16::backward(g, t.x.data(), t.w.data(), t.dy.data(), r.dw.data(), r.db.data(), r.dx.data(), ws);
+  r.pooled.assign(std::size_t(g.n) * std::size_t(g.oh / 2) * std::size_t(g.ow / 2) * std::size_t(g.f), -1.f);
+  r.argmax.assign(r.pooled.size(), 255);
+  if (!r.pooled.empty()) CHECK(Bf16::forward_relu_maxpool(g, t.x.data(), t.w.data(), t.b.data(), 2, r.pooled.data(), r.argmax.data(), ws));
   return r;
 }
 
@@ -387,6 +391,44 @@ TEST_CASE("bf16 conv gives the same bits on 1, 2 and 3 threads") {
 #endif
 }
 
+TEST_CASE("bf16 conv: Conv2D + ReLU + MaxPool<P> in one pass gives the pooled forward_relu, maxima positions included") {
+  for (const ConvGeometry& g : {conv_geometry(2, 21, 21, 3, 5, 2, true, 32), conv_geometry(3, 13, 12, 5, 3, 1, false, 40),
+                                conv_geometry(1, 18, 18, 4, 3, 1, true, 9)})
+    for (int P : {2, 4}) {
+      const ConvCase t = make_case(g, 21);
+      std::vector<float> y(g.out_size());
+      Workspace<float> ws;
+      Bf16::forward_relu(g, t.x.data(), t.w.data(), t.b.data(), y.data(), ws);
+      const int ph = g.oh / P, pw = g.ow / P;
+      std::vector<float> want(std::size_t(g.n) * ph * pw * g.f), got(want.size(), -1.f);
+      std::vector<std::uint8_t> want_arg(want.size()), got_arg(want.size(), 255);
+      for (int n = 0; n < g.n; ++n)
+        for (int i = 0; i < ph; ++i)
+          for (int j = 0; j < pw; ++j)
+            for (int f = 0; f < g.f; ++f) {
+              const std::size_t o = ((std::size_t(n) * ph + i) * pw + j) * g.f + f;
+              want[o] = -1;
+              for (int q = 0; q < P * P; ++q) {
+                const float v = y[((std::size_t(n) * g.oh + i * P + q / P) * g.ow + j * P + q % P) * g.f + f];
+                if (v > want[o]) {
+                  want[o] = v;
+                  want_arg[o] = std::uint8_t(q);
+                }
+              }
+            }
+      Workspace<float> ws2;
+      INFO(describe(g), " P ", P);
+      REQUIRE(Bf16::forward_relu_maxpool(g, t.x.data(), t.w.data(), t.b.data(), P, got.data(), got_arg.data(), ws2));
+      CHECK(got == want);  // the same sums in the same order: the same bits
+      CHECK(got_arg == want_arg);
+    }
+  const ConvGeometry g = conv_geometry(1, 9, 9, 2, 3, 1, false, 4);
+  std::vector<float> x(g.in_size()), w(g.patch() * g.f), b(g.f), y(g.out_size());
+  std::vector<std::uint8_t> arg(y.size());
+  Workspace<float> ws;
+  CHECK_FALSE(Bf16::forward_relu_maxpool(g, x.data(), w.data(), b.data(), 3, y.data(), arg.data(), ws));  // 9 does not divide 64
+}
+
 TEST_CASE("bf16 conv sees weights changed in place (prepared-panel cache)") {
   const ConvGeometry g = conv_geometry(2, 10, 10, 3, 3, 1, false, 6);
   ConvCase t = make_case(g, 3);
@@ -400,8 +442,9 @@ TEST_CASE("bf16 conv sees weights changed in place (prepared-panel cache)") {
 }
 
 TEST_CASE("bf16 conv as a Conv2D kernel: a small network trains (loss goes down)") {
-  using Net = Sequential<Input<16, 16, 3>, Conv2D<8, 5, 2, Same, lowp::Bf16>, ReLU, Conv2D<16, 3, 1, lowp::Bf16>, ReLU,
-                         GlobalAvgPool, Dense<4>, Softmax>;
+  // Conv2D + ReLU + MaxPool<2> runs as one forward_relu_maxpool, Conv2D + ReLU as forward_relu.
+  using Net = Sequential<Input<16, 16, 3>, Conv2D<8, 5, 1, Same, lowp::Bf16>, ReLU, MaxPool<2>, Conv2D<16, 3, 1, lowp::Bf16>,
+                         ReLU, GlobalAvgPool, Dense<4>, Softmax>;
   Net net(3);
   Rng rng(9);
   Tensor<float> x(16, 16, 16, 3);

@@ -12,7 +12,8 @@
 // ForcedBf16Path pick a lower one.
 //
 // The three products, as im2col matrices (P = n*oh*ow output pixels, K = k*k*c):
-//   forward  y [P x f]  = col [P x K] * w [K x f] + b             (ReLU in the store: forward_relu)
+//   forward  y [P x f]  = col [P x K] * w [K x f] + b             (ReLU in the store: forward_relu;
+//                                                                  then MaxPool<P>: forward_relu_maxpool)
 //   weights  dw [K x f] = col^T [K x P] * dy [P x f],  db = column sums of dy (fp32)
 //   input    dcol [P x K] = dy [P x f] * w^T [f x K];  dx = col2im(dcol) (fp32 sums)
 // How the bf16 operands are made:
@@ -38,6 +39,7 @@
 // in a fixed order. Results do not depend on OMP_NUM_THREADS (checked by the tests).
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -98,11 +100,24 @@ inline ConvertPath convert_path_for(Bf16Path p) {
   return p == Bf16Path::avx512_bf16 ? ConvertPath::avx512_bf16 : ConvertPath::portable;
 }
 
-// y = conv(x, w) + b (then max(., 0) if relu) over output pixels [0, P): A rows are output
-// pixels, gathered from xp as k runs of k*c bf16 each (ky = 0..k-1).
+// Max-pooling fused into the forward: P x P windows, stride P, of max(conv + b, 0), the window
+// position (py * P + px) of each maximum (the first on ties, as MaxPoolLayer) in argmax.
+struct PoolPlan {
+  int p = 0;                       // window side; 0: no pooling
+  std::uint8_t* argmax = nullptr;  // [n][oh/p][ow/p][f]
+};
+// Pooling needs whole windows in each GEMM row block (gemm_mc = 64 rows): P = 1, 2, 4 or 8.
+inline bool can_pool(const ConvGeometry& g, int p) {
+  return p >= 1 && gemm_mc % (p * p) == 0 && g.oh / p >= 1 && g.ow / p >= 1;
+}
+
+// y = conv(x, w) + b (then max(., 0) if relu): A rows are output pixels, gathered from xp as k
+// runs of k*c bf16 each (ky = 0..k-1). With pooling, the rows run window by window (row i is
+// position i % P^2 of window i / P^2; the last row or column of windows that does not fit is not
+// computed), each task's block is kept in a per-thread buffer, and y is the pooled output.
 inline void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y, Workspace<float>& ws,
-                    bool relu) {
-  check_geometry(g, relu ? "forward_relu" : "forward");
+                    bool relu, PoolPlan pool = {}) {
+  check_geometry(g, pool.p ? "forward_relu_maxpool" : relu ? "forward_relu" : "forward");
   HUBBLE_CHECK(x && w && y, "lowp::Bf16::forward: null x, w or y");
   const Bf16Path path = active_bf16_path();
   const int K = int(g.patch());
@@ -114,23 +129,43 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
   }
   const PackedBView wb{reinterpret_cast<const PairWord*>(ws.prepared.data()), K, g.f};
   const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
-  const int P = int(g.out_pixels()), pixels_per_image = g.oh * g.ow;
+  const int side = pool.p ? pool.p : 1, window = side * side;      // 1 x 1 windows: no pooling
+  const int ph = g.oh / side, pw = g.ow / side, windows_per_image = ph * pw;
+  const int rows_total = g.n * windows_per_image * window;
   const std::size_t run = std::size_t(g.k) * std::size_t(g.c);  // one kernel row of a window
-  gemm_bf16_packed(
-      P, wb,
-      [&](int row0, int rows, int p0, int p1, PairWord* ap) {
-        pack_rows_from_lines(row0, rows, p0, p1, ap, [&](int pixel, bfloat16* line) -> const bfloat16* {
-          const int img = pixel / pixels_per_image, oy = pixel % pixels_per_image / g.ow, ox = pixel % g.ow;
-          const bfloat16* window = xp.data + ((std::size_t(img) * std::size_t(xp.hp) + std::size_t(oy * g.stride)) * std::size_t(xp.wp) +
-                                              std::size_t(ox * g.stride)) * std::size_t(g.c);
-          for (int ky = 0; ky < g.k; ++ky)
-            std::memcpy(line + std::size_t(ky) * run, window + std::size_t(ky) * std::size_t(xp.wp) * std::size_t(g.c),
-                        run * sizeof(bfloat16));
-          for (int l = K; l < 2 * p1; ++l) line[l] = bfloat16{};  // k padded to even
-          return line;
-        });
-      },
-      y, std::size_t(g.f), Epilogue{b, relu}, path);
+  auto pack_rows = [&](int row0, int rows, int p0, int p1, PairWord* ap) {
+    pack_rows_from_lines(row0, rows, p0, p1, ap, [&](int row, bfloat16* line) -> const bfloat16* {
+      const int win = row / window, q = row % window, img = win / windows_per_image;
+      const int oy = win % windows_per_image / pw * side + q / side, ox = win % pw * side + q % side;
+      const bfloat16* patch = xp.data + ((std::size_t(img) * std::size_t(xp.hp) + std::size_t(oy * g.stride)) * std::size_t(xp.wp) +
+                                         std::size_t(ox * g.stride)) * std::size_t(g.c);
+      for (int ky = 0; ky < g.k; ++ky)
+        std::memcpy(line + std::size_t(ky) * run, patch + std::size_t(ky) * std::size_t(xp.wp) * std::size_t(g.c),
+                    run * sizeof(bfloat16));
+      for (int l = K; l < 2 * p1; ++l) line[l] = bfloat16{};  // k padded to even
+      return line;
+    });
+  };
+  if (!pool.p) return gemm_bf16_packed(rows_total, wb, pack_rows, y, std::size_t(g.f), Epilogue{b, relu}, path);
+  const int f = g.f;
+  gemm_bf16_packed(rows_total, wb, pack_rows, nullptr, 0, Epilogue{b, relu}, path, 0, nullptr,
+                   [&](int row0, int rows, int col0, int col1, const float* block) {
+                     for (int wi = 0; wi < rows / window; ++wi) {
+                       const float* v = block + std::size_t(wi) * std::size_t(window) * std::size_t(f);
+                       const std::size_t dst = (std::size_t(row0 / window) + std::size_t(wi)) * std::size_t(f);
+                       for (int j = col0; j < col1; ++j) {
+                         float best = v[j];
+                         int arg = 0;
+                         for (int q = 1; q < window; ++q)
+                           if (v[std::size_t(q) * std::size_t(f) + std::size_t(j)] > best) {
+                             best = v[std::size_t(q) * std::size_t(f) + std::size_t(j)];
+                             arg = q;
+                           }
+                         y[dst + std::size_t(j)] = best;
+                         pool.argmax[dst + std::size_t(j)] = std::uint8_t(arg);
+                       }
+                     }
+                   });
 }
 
 // dw [K x f] = col^T * dy and db = column sums of dy. A rows are patch positions q = (ky, kx, ci),
@@ -255,6 +290,16 @@ struct Bf16 {
   static void forward_relu(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y,
                            Workspace<float>& ws) {
     bf16_conv_detail::forward(g, x, w, b, y, ws, true);
+  }
+  // y = maxpool_P(max(conv(x, w) + b, 0)) and the window position (py * P + px) of each maximum:
+  // Conv2D, ReLU and MaxPool<P> in one pass, the convolution's output never stored. y is
+  // [n][oh/P][ow/P][f]. Returns false, having computed nothing, unless P is 1, 2, 4 or 8.
+  static bool forward_relu_maxpool(const ConvGeometry& g, const float* x, const float* w, const float* b, int P, float* y,
+                                   std::uint8_t* argmax, Workspace<float>& ws) {
+    if (!bf16_conv_detail::can_pool(g, P)) return false;
+    HUBBLE_CHECK(argmax != nullptr, "lowp::Bf16::forward_relu_maxpool: null argmax");
+    bf16_conv_detail::forward(g, x, w, b, y, ws, true, {P, argmax});
+    return true;
   }
   // dw, db (skipped when dw is null) and dx (skipped when null), written not accumulated, fp32.
   static void backward(const ConvGeometry& g, const float* x, const float* w, const float* dy, float* dw, float* db, float* dx,

@@ -45,6 +45,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "hubble/core/aligned.hpp"
 #include "hubble/kernels/lowp/bf16.hpp"
@@ -370,6 +371,11 @@ inline AlignedVector<std::uint32_t>& thread_a_buffer() {
   static thread_local AlignedVector<std::uint32_t> buffer;
   return buffer;
 }
+// Each thread's C block, for a BlockSink.
+inline AlignedVector<float>& thread_c_buffer() {
+  static thread_local AlignedVector<float> buffer;
+  return buffer;
+}
 
 }  // namespace bf16_detail
 
@@ -393,15 +399,23 @@ inline std::size_t gemm_partials_size(int m, int n, int k, int k_chunk_pairs) {
 // of gemm_mc rows x groups of B panels (x chunks of k when k_chunk_pairs > 0 and k is longer:
 // each chunk's sum goes to `partials`, gemm_partials_size() words, and the chunks are then added
 // in order). Which thread runs a task never changes what it computes.
-template <class PackRows>
+//
+// With a block sink (no k-split), C is not stored: each task's rows row0 .. row0+rows-1, columns
+// col0 .. col1-1, go to a per-thread buffer and then to
+//   sink(int row0, int rows, int col0, int col1, const float* block)   block[i * n + j], j in [col0, col1)
+// (the convolution pools them there). Row blocks start at multiples of gemm_mc.
+struct NoBlockSink {};
+template <class PackRows, class BlockSink = NoBlockSink>
 void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* c, std::size_t ldc, const Epilogue& ep,
-                      Bf16Path path, int k_chunk_pairs = 0, float* partials = nullptr) {
+                      Bf16Path path, int k_chunk_pairs = 0, float* partials = nullptr, BlockSink&& sink = {}) {
+  constexpr bool has_sink = !std::is_same_v<std::decay_t<BlockSink>, NoBlockSink>;
   constexpr int MR = gemm_mr;
   const bf16_detail::BlockKernel kernel = bf16_detail::block_kernel(path);
   const int n = b.n, pairs = b.pairs(), panels = b.panels();
   if (m <= 0 || n <= 0) return;
   const bool split = gemm_partials_size(m, n, b.k, k_chunk_pairs) > 0;
   HUBBLE_CHECK(!split || partials != nullptr, "lowp bf16 GEMM: a k-split needs a partials buffer");
+  HUBBLE_CHECK(!split || !has_sink, "lowp bf16 GEMM: a block sink cannot be used with a k-split");
   const int chunk_pairs = split ? k_chunk_pairs : std::max(pairs, 1);
   const int chunks = (pairs + chunk_pairs - 1) / chunk_pairs;
   const int row_blocks = (m + gemm_mc - 1) / gemm_mc;
@@ -421,15 +435,24 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
     auto& abuf = bf16_detail::thread_a_buffer();
     const std::size_t panel_words = std::size_t(np) * MR;
     if (abuf.size() < panel_words * (gemm_mc / MR)) abuf.resize(panel_words * (gemm_mc / MR));
-    float* out = split ? partials + std::size_t(chunk) * std::size_t(m) * std::size_t(n) : c;
-    const std::size_t ld = split ? std::size_t(n) : ldc;
+    // Where row row0 of the block goes: C, the chunk's partial sums, or this thread's buffer.
+    float* out = split ? partials + (std::size_t(chunk) * std::size_t(m) + std::size_t(row0)) * std::size_t(n)
+                       : c ? c + std::size_t(row0) * ldc : nullptr;
+    std::size_t ld = split ? std::size_t(n) : ldc;
+    if constexpr (has_sink) {
+      auto& cbuf = bf16_detail::thread_c_buffer();
+      if (cbuf.size() < std::size_t(gemm_mc) * std::size_t(n)) cbuf.resize(std::size_t(gemm_mc) * std::size_t(n));
+      out = cbuf.data();
+      ld = std::size_t(n);
+    }
     for (int r0 = 0; r0 < rows; r0 += MR) {
       PairWord* ap = abuf.data() + std::size_t(r0 / MR) * panel_words;
       const int panel_rows = std::min(MR, rows - r0);
       pack_rows(row0 + r0, panel_rows, p0, p1, ap);
       kernel(ap, np, b.data + std::size_t(p0) * gemm_nr, b.panel_stride(), j0, j1, panel_rows, n,
-             out + std::size_t(row0 + r0) * ld, ld, split ? nullptr : ep.bias, split ? false : ep.relu);
+             out + std::size_t(r0) * ld, ld, split ? nullptr : ep.bias, split ? false : ep.relu);
     }
+    if constexpr (has_sink) sink(row0, rows, j0 * gemm_nr, std::min(n, j1 * gemm_nr), bf16_detail::thread_c_buffer().data());
   }
   if (!split) return;
   // C = chunk 0 + chunk 1 + ... in this order, then the epilogue.
