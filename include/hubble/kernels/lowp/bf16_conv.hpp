@@ -282,6 +282,17 @@ inline void input_gradient(const ConvGeometry& g, const float* w, const float* d
 struct Bf16 {
   static constexpr const char* name = "bf16";
 
+  // A Conv2D of another element type (double) finds this overload and gets a message, not a
+  // page of failed candidates.
+  template <class T>
+  static void forward(const ConvGeometry&, const T*, const T*, const T*, T*, Workspace<T>&) {
+    static_assert(std::is_same_v<T, float>, "lowp::Bf16 is a kernel for float networks (bf16 products, fp32 sums)");
+  }
+  template <class T>
+  static void backward(const ConvGeometry&, const T*, const T*, const T*, T*, T*, T*, Workspace<T>&) {
+    static_assert(std::is_same_v<T, float>, "lowp::Bf16 is a kernel for float networks (bf16 products, fp32 sums)");
+  }
+
   // y = conv(x, w) + b, bf16 products, fp32 sums.
   static void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y, Workspace<float>& ws) {
     bf16_conv_detail::forward(g, x, w, b, y, ws, false);
