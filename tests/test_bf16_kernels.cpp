@@ -189,6 +189,29 @@ TEST_CASE("bf16 GEMM: every path this CPU runs against a double reference on the
       }
 }
 
+TEST_CASE("bf16 B packing: pack_b_rows (row-major fp32, both conversion paths) gives pack_b's words") {
+  Rng rng(19);
+  for (int k : {1, 2, 7, 64, 600})
+    for (int n : {1, 32, 45, 96}) {
+      const std::size_t ldb = std::size_t(n) + 3;
+      std::vector<float> b(std::size_t(k) * ldb);
+      for (auto& v : b) v = float(rng.uniform(-3, 3));
+      b[0] = std::numeric_limits<float>::quiet_NaN();
+      if (b.size() > 5) b[5] = float_from_bits(0x3F808000u);  // a tie
+      std::vector<std::uint32_t> want(packed_b_words(k, n)), got(want.size(), 0xDEADBEEFu);
+      pack_b(k, n, [&](int l, int j) { return b[std::size_t(l) * ldb + std::size_t(j)]; }, reinterpret_cast<PairWord*>(want.data()));
+      CAPTURE(k); CAPTURE(n);
+      pack_b_rows(k, n, b.data(), ldb, reinterpret_cast<PairWord*>(got.data()), ConvertPath::portable);
+      CHECK(got == want);
+      if (convert_path() == ConvertPath::avx512_bf16) {
+        std::fill(got.begin(), got.end(), 0xDEADBEEFu);
+        pack_b_rows(k, n, b.data(), ldb, reinterpret_cast<PairWord*>(got.data()), ConvertPath::avx512_bf16);
+        CHECK(got == want);
+      }
+    }
+  if (convert_path() != ConvertPath::avx512_bf16) MESSAGE("skipped: pack_b_rows on avx512_bf16: this CPU lacks it");
+}
+
 TEST_CASE("bf16 GEMM: denormal products, where VDPBF16PS flushes to zero, stay within k * 2^-126") {
   const auto paths = runnable_paths();
   const int m = 3, k = 64, n = 40;

@@ -96,6 +96,35 @@ inline PaddedInput pad_and_round(const ConvGeometry& g, const float* x, Workspac
   return {xp, hp, wp};
 }
 
+// Walks output pixels in GEMM row order, window by window (side x side windows over a grid of
+// windows_h x windows_w per image; side 1: plain row-major pixels), dividing once at the start
+// rather than for every row (the divisions cost more than gathering conv1's 75-value patch).
+struct PixelWalker {
+  int side, windows_h, windows_w;
+  int img = 0, wy = 0, wx = 0, qy = 0, qx = 0;
+  PixelWalker(int row, int side_, int windows_h_, int windows_w_) : side(side_), windows_h(windows_h_), windows_w(windows_w_) {
+    const int window = side * side, win = row / window, q = row % window, per_image = windows_h * windows_w;
+    img = win / per_image;
+    wy = win % per_image / windows_w;
+    wx = win % windows_w;
+    qy = q / side;
+    qx = q % side;
+  }
+  int oy() const { return wy * side + qy; }
+  int ox() const { return wx * side + qx; }
+  void next() {
+    if (++qx < side) return;
+    qx = 0;
+    if (++qy < side) return;
+    qy = 0;
+    if (++wx < windows_w) return;
+    wx = 0;
+    if (++wy < windows_h) return;
+    wy = 0;
+    ++img;
+  }
+};
+
 inline ConvertPath convert_path_for(Bf16Path p) {
   return p == Bf16Path::avx512_bf16 ? ConvertPath::avx512_bf16 : ConvertPath::portable;
 }
@@ -124,21 +153,22 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
   const std::size_t nw = g.patch() * std::size_t(g.f), words = packed_b_words(K, g.f);
   if (!ws.has_prepared(bf16_weight_panels, w, nw)) {  // packed once; kept while w does not change
     auto* panels = reinterpret_cast<PairWord*>(ws.prepare(bf16_weight_panels, w, nw, words));
-    const int f = g.f;
-    pack_b(K, f, [&](int l, int j) { return w[std::size_t(l) * std::size_t(f) + std::size_t(j)]; }, panels);
+    pack_b_rows(K, g.f, w, std::size_t(g.f), panels, convert_path_for(path));
   }
   const PackedBView wb{reinterpret_cast<const PairWord*>(ws.prepared.data()), K, g.f};
   const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
   const int side = pool.p ? pool.p : 1, window = side * side;      // 1 x 1 windows: no pooling
-  const int ph = g.oh / side, pw = g.ow / side, windows_per_image = ph * pw;
-  const int rows_total = g.n * windows_per_image * window;
+  const int ph = g.oh / side, pw = g.ow / side;
+  const int rows_total = g.n * ph * pw * window;
   const std::size_t run = std::size_t(g.k) * std::size_t(g.c);  // one kernel row of a window
   auto pack_rows = [&](int row0, int rows, int p0, int p1, PairWord* ap) {
+    const bfloat16* patches[gemm_mr];  // where each row's window starts in xp
+    PixelWalker at(row0, side, ph, pw);
+    for (int r = 0; r < rows; ++r, at.next())
+      patches[r] = xp.data + ((std::size_t(at.img) * std::size_t(xp.hp) + std::size_t(at.oy() * g.stride)) * std::size_t(xp.wp) +
+                              std::size_t(at.ox() * g.stride)) * std::size_t(g.c);
     pack_rows_from_lines(row0, rows, p0, p1, ap, [&](int row, bfloat16* line) -> const bfloat16* {
-      const int win = row / window, q = row % window, img = win / windows_per_image;
-      const int oy = win % windows_per_image / pw * side + q / side, ox = win % pw * side + q % side;
-      const bfloat16* patch = xp.data + ((std::size_t(img) * std::size_t(xp.hp) + std::size_t(oy * g.stride)) * std::size_t(xp.wp) +
-                                         std::size_t(ox * g.stride)) * std::size_t(g.c);
+      const bfloat16* patch = patches[row - row0];
       for (int ky = 0; ky < g.k; ++ky)
         std::memcpy(line + std::size_t(ky) * run, patch + std::size_t(ky) * std::size_t(xp.wp) * std::size_t(g.c),
                     run * sizeof(bfloat16));
@@ -175,15 +205,13 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
   const int K = int(g.patch()), P = int(g.out_pixels()), f = g.f;
   const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
   auto* dy_panels = reinterpret_cast<PairWord*>(ws.get_b(packed_b_words(P, f)));
-  pack_b(P, f, [&](int l, int j) { return dy[std::size_t(l) * std::size_t(f) + std::size_t(j)]; }, dy_panels);
+  pack_b_rows(P, f, dy, std::size_t(f), dy_panels, convert_path_for(path));
   const PackedBView dyb{dy_panels, P, f};
   const std::size_t partial_words = gemm_partials_size(K, f, P, dw_chunk_pairs);
   float* partials = partial_words ? ws.get_c(partial_words) : nullptr;
-  const int pixels_per_image = g.oh * g.ow;
   const std::size_t c = std::size_t(g.c), wp = std::size_t(xp.wp);
-  auto pixel_base = [&](int l) {  // where output pixel l's window starts in xp
-    const int img = l / pixels_per_image, oy = l % pixels_per_image / g.ow, ox = l % g.ow;
-    return ((std::size_t(img) * std::size_t(xp.hp) + std::size_t(oy * g.stride)) * wp + std::size_t(ox * g.stride)) * c;
+  auto window_base = [&](const PixelWalker& at) {  // where output pixel `at`'s window starts in xp
+    return ((std::size_t(at.img) * std::size_t(xp.hp) + std::size_t(at.oy() * g.stride)) * wp + std::size_t(at.ox() * g.stride)) * c;
   };
   gemm_bf16_packed(
       K, dyb,
@@ -193,11 +221,13 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
           const int q = q0 + r, ky = q / (g.k * g.c), kx = q / g.c % g.k, ci = q % g.c;
           offset[r] = (std::size_t(ky) * wp + std::size_t(kx)) * c + std::size_t(ci);
         }
+        PixelWalker at(2 * p0, 1, g.oh, g.ow);
         for (int p = p0; p < p1; ++p) {
           PairWord* dst = ap + std::size_t(p - p0) * gemm_mr;
-          const int l0 = 2 * p, l1 = 2 * p + 1;
-          const bfloat16* w0 = xp.data + pixel_base(l0);
-          const bfloat16* w1 = l1 < P ? xp.data + pixel_base(l1) : nullptr;
+          const bfloat16* w0 = xp.data + window_base(at);
+          at.next();
+          const bfloat16* w1 = 2 * p + 1 < P ? xp.data + window_base(at) : nullptr;
+          at.next();
           for (int r = 0; r < gemm_mr; ++r)
             dst[r] = r < rows ? make_pair_word(w0[offset[r]].bits, w1 ? w1[offset[r]].bits : std::uint16_t(0)) : 0;
         }

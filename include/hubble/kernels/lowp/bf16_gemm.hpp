@@ -180,6 +180,66 @@ void pack_b(int k, int n, Get&& get, PairWord* out) {
   }
 }
 
+namespace bf16_detail {
+// One pair row of a panel from two rows of fp32 (32 columns each): {bf16(even[j]), bf16(odd[j])}.
+inline void pair_row_portable(const float* even, const float* odd, PairWord* dst) {
+  for (int j = 0; j < gemm_nr; ++j) dst[j] = make_pair_word(float_to_bf16_bits(even[j]), float_to_bf16_bits(odd[j]));
+}
+#if HUBBLE_BF16_X86
+// The same with VCVTNE2PS2BF16 (16 columns of both rows into one register: even in the low
+// half, odd in the high half) and a word shuffle that interleaves the halves into pairs.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void pair_row_avx512(const float* even, const float* odd,
+                                                                                              PairWord* dst) {
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5,
+                                               20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  for (int half = 0; half < 2; ++half) {
+    const __m512bh both = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(odd + 16 * half), _mm512_loadu_ps(even + 16 * half));
+    _mm512_storeu_si512(dst + 16 * half, _mm512_permutexvar_epi16(interleave, reinterpret_cast<__m512i>(both)));
+  }
+}
+#endif
+}  // namespace bf16_detail
+
+// pack_b for a row-major fp32 B (rows ldb apart), the common case (weights, output gradients):
+// whole panel rows are converted 32 columns at a time, with VCVTNE2PS2BF16 on `path`
+// avx512_bf16. Same bits as pack_b(k, n, get, out).
+inline void pack_b_rows(int k, int n, const float* b, std::size_t ldb, PairWord* out, ConvertPath path = convert_path()) {
+  const int pairs = (k + 1) / 2, panels = (n + gemm_nr - 1) / gemm_nr;
+  constexpr int pair_block = 256;
+  const int blocks = (pairs + pair_block - 1) / pair_block;
+  const long tasks = long(panels) * blocks;
+#if HUBBLE_BF16_X86
+  const bool vector = path == ConvertPath::avx512_bf16 && cpu::features().has(cpu::Isa::avx512_bf16);
+#else
+  const bool vector = false;
+  (void)path;
+#endif
+#pragma omp parallel for schedule(static) if (tasks > 1 && long(k) * n > 32768)
+  for (long t = 0; t < tasks; ++t) {
+    const int panel = int(t / blocks), p0 = int(t % blocks) * pair_block, p1 = std::min(pairs, p0 + pair_block);
+    const int j0 = panel * gemm_nr, cols = std::min(gemm_nr, n - j0);
+    PairWord* dst = out + std::size_t(panel) * std::size_t(pairs) * gemm_nr;
+    for (int p = p0; p < p1; ++p) {
+      const int l = 2 * p;
+      const float* even = b + std::size_t(l) * ldb + std::size_t(j0);
+      PairWord* row = dst + std::size_t(p) * gemm_nr;
+      if (cols == gemm_nr && l + 1 < k) {
+#if HUBBLE_BF16_X86
+        if (vector) {
+          bf16_detail::pair_row_avx512(even, even + ldb, row);
+          continue;
+        }
+#endif
+        bf16_detail::pair_row_portable(even, even + ldb, row);
+        continue;
+      }
+      for (int j = 0; j < gemm_nr; ++j)  // the last panel or the last (odd) row: zero padding
+        row[j] = j < cols ? make_pair_word(float_to_bf16_bits(even[j]), l + 1 < k ? float_to_bf16_bits(even[std::size_t(j) + ldb]) : 0)
+                          : 0;
+    }
+  }
+}
+
 // An owning packed B, for callers outside the convolution (which keeps its own in a Workspace).
 struct PackedB {
   AlignedVector<std::uint32_t> words;
