@@ -317,6 +317,7 @@ __attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, i
     for (int half = 0; half < 2 && half * 16 < cols; ++half)
       for (int r0 = 0; r0 < rows; r0 += 4) {
         __m256 acc[4][2];
+#pragma GCC unroll 4
         for (auto& acc_row : acc) acc_row[0] = acc_row[1] = _mm256_setzero_ps();
         for (int p = 0; p < np; ++p) {
           const PairWord* bw = bp + std::size_t(p) * NR + std::size_t(half) * 16;
@@ -326,6 +327,7 @@ __attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, i
           const __m256 b_odd0 = _mm256_castsi256_ps(_mm256_and_si256(w0, high_half));
           const __m256 b_even1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
           const __m256 b_odd1 = _mm256_castsi256_ps(_mm256_and_si256(w1, high_half));
+#pragma GCC unroll 4
           for (int r = 0; r < 4; ++r) {
             const PairWord a = ap[std::size_t(p) * MR + std::size_t(r0 + r)];
             const __m256 a_odd = _mm256_set1_ps(float_from_bits(a & 0xFFFF0000u));
@@ -337,7 +339,9 @@ __attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, i
           }
         }
         const int col0 = panel * NR + half * 16, sub_cols = std::min(16, cols - half * 16), sub_rows = std::min(4, rows - r0);
-        for (int r = 0; r < sub_rows; ++r) {
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {  // constant bounds keep acc in registers
+          if (r >= sub_rows) break;
           float* out = c + std::size_t(r0 + r) * ldc + std::size_t(col0);
           if (sub_cols == 16) {
             __m256 v0 = acc[r][0], v1 = acc[r][1];
@@ -363,7 +367,8 @@ __attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, i
 }
 
 // avx512_bf16: the 8 x 32 tile in 16 zmm accumulators, VDPBF16PS on a broadcast pair of A and 16
-// pairs of B. Partial tiles store through masks.
+// pairs of B. Partial tiles store through masks. The row loops are unrolled by pragma: at -O2 GCC
+// leaves them rolled, the accumulators go to memory and the kernel runs ~3x slower (measured).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void block_avx512_bf16(
     const PairWord* ap, int np, const PairWord* b, std::size_t b_stride, int j0, int j1, int rows, int n, float* c,
     std::size_t ldc, const float* bias, bool relu) {
@@ -371,11 +376,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void bloc
   for (int panel = j0; panel < j1; ++panel) {
     const PairWord* bp = b + std::size_t(panel) * b_stride;
     __m512 acc[MR][2];
+#pragma GCC unroll 8
     for (auto& acc_row : acc) acc_row[0] = acc_row[1] = _mm512_setzero_ps();
     for (int p = 0; p < np; ++p) {
       const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp + std::size_t(p) * NR);
       const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + std::size_t(p) * NR + 16);
       const PairWord* a = ap + std::size_t(p) * MR;
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         const __m512bh ar = (__m512bh)_mm512_set1_epi32(int(a[r]));
         acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
@@ -390,7 +397,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void bloc
       bias0 = _mm512_maskz_loadu_ps(m0, bias + col0);
       bias1 = _mm512_maskz_loadu_ps(m1, bias + col0 + 16);
     }
-    for (int r = 0; r < rows; ++r) {
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {  // constant bounds keep acc in registers
+      if (r >= rows) break;
       __m512 v0 = acc[r][0], v1 = acc[r][1];
       if (bias) {
         v0 = _mm512_add_ps(v0, bias0);
