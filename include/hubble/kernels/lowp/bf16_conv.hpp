@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "hubble/kernels/conv_geometry.hpp"
 #include "hubble/kernels/lowp/bf16_gemm.hpp"
@@ -160,21 +161,39 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
   const int side = pool.p ? pool.p : 1, window = side * side;      // 1 x 1 windows: no pooling
   const int ph = g.oh / side, pw = g.ow / side;
   const int rows_total = g.n * ph * pw * window;
-  const std::size_t run = std::size_t(g.k) * std::size_t(g.c);  // one kernel row of a window
-  auto pack_rows = [&](int row0, int rows, int p0, int p1, PairWord* ap) {
-    const bfloat16* patches[gemm_mr];  // where each row's window starts in xp
+  // Patch value l = (ky, kx, ci) of a window lies at offset[l] from the window's start in xp: k
+  // runs of k*c contiguous values, wp*c apart. The pairs are read from xp straight into the A
+  // panel (copying the runs into a line first and reading pairs back stalled on store forwarding:
+  // conv1's 30-byte runs straddle the 4-byte loads, half the forward's time in a profile).
+  const int run = g.k * g.c;
+  const bool pairs_in_runs = run % 2 == 0;  // then a pair never straddles two runs: one 32-bit load
+  std::vector<std::uint32_t> offset(static_cast<std::size_t>(K));
+  for (int l = 0; l < K; ++l) offset[std::size_t(l)] = std::uint32_t((l / run) * xp.wp * g.c + l % run);
+  auto pack_rows = [&](int row0, int rows, int, int p1, PairWord* ap) {  // no k-split here: p0 = 0
+    // Locals, not captures: the panel's stores may alias (PairWord), which would reload captures.
+    const std::uint32_t* off = offset.data();
+    const int whole_pairs = K / 2, pairs = p1;  // pairs > whole_pairs when K is odd: the last has a zero
     PixelWalker at(row0, side, ph, pw);
-    for (int r = 0; r < rows; ++r, at.next())
-      patches[r] = xp.data + ((std::size_t(at.img) * std::size_t(xp.hp) + std::size_t(at.oy() * g.stride)) * std::size_t(xp.wp) +
-                              std::size_t(at.ox() * g.stride)) * std::size_t(g.c);
-    pack_rows_from_lines(row0, rows, p0, p1, ap, [&](int row, bfloat16* line) -> const bfloat16* {
-      const bfloat16* patch = patches[row - row0];
-      for (int ky = 0; ky < g.k; ++ky)
-        std::memcpy(line + std::size_t(ky) * run, patch + std::size_t(ky) * std::size_t(xp.wp) * std::size_t(g.c),
-                    run * sizeof(bfloat16));
-      for (int l = K; l < 2 * p1; ++l) line[l] = bfloat16{};  // k padded to even
-      return line;
-    });
+    for (int r = 0; r < gemm_mr; ++r) {
+      PairWord* dst = ap + r;
+      if (r >= rows) {
+        for (int p = 0; p < pairs; ++p) dst[std::size_t(p) * gemm_mr] = 0;
+        continue;
+      }
+      const bfloat16* patch = xp.data + ((std::size_t(at.img) * std::size_t(xp.hp) + std::size_t(at.oy() * g.stride)) *
+                                             std::size_t(xp.wp) + std::size_t(at.ox() * g.stride)) * std::size_t(g.c);
+      at.next();
+      if (pairs_in_runs) {
+        for (int p = 0; p < whole_pairs; ++p) {
+          std::uint32_t pair;
+          std::memcpy(&pair, patch + off[2 * p], sizeof pair);
+          dst[std::size_t(p) * gemm_mr] = pair;
+        }
+      } else {
+        for (int p = 0; p < whole_pairs; ++p) dst[std::size_t(p) * gemm_mr] = make_pair_word(patch[off[2 * p]].bits, patch[off[2 * p + 1]].bits);
+      }
+      if (pairs > whole_pairs) dst[std::size_t(whole_pairs) * gemm_mr] = make_pair_word(patch[off[K - 1]].bits, 0);
+    }
   };
   if (!pool.p) return gemm_bf16_packed(rows_total, wb, pack_rows, y, std::size_t(g.f), Epilogue{b, relu}, path);
   const int f = g.f;
