@@ -241,6 +241,26 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
           offset[r] = (std::size_t(ky) * wp + std::size_t(kx)) * c + std::size_t(ci);
         }
         PixelWalker at(2 * p0, 1, g.oh, g.ow);
+#if HUBBLE_BF16_X86
+        // The usual case (c a multiple of 8): the 8 patch positions are 8 consecutive channels, 16
+        // bytes in each pixel's window; interleaving two pixels' 16 bytes word by word (SSE2
+        // unpack) gives the 8 pairs in order.
+        bool consecutive = rows == gemm_mr;
+        for (int r = 1; r < gemm_mr; ++r) consecutive = consecutive && offset[r] == offset[0] + std::size_t(r);
+        if (consecutive) {
+          for (int p = p0; p < p1; ++p) {
+            PairWord* dst = ap + std::size_t(p - p0) * gemm_mr;
+            const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp.data + window_base(at) + offset[0]));
+            at.next();
+            const __m128i odd = 2 * p + 1 < P ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp.data + window_base(at) + offset[0]))
+                                              : _mm_setzero_si128();
+            at.next();
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(even, odd));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4), _mm_unpackhi_epi16(even, odd));
+          }
+          return;
+        }
+#endif
         for (int p = p0; p < p1; ++p) {
           PairWord* dst = ap + std::size_t(p - p0) * gemm_mr;
           const bfloat16* w0 = xp.data + window_base(at);
