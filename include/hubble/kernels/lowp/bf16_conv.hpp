@@ -80,7 +80,7 @@ inline PaddedInput pad_and_round(const ConvGeometry& g, const float* x, Workspac
   const std::size_t row = std::size_t(wp) * std::size_t(g.c);
   const int copy_w = std::min(g.w, wp - g.pad_left);  // input columns inside the padded width
   const long rows = long(g.n) * hp;
-#pragma omp parallel for schedule(static) if (rows > 16)
+#pragma omp parallel for schedule(static) if (rows > 16 && count > (std::size_t(1) << 16))
   for (long r = 0; r < rows; ++r) {
     bfloat16* dst = xp + std::size_t(r) * row;
     const int img = int(r / hp), iy = int(r % hp) - g.pad_top;
@@ -325,7 +325,7 @@ inline void input_gradient(const ConvGeometry& g, const float* w, const float* d
     // Each thread owns whole rows of dx, so the order of the additions never changes. For each
     // (ky, kx) the ox that land inside the row are a range: no division per pixel.
     const long rows = long(images) * g.h;
-#pragma omp parallel for schedule(static) if (rows > 1)
+#pragma omp parallel for schedule(static) if (rows > 1 && per_image * std::size_t(images) > (std::size_t(1) << 16))
     for (long r = 0; r < rows; ++r) {
       const int img = int(r / g.h), iy = int(r % g.h);
       float* out_row = dx + ((std::size_t(first + img) * std::size_t(g.h) + std::size_t(iy)) * std::size_t(g.w)) * c;

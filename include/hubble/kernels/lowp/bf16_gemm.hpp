@@ -450,6 +450,7 @@ inline AlignedVector<float>& thread_c_buffer() {
 
 // ---- the driver ---------------------------------------------------------------------------------
 inline constexpr int gemm_mc = 64;  // rows of A packed per task (8 panels)
+inline constexpr double gemm_parallel_min_work = 1 << 19;  // multiply-adds below which one thread runs it
 
 // How many fp32 words gemm_bf16_packed needs in `partials` to split k into chunks of
 // k_chunk_pairs pairs (0 when it does not split).
@@ -494,7 +495,9 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
   const int groups = std::clamp((want + row_blocks * chunks - 1) / (row_blocks * chunks), 1, panels);
   const int panels_per_group = (panels + groups - 1) / groups;
   const long tasks = long(row_blocks) * chunks * groups;
-#pragma omp parallel for schedule(static) if (tasks > 1)
+  // Threads only for work worth waking them for (paper layers at batch 1: 4.7M multiply-adds and up).
+  const bool parallel = tasks > 1 && double(m) * n * b.k >= gemm_parallel_min_work;
+#pragma omp parallel for schedule(static) if (parallel)
   for (long t = 0; t < tasks; ++t) {
     const int group = int(t % groups), chunk = int((t / groups) % chunks), block = int(t / groups / chunks);
     const int j0 = group * panels_per_group, j1 = std::min(panels, j0 + panels_per_group);
