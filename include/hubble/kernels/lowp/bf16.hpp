@@ -6,7 +6,8 @@
 //
 // Same exponent, so the same range as fp32 (1e-38 .. 3e38) and no overflow when converting;
 // 7 stored mantissa bits (8 with the implicit 1): neighbours 2^-7 apart at 1, so rounding to
-// nearest moves a value by at most u = 2^-8 = 0.39% relative (the unit roundoff; fp32's is 2^-24). bf16 -> fp32 is exact: append 16 zero bits.
+// nearest moves a value by at most u = 2^-8 = 0.39% relative (the unit roundoff; fp32's is 2^-24).
+// bf16 -> fp32 is exact: append 16 zero bits.
 //
 // fp32 -> bf16 rounds to nearest, ties to even, on the bit pattern: add 0x7FFF plus the lowest
 // kept bit, then drop the low 16 bits. A carry out of the mantissa bumps the exponent, which is
