@@ -115,10 +115,12 @@ void validate_bf16_or_die() {
     std::vector<double> ry, rdw, rdb, rdx, sy, sdw, sdb, sdx;
     reference(false, ry, rdw, rdb, rdx);
     reference(true, sy, sdw, sdb, sdx);
-    auto ratio = [](const std::vector<float>& got, const std::vector<double>& want, const std::vector<double>& scale, double terms) {
+    auto ratio = [](const std::vector<float>& got, const std::vector<double>& want, const std::vector<double>& scale,
+                    double terms) {
       const double rel = std::ldexp(1.0, -7) + std::ldexp(1.0, -15) + 2 * (terms + 2) * std::ldexp(1.0, -24);
       double worst = 0;
-      for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]) / (rel * scale[i] + 1e-300));
+      for (std::size_t i = 0; i < got.size(); ++i)
+        worst = std::max(worst, std::abs(got[i] - want[i]) / (rel * scale[i] + 1e-300));
       return worst;
     };
     const double per_dx = double(g.f) * std::ceil(double(g.k) / g.stride) * std::ceil(double(g.k) / g.stride);
@@ -128,7 +130,8 @@ void validate_bf16_or_die() {
     // Conv2D + ReLU + MaxPool<2> in one pass: the same sums, so exactly the pooled forward.
     std::vector<float> relu_y(g.out_size());
     lowp::Bf16::forward_relu(g, d.x.data(), d.w.data(), d.b.data(), relu_y.data(), ws);
-    const bool pool_ok = lowp::Bf16::forward_relu_maxpool(g, d.x.data(), d.w.data(), d.b.data(), 2, d.pooled.data(), d.argmax.data(), ws) &&
+    const bool pool_ok = lowp::Bf16::forward_relu_maxpool(g, d.x.data(), d.w.data(), d.b.data(), 2, d.pooled.data(),
+                                                          d.argmax.data(), ws) &&
                          d.pooled == bench::relu_pool2(g, relu_y);
     std::fprintf(stderr, "validate %-6s %s: error / bound y %.2f dw %.2f db %.2f dx %.2f, relu+pool %s (path %s) %s\n",
                  lowp::Bf16::name, L.name, ey, ew, eb, ex, pool_ok ? "exact" : "DIFFERS", lowp::chosen_bf16_path(),
@@ -160,7 +163,8 @@ void conv_benchmark(benchmark::State& st, int layer, Pass pass, int batch, int n
     }
     V::forward(d.g, d.x.data(), d.w.data(), d.b.data(), d.y.data(), ws);
     if (pass == kForwardBackward)
-      V::backward(d.g, d.x.data(), d.w.data(), d.dy.data(), d.dw.data(), d.db.data(), need_dx ? d.dx.data() : nullptr, ws);
+      V::backward(d.g, d.x.data(), d.w.data(), d.dy.data(), d.dw.data(), d.db.data(), need_dx ? d.dx.data() : nullptr,
+                  ws);
   };
   run();  // warm-up: workspace allocation, weights packed
   const double flops = d.g.forward_flops() * (pass == kForward ? 1.0 : need_dx ? 3.0 : 2.0);
@@ -196,13 +200,18 @@ void register_variant(const char* vname, const Probe& probe, int nthreads) {
         if (pass == kForwardReluPool) {  // only where the variant pools in the same pass
           Workspace<float> probe_ws;
           bench::ConvData d(bench::paper_layers[layer].geometry(batch), 1);
-          if (!V::forward_relu_maxpool(d.g, d.x.data(), d.w.data(), d.b.data(), 2, d.pooled.data(), d.argmax.data(), probe_ws)) continue;
+          if (!V::forward_relu_maxpool(d.g, d.x.data(), d.w.data(), d.b.data(), 2, d.pooled.data(), d.argmax.data(),
+                                       probe_ws))
+            continue;
         }
-        const std::string name = std::string("Bf16/") + bench::paper_layers[layer].name + "/" + vname + "/" + pass_name[pass] +
-                                 "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(nthreads);
-        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
-          conv_benchmark<V>(st, layer, Pass(pass), batch, nthreads, probe);
-        })->UseManualTime()->Unit(benchmark::kMillisecond);
+        const std::string name = std::string("Bf16/") + bench::paper_layers[layer].name + "/" + vname + "/" +
+                                 pass_name[pass] + "/batch:" + std::to_string(batch) +
+                                 "/threads:" + std::to_string(nthreads);
+        benchmark::RegisterBenchmark(
+            name.c_str(),
+            [=](benchmark::State& st) { conv_benchmark<V>(st, layer, Pass(pass), batch, nthreads, probe); })
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
       }
 }
 
@@ -238,7 +247,8 @@ int main(int argc, char** argv) {
         known = true;
       }
     if (!known) {
-      std::fprintf(stderr, "bench_bf16: unknown --bf16_path '%s' (generic, avx2, avx512_bf16, amx_bf16)\n", want.c_str());
+      std::fprintf(stderr, "bench_bf16: unknown --bf16_path '%s' (generic, avx2, avx512_bf16, amx_bf16)\n",
+                   want.c_str());
       return 1;
     }
     std::copy(argv + i + 1, argv + argc, argv + i);
@@ -254,9 +264,11 @@ int main(int argc, char** argv) {
   if (has_bf16_instructions()) {
     for (int t = 1; t <= all; ++t) {
       double best = 0;
-      for (int trial = 0; trial < 3; ++trial) best = std::max(best, probe_gflops({bf16_chain_flops, bf16_chains, ""}, t, 1 << 22));
+      for (int trial = 0; trial < 3; ++trial)
+        best = std::max(best, probe_gflops({bf16_chain_flops, bf16_chains, ""}, t, 1 << 22));
       std::fprintf(stderr, "VDPBF16PS peak, %d thread(s): %.1f GFLOP/s\n", t, best);
-      benchmark::RegisterBenchmark(("PeakBf16/threads:" + std::to_string(t)).c_str(), [t](benchmark::State& st) { peak_benchmark(st, t); })
+      benchmark::RegisterBenchmark(("PeakBf16/threads:" + std::to_string(t)).c_str(),
+                                   [t](benchmark::State& st) { peak_benchmark(st, t); })
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
     }

@@ -8,7 +8,7 @@
 //   bench_paper_net --rss 64 [steps] [variant]         # peak resident memory of a training run
 //   bench_paper_net --profile 32 [steps] [variant]     # per-layer forward/backward milliseconds
 // variant: any of kernels::FastVariants by its name (kernels/variants.hpp): im2col+eigen,
-// im2col+packed-gemm, implicit-gemm, winograd, winograd-4x4, tuned (the default).
+// im2col+packed-gemm, implicit-gemm, winograd, winograd-4x4, tuned (the default); or bf16.
 // Data are random images and labels: speed does not depend on the pixel values.
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "hubble/kernels/lowp/bf16_conv.hpp"
 #include "hubble/kernels/variants.hpp"
 #include "hubble/paper_net.hpp"
 
@@ -40,8 +41,13 @@ struct Batch {
 
 // Runs fn(std::type_identity<Net>) for the paper network on the named variant (Naive is left
 // out: it is the scalar reference, far too slow for a whole network); false for an unknown name.
+// "bf16" is kernels::lowp::Bf16 (bf16 products, fp32 sums and weights: galaxy10_train --precision bf16).
 template <class Fn>
 bool with_variant(const std::string& v, Fn&& fn) {
+  if (v == "bf16") {
+    fn(std::type_identity<PaperNetT<float, kernels::lowp::Bf16>>{});
+    return true;
+  }
   return kernels::with_variant<kernels::FastVariants>(v, [&]<class V>() { fn(std::type_identity<PaperNetT<float, V>>{}); });
 }
 
@@ -157,7 +163,7 @@ int usage() {
                "       bench_paper_net --plain train|infer BATCH [SECONDS] [VARIANT]\n"
                "       bench_paper_net --rss BATCH [STEPS] [VARIANT]\n"
                "       bench_paper_net --profile BATCH [STEPS] [VARIANT]\n"
-               "VARIANT: %s (default %s)\n",
+               "VARIANT: %s, or bf16 (default %s)\n",
                kernels::variant_names<kernels::FastVariants>().c_str(), kernels::Default::name);
   return 2;
 }

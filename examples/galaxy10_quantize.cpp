@@ -28,6 +28,7 @@
 #include "hubble/data/split.hpp"
 #include "hubble/io/text_file.hpp"
 #include "hubble/kernels/cpu_features.hpp"
+#include "hubble/lowp/quantized_file.hpp"
 #include "hubble/lowp/quantized_plan.hpp"
 #include "hubble/metrics/classification.hpp"
 #include "hubble/metrics/json.hpp"
@@ -52,6 +53,7 @@ void usage(std::ostream& os) {
         "                         [--folds K --fold I --split-seed S] [--calibration-images N]\n"
         "                         [--method all|minmax|percentile|entropy] [--percentile P]\n"
         "                         [--path NAME] [--time] [--threads N] [--limit N] [--json OUT.json]\n"
+        "                         [--out MODEL.int8.h5]\n"
         "\n"
         "Quantises the checkpoint's convolutions to int8 (u8 activations, per-filter s8 weights, BatchNorm\n"
         "folded in), calibrated on training images, and scores the int8 model beside the fp32 one.\n"
@@ -71,6 +73,8 @@ void usage(std::ostream& os) {
         "  --threads N             OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
         "  --limit N               read only the first N images of each file (quick runs)\n"
         "  --json FILE             also write the scores as JSON (replaced atomically)\n"
+        "  --out FILE              save the int8 model (lowp/quantized_file.hpp) of --method, or with all of the\n"
+        "                          entropy calibration (chosen by cross-validation: docs/kernels.md)\n"
         "Exit status: 0 done; 1 an unusable file (named in the message); 2 a bad command line.\n";
 }
 
@@ -134,7 +138,7 @@ struct Scored {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, calibration_path, data_path, method_name = "all", json_path, path_name;
+  std::string model_path, calibration_path, data_path, method_name = "all", json_path, path_name, out_path;
   long long calibration_images = 256, folds = 0, fold = 0, split_seed = 1, limit = 0, threads = 0;
   double percentile = 0.9999;
   bool time = false;
@@ -162,6 +166,7 @@ int main(int argc, char** argv) {
       else if (a == "--limit") limit = whole_number(a, v, 1, 100000000);
       else if (a == "--threads") threads = whole_number(a, v, 1, 4096);
       else if (a == "--json") json_path = v;
+      else if (a == "--out") out_path = v;
       else if (a == "--path") path_name = v;
       else if (a == "--method") {
         if (v != "all" && v != "minmax" && v != "percentile" && v != "entropy")
@@ -266,6 +271,23 @@ int main(int argc, char** argv) {
       std::printf("int8 %-10s %9.4f %9.4f %10.1f%% %12.4f\n", s.method.c_str(), s.report.accuracy, s.report.macro_f1,
                   100 * s.agreement, s.max_probability_difference);
       rows.push_back(std::move(s));
+    }
+
+    if (!out_path.empty()) {
+      const std::string saved_method = method_name == "all" ? "entropy" : method_name;
+      for (const Scored& s : rows)
+        if (s.method == saved_method) {
+          const lowp::QuantizedPlan q(plan, s.calibration, path);
+          char fraction_text[32];
+          std::snprintf(fraction_text, sizeof fraction_text, "%.17g", fraction);
+          lowp::save_quantized(out_path, q,
+                               {{"model/class_names", model.metadata("model/class_names")},
+                                {"model/crop_fraction", fraction_text},
+                                {"quantized/from", model_path},
+                                {"quantized/calibration",
+                                 s.method + " on " + std::to_string(count) + " images of " + calibration_path}});
+          std::printf("saved        %s (int8, %s calibration)\n", out_path.c_str(), s.method.c_str());
+        }
     }
 
     std::vector<std::pair<std::string, double>> timings;

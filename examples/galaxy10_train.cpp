@@ -30,6 +30,7 @@
 #include "hubble/model.hpp"
 #include "hubble/equivariant_net.hpp"
 #include "hubble/improved_net.hpp"
+#include "hubble/kernels/lowp/bf16_conv.hpp"
 #include "hubble/paper_net.hpp"
 #include "hubble/train/recipes.hpp"
 #include "hubble/train/run_folder.hpp"
@@ -82,6 +83,8 @@ const std::vector<OptionSpec>& option_specs() {
                          "override it"},
       {"network", "NAME", "paper (PaperNet, the paper's recipe), improved (ImprovedNet: BatchNorm + global average\n"
                           "pooling) or d4 (D4Net: D4-equivariant convolutions, invariant to rotations and flips)"},
+      {"precision", "P", "fp32 (default) or bf16: the convolutions in bfloat16 with fp32 sums, weights and optimiser\n"
+                         "state (kernels/lowp/bf16_conv.hpp; paper and improved networks)"},
       {"epochs", "N", "epochs (paper: 50; default 50 with --data, 8 on the synthetic set)"},
       {"batch-size", "N", "images per step (default 32)"},
       {"lr", "X", "learning rate (default 0.001)"},
@@ -92,6 +95,7 @@ const std::vector<OptionSpec>& option_specs() {
       {"weight-decay", "X", "adam: decoupled weight decay (AdamW; default 0)"},
       {"momentum", "X", "sgd: momentum (default 0.9)"},
       {"label-smoothing", "X", "label smoothing of the training loss (default 0)"},
+      {"class-weights", "W0,W1,...", "one loss weight per class, comma-separated (default: all 1)"},
       {"augment", "MODE", "none, rot4 (paper: every training image at 0/90/180/270 degrees), dihedral\n"
                           "(a random one of the 8 rotations/flips per image, drawn anew every epoch) or survey\n"
                           "(dihedral plus random seeing, noise, brightness, band gains, scale, shift and JPEG;\n"
@@ -219,6 +223,7 @@ double to_real(const std::string& name, const std::string& v, double lo, double 
 // Everything the run uses, resolved from flags > saved settings (--resume) > recipe/defaults.
 struct Settings {
   std::string data, test_data, synthetic_file = synthetic_default_file, out, report = "last", network = "paper";
+  std::string precision = "fp32";  // the convolutions' arithmetic: fp32, or bf16 (lowp::Bf16, fp32 master weights)
   int synthetic_count = synthetic_default_count, crop = 128, max_train_images = 0, limit = 0;
   int folds = 0, fold = 0, source_crop = 176;
   double val_split = 0.2;
@@ -336,6 +341,20 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   c.warmup_epochs = real("warmup-epochs", recipe.warmup_epochs, 0.0, 1e6);
   c.final_lr_fraction = real("final-lr-fraction", recipe.final_lr_fraction, 0.0, 1.0);
   c.label_smoothing = real("label-smoothing", recipe.label_smoothing, 0.0, 1.0, true);
+  c.class_weights = src.parse("class-weights", "", [](const std::string& v) {
+    std::vector<double> w;
+    std::size_t start = 0;
+    while (!v.empty() && start <= v.size()) {
+      const std::size_t comma = std::min(v.find(',', start), v.size());
+      w.push_back(to_real("class-weights", v.substr(start, comma - start), 0.0, 1000.0));
+      if (w.back() <= 0) throw UsageError("--class-weights must be positive, not " + v.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return w;
+  });
+  if (!c.class_weights.empty() && c.class_weights.size() != 10)
+    throw UsageError("--class-weights needs one weight per Galaxy10 class (10), not " +
+                     std::to_string(c.class_weights.size()));
   c.repeats = int(integer("repeats", std::to_string(recipe.repeats), 1, 1000));
   c.jitter.photometric_probability = real("survey-photometric", recipe.survey_photometric, 0.0, 1.0);
   c.seed = std::uint64_t(integer("seed", "1", 0, std::numeric_limits<long long>::max()));
@@ -355,6 +374,9 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   c.schedule = choice("schedule", train::name_of(recipe.schedule), train::parse_schedule);
   c.augment = choice("augment", train::name_of(recipe.augment), train::parse_augment);
   s.network = src.parse("network", recipe.network, [](const std::string& v) { return one_of("network", v, {"paper", "improved", "d4"}); });
+  s.precision = src.parse("precision", "fp32", [](const std::string& v) { return one_of("precision", v, {"fp32", "bf16"}); });
+  if (s.precision == "bf16" && s.network == "d4")
+    throw UsageError("--precision bf16 applies to the paper and improved networks, not d4");
   if (c.augment != train::Augment::survey && given.count("survey-photometric"))
     throw UsageError("--survey-photometric applies to --augment survey only");
   if (c.augment == train::Augment::survey && s.crop != 128)
@@ -397,6 +419,7 @@ Settings resolve(const std::map<std::string, std::string>& given) {
                 {"limit", std::to_string(s.limit)},
                 {"recipe", recipe_name},
                 {"network", s.network},
+                {"precision", s.precision},
                 {"epochs", std::to_string(c.epochs)},
                 {"batch-size", std::to_string(c.batch_size)},
                 {"lr", json::number(c.lr)},
@@ -407,6 +430,11 @@ Settings resolve(const std::map<std::string, std::string>& given) {
                 {"weight-decay", json::number(c.weight_decay)},
                 {"momentum", json::number(c.momentum)},
                 {"label-smoothing", json::number(c.label_smoothing)},
+                {"class-weights", [&] {
+                   std::string t;
+                   for (double w : c.class_weights) t += (t.empty() ? "" : ",") + json::number(w);
+                   return t;
+                 }()},
                 {"augment", train::name_of(c.augment)},
                 {"repeats", std::to_string(c.repeats)},
                 {"survey-photometric", json::number(c.jitter.photometric_probability)},
@@ -794,6 +822,12 @@ int run(int argc, char** argv) {
   cfg.metadata["model/data"] = data_path;
 
   const Prepared prepared{images, local, data_path, source_side, test};
+  // bf16: the same networks with every convolution computed by lowp::Bf16 (bf16 products, fp32
+  // sums); weights, gradients and Adam's state stay fp32, and the checkpoint is an ordinary one.
+  using kernels::lowp::Bf16;
+  if (s.precision == "bf16" && s.network == "improved")
+    return train_and_report<ImprovedNetT<float, Bf16>>(s, prepared, argv[0], progress);
+  if (s.precision == "bf16") return train_and_report<PaperNetT<float, Bf16>>(s, prepared, argv[0], progress);
   if (s.network == "improved") return train_and_report<ImprovedNet>(s, prepared, argv[0], progress);
   if (s.network == "d4") return train_and_report<D4Net>(s, prepared, argv[0], progress);
   return train_and_report<PaperNet>(s, prepared, argv[0], progress);
@@ -811,6 +845,9 @@ int train_and_report(Settings& s, const Prepared& prepared, const char* program,
               : s.network == "d4" ? "D4Net (D4-equivariant convolutions, invariant to rotations and flips)"
                                   : "ImprovedNet (BatchNorm, global average pooling)",
               detail::thousands(Net::parameter_count).c_str());
+  if (s.precision == "bf16")
+    std::printf("precision bf16 convolutions (%s path; fp32 weights, gradients and optimiser state)\n",
+                kernels::lowp::chosen_bf16_path());
   std::fflush(stdout);
 
   // Train.

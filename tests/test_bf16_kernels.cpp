@@ -45,7 +45,13 @@ std::vector<Bf16Path> runnable_paths() {
 
 ConvGeometry conv_geometry(int n, int h, int w, int c, int k, int s, bool same, int f) {
   ConvGeometry g;
-  g.n = n; g.h = h; g.w = w; g.c = c; g.k = k; g.stride = s; g.f = f;
+  g.n = n;
+  g.h = h;
+  g.w = w;
+  g.c = c;
+  g.k = k;
+  g.stride = s;
+  g.f = f;
   if (same) {
     g.oh = (h + s - 1) / s;
     g.ow = (w + s - 1) / s;
@@ -59,8 +65,8 @@ ConvGeometry conv_geometry(int n, int h, int w, int c, int k, int s, bool same, 
 }
 std::string describe(const ConvGeometry& g) {  // a stream: GCC 12 warns (-Wrestrict, falsely) on "n" + std::to_string
   std::ostringstream os;
-  os << "n" << g.n << " " << g.h << "x" << g.w << "x" << g.c << " k" << g.k << " s" << g.stride << " pad " << g.pad_top << ","
-     << g.pad_left << " f" << g.f;
+  os << "n" << g.n << " " << g.h << "x" << g.w << "x" << g.c << " k" << g.k << " s" << g.stride << " pad " << g.pad_top
+     << "," << g.pad_left << " f" << g.f;
   return os.str();
 }
 
@@ -79,9 +85,11 @@ std::vector<double> as_double(const std::vector<float>& v, bool absolute = false
 }
 
 // Largest |got - want| / bound over the elements (<= 1 passes).
-double worst_ratio(const std::vector<float>& got, const std::vector<double>& want, const std::vector<double>& scale, double rel) {
+double worst_ratio(const std::vector<float>& got, const std::vector<double>& want, const std::vector<double>& scale,
+                   double rel) {
   double worst = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(double(got[i]) - want[i]) / (rel * scale[i] + 1e-300));
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::abs(double(got[i]) - want[i]) / (rel * scale[i] + 1e-300));
   return worst;
 }
 
@@ -95,9 +103,9 @@ TEST_CASE("bf16 conversion: round to nearest even, NaN, inf, denormals, zeros") 
   CHECK(bits(float_from_bits(0x3F808000u)) == 0x3F80);
   // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even): goes up to even.
   CHECK(bits(float_from_bits(0x3F818000u)) == 0x3F82);
-  CHECK(bits(float_from_bits(0x3F808001u)) == 0x3F81);  // just above the tie: up
-  CHECK(bits(float_from_bits(0x3F807FFFu)) == 0x3F80);  // just below: down
-  CHECK(bits(float_from_bits(0x3FFFFFFFu)) == 0x4000);  // carry into the exponent
+  CHECK(bits(float_from_bits(0x3F808001u)) == 0x3F81);       // just above the tie: up
+  CHECK(bits(float_from_bits(0x3F807FFFu)) == 0x3F80);       // just below: down
+  CHECK(bits(float_from_bits(0x3FFFFFFFu)) == 0x4000);       // carry into the exponent
   CHECK(bits(std::numeric_limits<float>::max()) == 0x7F80);  // rounds to +inf, as RNE must
   CHECK(bits(std::numeric_limits<float>::infinity()) == 0x7F80);
   CHECK(bits(-std::numeric_limits<float>::infinity()) == 0xFF80);
@@ -131,9 +139,15 @@ TEST_CASE("bf16 bulk conversion: the avx512_bf16 path and the portable loop give
   // in a length that leaves a tail for the portable remainder.
   std::vector<float> src((1u << 24) + 19);
   for (std::size_t i = 0; i < src.size(); ++i) src[i] = float_from_bits(std::uint32_t(i * 256u + (i % 251u)));
-  const float specials[] = {0.f, -0.f, 1.f, float_from_bits(0x3F808000u), float_from_bits(0x3F818000u),
-                            std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
-                            float_from_bits(0x7FFFFFFFu), std::numeric_limits<float>::denorm_min()};
+  const float specials[] = {0.f,
+                            -0.f,
+                            1.f,
+                            float_from_bits(0x3F808000u),
+                            float_from_bits(0x3F818000u),
+                            std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(),
+                            float_from_bits(0x7FFFFFFFu),
+                            std::numeric_limits<float>::denorm_min()};
   std::copy(std::begin(specials), std::end(specials), src.begin());
   std::vector<bfloat16> portable(src.size()), vector(src.size());
   to_bf16(src.data(), portable.data(), src.size(), ConvertPath::portable);
@@ -163,7 +177,8 @@ TEST_CASE("bf16 GEMM: every path this CPU runs against a double reference on the
           for (int j = 0; j < n; ++j) {
             double s = bias[std::size_t(j)], abs_sum = std::abs(s);
             for (int l = 0; l < k; ++l) {
-              const double t = double(bf16_to_float(a[std::size_t(i) * k + l])) * bf16_to_float(b[std::size_t(l) * n + j]);
+              const double t =
+                  double(bf16_to_float(a[std::size_t(i) * k + l])) * bf16_to_float(b[std::size_t(l) * n + j]);
               s += t;
               abs_sum += std::abs(t);
             }
@@ -174,7 +189,9 @@ TEST_CASE("bf16 GEMM: every path this CPU runs against a double reference on the
         for (Bf16Path p : paths) {
           std::vector<float> c(std::size_t(m) * n + 5, -7.f);  // 5 guard values past the end
           gemm_bf16(m, a.data(), std::size_t(k), packed.view(), c.data(), std::size_t(n), {bias.data(), true}, p);
-          CAPTURE(m); CAPTURE(k); CAPTURE(n);
+          CAPTURE(m);
+          CAPTURE(k);
+          CAPTURE(n);
           INFO("path ", std::string(name_of(p)));
           for (int g = 0; g < 5; ++g) CHECK(c[c.size() - 1 - std::size_t(g)] == -7.f);
           c.resize(std::size_t(m) * n);
@@ -199,8 +216,11 @@ TEST_CASE("bf16 B packing: pack_b_rows (row-major fp32, both conversion paths) g
       b[0] = std::numeric_limits<float>::quiet_NaN();
       if (b.size() > 5) b[5] = float_from_bits(0x3F808000u);  // a tie
       std::vector<std::uint32_t> want(packed_b_words(k, n)), got(want.size(), 0xDEADBEEFu);
-      pack_b(k, n, [&](int l, int j) { return b[std::size_t(l) * ldb + std::size_t(j)]; }, reinterpret_cast<PairWord*>(want.data()));
-      CAPTURE(k); CAPTURE(n);
+      pack_b(
+          k, n, [&](int l, int j) { return b[std::size_t(l) * ldb + std::size_t(j)]; },
+          reinterpret_cast<PairWord*>(want.data()));
+      CAPTURE(k);
+      CAPTURE(n);
       pack_b_rows(k, n, b.data(), ldb, reinterpret_cast<PairWord*>(got.data()), ConvertPath::portable);
       CHECK(got == want);
       if (convert_path() == ConvertPath::avx512_bf16) {
@@ -217,7 +237,8 @@ TEST_CASE("bf16 GEMM: on all-denormal products, which VDPBF16PS flushes to zero,
   const int m = 3, k = 64, n = 40;
   std::vector<bfloat16> a(std::size_t(m) * k), b(std::size_t(k) * n);
   for (std::size_t i = 0; i < a.size(); ++i) a[i] = float_to_bf16(1e-20f * float(1 + i % 5));
-  for (std::size_t i = 0; i < b.size(); ++i) b[i] = float_to_bf16(1e-19f * float(1 + i % 3));  // products ~1e-39: denormal
+  for (std::size_t i = 0; i < b.size(); ++i)
+    b[i] = float_to_bf16(1e-19f * float(1 + i % 3));  // products ~1e-39: denormal
   const PackedB packed = pack_b(k, n, b.data(), std::size_t(n));
   std::vector<float> reference;
   for (Bf16Path p : paths) {
@@ -269,10 +290,12 @@ TEST_CASE("bf16 GEMM and conv: bad input is a clear hubble::Error") {
   Workspace<float> ws;
   ConvGeometry bad = g;
   bad.c = 0;
-  CHECK_THROWS_WITH_AS(Bf16::forward(bad, x.data(), w.data(), b.data(), y.data(), ws), doctest::Contains("positive"), Error);
+  CHECK_THROWS_WITH_AS(Bf16::forward(bad, x.data(), w.data(), b.data(), y.data(), ws), doctest::Contains("positive"),
+                       Error);
   bad = g;
   bad.pad_top = 3;
-  CHECK_THROWS_WITH_AS(Bf16::forward(bad, x.data(), w.data(), b.data(), y.data(), ws), doctest::Contains("padding"), Error);
+  CHECK_THROWS_WITH_AS(Bf16::forward(bad, x.data(), w.data(), b.data(), y.data(), ws), doctest::Contains("padding"),
+                       Error);
   bad = g;
   bad.oh = 9;
   CHECK_THROWS_WITH_AS(Bf16::backward(bad, x.data(), w.data(), y.data(), nullptr, nullptr, x.data(), ws),
@@ -307,7 +330,8 @@ ConvResult run_bf16(const ConvCase& t) {
   Bf16::backward(g, t.x.data(), t.w.data(), t.dy.data(), r.dw.data(), r.db.data(), r.dx.data(), ws);
   r.pooled.assign(std::size_t(g.n) * std::size_t(g.oh / 2) * std::size_t(g.ow / 2) * std::size_t(g.f), -1.f);
   r.argmax.assign(r.pooled.size(), 255);
-  if (!r.pooled.empty()) CHECK(Bf16::forward_relu_maxpool(g, t.x.data(), t.w.data(), t.b.data(), 2, r.pooled.data(), r.argmax.data(), ws));
+  if (!r.pooled.empty())
+    CHECK(Bf16::forward_relu_maxpool(g, t.x.data(), t.w.data(), t.b.data(), 2, r.pooled.data(), r.argmax.data(), ws));
   return r;
 }
 
@@ -318,14 +342,18 @@ void check_against_naive(const ConvCase& t, const ConvResult& r) {
   Workspace<double> wsd;
   auto dforward = [&](bool absolute, bool rounded) {
     std::vector<double> y(g.out_size());
-    const auto x = as_double(t.x, absolute, rounded), w = as_double(t.w, absolute, rounded), b = as_double(t.b, absolute);
+    const auto x = as_double(t.x, absolute, rounded), w = as_double(t.w, absolute, rounded),
+               b = as_double(t.b, absolute);
     Naive::forward(g, x.data(), w.data(), b.data(), y.data(), wsd);
     return y;
   };
-  struct Grads { std::vector<double> dw, db, dx; };
+  struct Grads {
+    std::vector<double> dw, db, dx;
+  };
   auto dbackward = [&](bool absolute, bool rounded) {
     Grads d{std::vector<double>(t.w.size()), std::vector<double>(g.f), std::vector<double>(g.in_size())};
-    const auto x = as_double(t.x, absolute, rounded), w = as_double(t.w, absolute, rounded), dy = as_double(t.dy, absolute, rounded);
+    const auto x = as_double(t.x, absolute, rounded), w = as_double(t.w, absolute, rounded),
+               dy = as_double(t.dy, absolute, rounded);
     Naive::backward(g, x.data(), w.data(), dy.data(), d.dw.data(), d.db.data(), d.dx.data(), wsd);
     return d;
   };
@@ -361,8 +389,9 @@ void check_against_naive(const ConvCase& t, const ConvResult& r) {
 
 ConvCase make_case(const ConvGeometry& g, std::uint64_t seed) {
   Rng rng(seed);
-  ConvCase t{g, random_vector(g.in_size(), rng), random_vector(g.patch() * g.f, rng, 1.0 / std::sqrt(double(g.patch()))),
-             random_vector(g.f, rng, 0.1), random_vector(g.out_size(), rng)};
+  ConvCase t{g, random_vector(g.in_size(), rng),
+             random_vector(g.patch() * g.f, rng, 1.0 / std::sqrt(double(g.patch()))), random_vector(g.f, rng, 0.1),
+             random_vector(g.out_size(), rng)};
   return t;
 }
 
@@ -370,12 +399,12 @@ ConvCase make_case(const ConvGeometry& g, std::uint64_t seed) {
 
 TEST_CASE("bf16 conv matches Naive, forward and backward, on every path this CPU runs") {
   const ConvGeometry shapes[] = {
-      conv_geometry(1, 20, 20, 3, 5, 2, true, 32),   // conv1-like: 5x5 stride 2, padding, batch 1
-      conv_geometry(3, 17, 15, 3, 5, 2, false, 8),   // 5x5 stride 2 valid, odd sizes, several images
-      conv_geometry(2, 13, 13, 32, 3, 1, true, 64),  // 3x3 same
-      conv_geometry(4, 9, 9, 7, 3, 1, false, 33),    // odd K = 63 and f = 33 (padding of k and of panels)
-      conv_geometry(1, 6, 6, 128, 3, 1, false, 256), // conv4 at batch 1
-      conv_geometry(5, 45, 45, 4, 3, 2, true, 5),    // 3x3 stride 2 same; dw's sum over 2645 pixels split in 2 chunks
+      conv_geometry(1, 20, 20, 3, 5, 2, true, 32),    // conv1-like: 5x5 stride 2, padding, batch 1
+      conv_geometry(3, 17, 15, 3, 5, 2, false, 8),    // 5x5 stride 2 valid, odd sizes, several images
+      conv_geometry(2, 13, 13, 32, 3, 1, true, 64),   // 3x3 same
+      conv_geometry(4, 9, 9, 7, 3, 1, false, 33),     // odd K = 63 and f = 33 (padding of k and of panels)
+      conv_geometry(1, 6, 6, 128, 3, 1, false, 256),  // conv4 at batch 1
+      conv_geometry(5, 45, 45, 4, 3, 2, true, 5),     // 3x3 stride 2 same; dw's sum over 2645 pixels split in 2 chunks
   };
   const auto paths = runnable_paths();
   for (const ConvGeometry& g : shapes) {
@@ -395,7 +424,8 @@ TEST_CASE("bf16 conv matches Naive, forward and backward, on every path this CPU
 
 TEST_CASE("bf16 conv gives the same bits on 1, 2 and 3 threads") {
 #ifdef _OPENMP
-  for (const ConvGeometry& g : {conv_geometry(1, 40, 40, 3, 5, 2, false, 32), conv_geometry(4, 36, 36, 8, 3, 1, true, 16)}) {
+  for (const ConvGeometry& g :
+       {conv_geometry(1, 40, 40, 3, 5, 2, false, 32), conv_geometry(4, 36, 36, 8, 3, 1, true, 16)}) {
     const ConvCase t = make_case(g, 13);
     auto run = [&](int threads) {
       const int before = omp_get_max_threads();
@@ -414,9 +444,11 @@ TEST_CASE("bf16 conv gives the same bits on 1, 2 and 3 threads") {
 #endif
 }
 
-TEST_CASE("bf16 conv: Conv2D + ReLU + MaxPool<P> in one pass gives the pooled forward_relu, maxima positions included") {
-  for (const ConvGeometry& g : {conv_geometry(2, 21, 21, 3, 5, 2, true, 32), conv_geometry(3, 13, 12, 5, 3, 1, false, 40),
-                                conv_geometry(1, 18, 18, 4, 3, 1, true, 9)})
+TEST_CASE(
+    "bf16 conv: Conv2D + ReLU + MaxPool<P> in one pass gives the pooled forward_relu, maxima positions included") {
+  for (const ConvGeometry& g :
+       {conv_geometry(2, 21, 21, 3, 5, 2, true, 32), conv_geometry(3, 13, 12, 5, 3, 1, false, 40),
+        conv_geometry(1, 18, 18, 4, 3, 1, true, 9)})
     for (int P : {2, 4}) {
       const ConvCase t = make_case(g, 21);
       std::vector<float> y(g.out_size());
@@ -449,7 +481,8 @@ TEST_CASE("bf16 conv: Conv2D + ReLU + MaxPool<P> in one pass gives the pooled fo
   std::vector<float> x(g.in_size()), w(g.patch() * g.f), b(g.f), y(g.out_size());
   std::vector<std::uint8_t> arg(y.size());
   Workspace<float> ws;
-  CHECK_FALSE(Bf16::forward_relu_maxpool(g, x.data(), w.data(), b.data(), 3, y.data(), arg.data(), ws));  // 9 does not divide 64
+  CHECK_FALSE(Bf16::forward_relu_maxpool(g, x.data(), w.data(), b.data(), 3, y.data(), arg.data(),
+                                         ws));  // 9 does not divide 64
 }
 
 TEST_CASE("bf16 conv sees weights changed in place (prepared-panel cache)") {
@@ -466,8 +499,8 @@ TEST_CASE("bf16 conv sees weights changed in place (prepared-panel cache)") {
 
 TEST_CASE("bf16 conv as a Conv2D kernel: a small network trains (loss goes down)") {
   // Conv2D + ReLU + MaxPool<2> runs as one forward_relu_maxpool, Conv2D + ReLU as forward_relu.
-  using Net = Sequential<Input<16, 16, 3>, Conv2D<8, 5, 1, Same, lowp::Bf16>, ReLU, MaxPool<2>, Conv2D<16, 3, 1, lowp::Bf16>,
-                         ReLU, GlobalAvgPool, Dense<4>, Softmax>;
+  using Net = Sequential<Input<16, 16, 3>, Conv2D<8, 5, 1, Same, lowp::Bf16>, ReLU, MaxPool<2>,
+                         Conv2D<16, 3, 1, lowp::Bf16>, ReLU, GlobalAvgPool, Dense<4>, Softmax>;
   Net net(3);
   Rng rng(9);
   Tensor<float> x(16, 16, 16, 3);
@@ -506,7 +539,8 @@ TEST_CASE("bf16 GEMM: a batch-1 shape (16 output pixels, conv4) gives work to bo
 #pragma omp atomic
         seen[std::size_t(t)] += 1;
         for (int p = p0; p < p1; ++p)
-          for (int r = 0; r < gemm_mr; ++r) ap[std::size_t(p - p0) * gemm_mr + std::size_t(r)] = make_pair_word(0x3F80, 0x3F80);
+          for (int r = 0; r < gemm_mr; ++r)
+            ap[std::size_t(p - p0) * gemm_mr + std::size_t(r)] = make_pair_word(0x3F80, 0x3F80);
       },
       c.data(), std::size_t(n), {}, active_bf16_path());
   omp_set_num_threads(before);

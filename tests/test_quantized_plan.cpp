@@ -2,14 +2,17 @@
 // network keeps its predictions, every int8 path gives the same answer, thread counts do not
 // matter, and mismatched inputs are refused.
 #include <doctest/doctest.h>
+#include <hdf5.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <vector>
 
 #include "hubble/data/augment.hpp"
 #include "hubble/hubble.hpp"
+#include "hubble/lowp/quantized_file.hpp"
 #include "hubble/lowp/quantized_plan.hpp"
 #include "support.hpp"
 #include "tiny_images.hpp"
@@ -29,6 +32,26 @@ Tensor<float> images_of(const data::ImageSet& set) {
   return x;
 }
 int argmax(const float* p, int k) { return int(std::max_element(p, p + k) - p); }
+
+std::string scratch(const std::string& name) {
+  static const test_support::TempDir dir("quantized_file");
+  return (dir.path() / name).string();
+}
+
+// Rewrites one dataset of a saved file in place, with a matching checksum: a file edited by hand.
+template <class V>
+void rewrite(const std::string& path, const std::string& name, const std::vector<V>& values, hid_t type) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  const hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  const hid_t attr = H5Aopen(ds, "checksum", H5P_DEFAULT);
+  const std::uint64_t digest = checkpoint_digest(values.data(), values.size() * sizeof(V));
+  CHECK(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0);
+  CHECK(H5Awrite(attr, H5T_NATIVE_UINT64, &digest) >= 0);
+  H5Aclose(attr);
+  H5Dclose(ds);
+  H5Fclose(file);
+}
 
 // A SmallNet trained on 64 tiny images (4 classes), and 64 fresh images to score it on.
 struct Trained {
@@ -117,4 +140,63 @@ TEST_CASE("quantized plan: a calibration made for another network is refused") {
   CHECK(test_support::error_of([&] {
           lowp::calibrate(plan, t.x_train.data(), 0, lowp::CalibrationMethod::minmax);
         }).find("at least one image") != std::string::npos);
+}
+
+TEST_CASE("quantized file: a saved int8 model loads back and gives the same probabilities, bit for bit") {
+  Trained t;
+  const lowp::InferencePlan plan = lowp::plan_of(t.net);
+  const lowp::QuantizedPlan q(plan, lowp::calibrate(plan, t.x_train.data(), 64, lowp::CalibrationMethod::entropy));
+  const std::string path = scratch("small.int8.h5");
+  lowp::save_quantized(path, q, {{"class_names", "a,b,c,d"}});
+  lowp::QuantizedFile info;
+  const lowp::QuantizedPlan back = lowp::load_quantized(path, &info);
+  CHECK(info.metadata.at("class_names") == "a,b,c,d");
+  CHECK(back.plan().architecture == plan.architecture);
+  const std::vector<float> a = q.run(t.x_test.data(), 64), b = back.run(t.x_test.data(), 64);
+  CHECK(std::equal(a.begin(), a.end(), b.begin()));
+  // The loaded plan's fp32 weights are the dequantised codes: close to the trained ones, not equal.
+  const std::vector<float> fake_quant = lowp::run_fp32(back.plan(), t.x_test.data(), 64);
+  int agree = 0;
+  for (int i = 0; i < 64; ++i) agree += argmax(&fake_quant[std::size_t(i) * 4], 4) == argmax(&a[std::size_t(i) * 4], 4);
+  CHECK(agree >= 62);
+}
+
+TEST_CASE("quantized file: damaged or foreign files are refused, naming the file and the entry") {
+  Trained t;
+  const lowp::InferencePlan plan = lowp::plan_of(t.net);
+  const lowp::QuantizedPlan q(plan, lowp::calibrate(plan, t.x_train.data(), 16, lowp::CalibrationMethod::minmax));
+  const std::string path = scratch("edit.int8.h5");
+  lowp::save_quantized(path, q);
+  CHECK(test_support::error_of([] { lowp::load_quantized(scratch("none.int8.h5")); }).find("no such file") !=
+        std::string::npos);
+  // A fp32 checkpoint is not an int8 model.
+  const std::string ckpt = scratch("fp32.h5");
+  save_checkpoint(ckpt, t.net, nullptr, CheckpointData{});
+  const std::string foreign = test_support::error_of([&] { lowp::load_quantized(ckpt); });
+  CHECK(foreign.find(ckpt) != std::string::npos);
+  CHECK(foreign.find("not a hubble int8 model") != std::string::npos);
+  // Edited copies: a code out of range, a scale of 0, a stage whose input does not chain.
+  const auto edited = [&](auto&& edit) {
+    const std::string copy = scratch("edited.int8.h5");
+    std::filesystem::copy_file(path, copy, std::filesystem::copy_options::overwrite_existing);
+    edit(copy);
+    return test_support::error_of([&] { lowp::load_quantized(copy); });
+  };
+  const std::string bad_code = edited([](const std::string& file) {
+    std::vector<std::int8_t> w(3 * 3 * 3 * 8, 1);
+    w[3] = -128;
+    rewrite(file, "conv/0/weights", w, H5T_NATIVE_INT8);
+  });
+  CHECK(bad_code.find("conv/0/weights") != std::string::npos);
+  CHECK(bad_code.find("-128") != std::string::npos);
+  const std::string bad_scale = edited([](const std::string& file) {
+    rewrite(file, "conv/0/output_scale", std::vector<float>{0.0f}, H5T_NATIVE_FLOAT);
+  });
+  CHECK(bad_scale.find("conv/0/output_scale") != std::string::npos);
+  const std::string bad_chain = edited([](const std::string& file) {
+    // conv/1 now claims 6 input channels where conv/0 gives 8.
+    std::vector<std::int64_t> g = {5, 5, 6, 3, 1, 0, 0, 3, 3, 16, 1, 0};
+    rewrite(file, "conv/1/geometry", g, H5T_NATIVE_INT64);
+  });
+  CHECK(bad_chain.find("conv/1/") != std::string::npos);
 }

@@ -148,6 +148,17 @@ for f in 0 1 2 3; do
   expect_text "split     4 training, 10 validation"
 done
 
+begin "--precision bf16 trains with bf16 convolutions and writes an ordinary checkpoint; d4 refuses it"
+run "$exe" "${tiny[@]}" --epochs 1 --precision bf16 --out "$work/bf16"
+expect_status 0
+expect_text "precision bf16 convolutions"
+[ -f "$work/bf16/last.h5" ] || fail "no last.h5 from the bf16 run"
+run "$exe" "${tiny[@]}" --epochs 1 --precision bf16 --network d4 --out "$work/bf16_d4"
+expect_status 2
+expect_text "--precision bf16 applies to the paper and improved networks, not d4"
+run "$exe" "${tiny[@]}" --epochs 1 --precision fp16 --out "$work/fp16"
+expect_status 2
+
 begin "survey augmentation on D4Net: views cut from a wider window, scored on the centre crop"
 run "$exe" --synthetic-file "$work/tiny.h5" --val-split 0.25 --max-train-images 8 --batch-size 8 --threads 1 --quiet \
   --epochs 1 --recipe equivariant --out "$work/survey"
@@ -160,6 +171,14 @@ run "$exe" --synthetic-file "$work/tiny.h5" --val-split 0.25 --max-train-images 
   --epochs 1 --recipe equivariant --survey-photometric 0.5 --out "$work/survey_half"
 expect_status 0
 expect_text "photometric effects on 50% of the views, the others geometry only"
+run "$exe" "${tiny[@]}" --epochs 1 --class-weights 2,1,1 --out "$work/weights_short"
+expect_status 2
+expect_text "--class-weights needs one weight per Galaxy10 class (10), not 3"
+run "$exe" "${tiny[@]}" --epochs 1 --class-weights 2,1,1,1,1,1,1,0,1,1 --out "$work/weights_zero"
+expect_status 2
+expect_text "--class-weights must be positive"
+run "$exe" "${tiny[@]}" --epochs 1 --class-weights 2,1,1,1,1,1,1,1.5,1,1 --quiet --out "$work/weights_ok"
+expect_status 0
 run "$exe" "${tiny[@]}" --epochs 1 --survey-photometric 0.5 --out "$work/photometric_alone"
 expect_status 2
 expect_text "--survey-photometric applies to --augment survey only"

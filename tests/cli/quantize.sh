@@ -33,6 +33,13 @@ for m in minmax percentile entropy; do
   awk -v p="$pct" 'BEGIN { exit !(p >= 80) }' || fail "int8 $m agrees with fp32 on only $pct% of the images"
 done
 
+begin "--out saves the int8 model (entropy calibration by default), which loads back"
+run "$exe" --model "$model" --calibration "$work/syn.h5" --calibration-images 16 --data "$work/syn.h5" --threads 1 \
+  --out "$work/model.int8.h5"
+expect_status 0
+expect_text "saved        $work/model.int8.h5 (int8, entropy calibration)"
+[ -s "$work/model.int8.h5" ] || fail "no int8 model file"
+
 begin "cross-validation: calibrate on the training folds, score the validation fold"
 run "$exe" --model "$model" --calibration "$work/syn.h5" --folds 4 --fold 1 --split-seed 3 --method percentile --threads 1
 expect_status 0

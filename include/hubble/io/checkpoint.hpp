@@ -199,6 +199,7 @@ const char* type_name() {
   if constexpr (std::is_same_v<V, float>) return "float32";
   else if constexpr (std::is_same_v<V, double>) return "float64";
   else if constexpr (std::is_same_v<V, std::int64_t>) return "int64";
+  else if constexpr (std::is_same_v<V, std::int8_t>) return "int8";
   else return "uint64";
 }
 

@@ -42,6 +42,7 @@ enum class PreparedWeights {
   implicit_gemm_panels,  // ImplicitGemm: the weights packed into the micro-kernel's NR-wide panels
   winograd_2x2,          // Winograd F(2x2,3x3): U = G g G^T, one packed matrix per xi
   winograd_4x4,          // Winograd F(4x4,3x3): the same for the 6x6 tiles
+  bf16_weight_panels,    // lowp::Bf16: the weights rounded to bf16 and packed in k-pairs
 };
 
 // Scratch memory owned by a layer and lent to its kernel. Kept across calls so a training run

@@ -67,30 +67,55 @@ inline Calibration calibrate(const InferencePlan& plan, const float* x, int n, C
   return c;
 }
 
+// One conv stage's int8 form: what a quantised model file stores (lowp/quantized_file.hpp).
+struct QuantizedStage {
+  kernels::lowp::PerChannelS8 weights;  // s8 [k*k*c][f] and the per-filter scales
+  std::vector<float> bias;              // [f], fp32 (BatchNorm folded in)
+  kernels::lowp::U8Quant out;           // the stage's output code (unused for the last stage)
+};
+
 class QuantizedPlan {
  public:
+  // Quantises `plan` with the ranges of `cal`.
   QuantizedPlan(const InferencePlan& plan, const Calibration& cal,
                 kernels::lowp::Int8Path path = kernels::lowp::int8_path())
       : plan_(plan), path_(path) {
     HUBBLE_CHECK(cal.conv_outputs.size() == plan.convs.size(), "QuantizedPlan: the calibration has ",
                  cal.conv_outputs.size(), " conv ranges, the plan ", plan.convs.size(), " conv stages");
-    HUBBLE_CHECK(!plan.convs.empty(), "QuantizedPlan: ", plan.architecture, " has no convolution to quantise");
     input_ = kernels::lowp::choose_u8_quant(cal.input.lo, cal.input.hi);
+    std::vector<QuantizedStage> stages;
     for (std::size_t i = 0; i < plan.convs.size(); ++i) {
       const PlanConv& s = plan.convs[i];
-      HUBBLE_CHECK(s.relu || !s.pool, "QuantizedPlan: ", s.name,
-                   " pools without a ReLU, which the int8 path does not fuse");
-      Stage st;
-      st.weights = kernels::lowp::prepare_int8_conv(s.g.k, s.g.c, s.g.f, s.w.data(), s.b.data(), path);
-      st.out = kernels::lowp::choose_u8_quant(cal.conv_outputs[i].lo, cal.conv_outputs[i].hi);
-      stages_.push_back(std::move(st));
+      stages.push_back({kernels::lowp::quantize_per_channel(s.w.data(), int(s.g.patch()), s.g.f), s.b,
+                        kernels::lowp::choose_u8_quant(cal.conv_outputs[i].lo, cal.conv_outputs[i].hi)});
     }
+    build(std::move(stages));
+  }
+
+  // From stages already in int8 (a quantised model file). `plan` gives the structure and the fp32
+  // head; its conv weights are replaced by the dequantised s8 ones, so run_fp32(plan()) computes
+  // what this model's weights mean in exact arithmetic.
+  QuantizedPlan(InferencePlan plan, kernels::lowp::U8Quant input, std::vector<QuantizedStage> stages,
+                kernels::lowp::Int8Path path = kernels::lowp::int8_path())
+      : plan_(std::move(plan)), path_(path), input_(input) {
+    HUBBLE_CHECK(stages.size() == plan_.convs.size(), "QuantizedPlan: ", stages.size(), " int8 stages for ",
+                 plan_.convs.size(), " conv stages");
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      PlanConv& s = plan_.convs[i];
+      const auto& q = stages[i].weights;
+      HUBBLE_CHECK(std::size_t(q.rows) == s.g.patch() && q.f == s.g.f, "QuantizedPlan: ", s.name,
+                   "'s int8 weights are ", q.rows, " x ", q.f, ", the stage needs ", s.g.patch(), " x ", s.g.f);
+      s.w.resize(q.q.size());
+      for (std::size_t j = 0; j < q.q.size(); ++j) s.w[j] = q.scale[j % std::size_t(q.f)] * float(q.q[j]);
+      s.b = stages[i].bias;
+    }
+    build(std::move(stages));
   }
 
   kernels::lowp::Int8Path path() const { return path_; }
   const InferencePlan& plan() const { return plan_; }
   kernels::lowp::U8Quant input_quant() const { return input_; }
-  kernels::lowp::U8Quant output_quant(std::size_t stage) const { return stages_.at(stage).out; }
+  const std::vector<QuantizedStage>& stages() const { return stages_; }
 
   // Probabilities (or scores, for a plan without Softmax) of images x [n][h][w][c], n x classes.
   // Not for concurrent calls on one object: the activations' buffers are kept between calls.
@@ -103,24 +128,24 @@ class QuantizedPlan {
     int h = plan_.h, w = plan_.w, c = plan_.c;
     for (std::size_t i = 0; i < stages_.size(); ++i) {
       const PlanConv& s = plan_.convs[i];
-      const Stage& st = stages_[i];
+      const auto& weights = packed_[i];
       kernels::ConvGeometry g = s.g;
       g.n = n;
       HUBBLE_CHECK(g.h == h && g.w == w && g.c == c, "QuantizedPlan: ", s.name, " expects ", g.h, "x", g.w, "x", g.c,
                    " inputs, not ", h, "x", w, "x", c);
       const int oh = s.pool ? g.oh / s.pool : g.oh, ow = s.pool ? g.ow / s.pool : g.ow;
       const std::size_t out_size = std::size_t(n) * oh * ow * g.f;
-      const bool last = i + 1 == stages_.size();
-      if (last) {
+      if (i + 1 == stages_.size()) {  // the last integer layer writes fp32 for the head
         f_.resize(out_size);
-        if (s.pool) kernels::lowp::conv_relu_maxpool_f32(g, a_.data(), xq, st.weights, s.pool, f_.data());
-        else kernels::lowp::conv_u8_to_f32(g, a_.data(), xq, st.weights, s.relu, f_.data());
+        if (s.pool) kernels::lowp::conv_relu_maxpool_f32(g, a_.data(), xq, weights, s.pool, f_.data());
+        else kernels::lowp::conv_u8_to_f32(g, a_.data(), xq, weights, s.relu, f_.data());
       } else {
         b_.resize(out_size);
-        if (s.pool) kernels::lowp::conv_relu_maxpool_u8(g, a_.data(), xq, st.weights, s.pool, st.out, b_.data());
-        else kernels::lowp::conv_u8_to_u8(g, a_.data(), xq, st.weights, s.relu, st.out, b_.data());
+        const auto yq = stages_[i].out;
+        if (s.pool) kernels::lowp::conv_relu_maxpool_u8(g, a_.data(), xq, weights, s.pool, yq, b_.data());
+        else kernels::lowp::conv_u8_to_u8(g, a_.data(), xq, weights, s.relu, yq, b_.data());
         a_.swap(b_);
-        xq = st.out;
+        xq = yq;
       }
       h = oh, w = ow, c = g.f;
     }
@@ -128,17 +153,27 @@ class QuantizedPlan {
   }
 
  private:
-  struct Stage {
-    kernels::lowp::Int8ConvWeights weights;
-    kernels::lowp::U8Quant out;  // the stage's output code (unused for the last stage)
-  };
+  void build(std::vector<QuantizedStage> stages) {
+    HUBBLE_CHECK(!plan_.convs.empty(), "QuantizedPlan: ", plan_.architecture, " has no convolution to quantise");
+    kernels::lowp::check_u8_quant(input_, "QuantizedPlan input");
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      const PlanConv& s = plan_.convs[i];
+      HUBBLE_CHECK(s.relu || !s.pool, "QuantizedPlan: ", s.name,
+                   " pools without a ReLU, which the int8 path does not fuse");
+      kernels::lowp::check_u8_quant(stages[i].out, "QuantizedPlan stage output");
+      packed_.push_back(
+          kernels::lowp::prepare_int8_conv(s.g.k, s.g.c, stages[i].weights, stages[i].bias.data(), path_));
+    }
+    stages_ = std::move(stages);
+  }
 
   InferencePlan plan_;
   kernels::lowp::Int8Path path_;
   kernels::lowp::U8Quant input_;
-  std::vector<Stage> stages_;
-  mutable std::vector<std::uint8_t> a_, b_;  // activations, ping-pong
-  mutable std::vector<float> f_;             // the last conv stage's fp32 output
+  std::vector<QuantizedStage> stages_;
+  std::vector<kernels::lowp::Int8ConvWeights> packed_;  // stages_' weights packed for path_
+  mutable std::vector<std::uint8_t> a_, b_;             // activations, ping-pong
+  mutable std::vector<float> f_;                        // the last conv stage's fp32 output
 };
 
 }  // namespace hubble::lowp

@@ -61,9 +61,9 @@ inline float float_from_bits(std::uint32_t u) {
 // Written without branches so that the bulk loop below vectorises.
 inline std::uint16_t float_to_bf16_bits(float x) {
   const std::uint32_t u = float_bits(x);
-  const std::uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;          // normal numbers and inf
-  const std::uint32_t quiet_nan = (u >> 16) | 0x0040u;                           // set the top mantissa bit
-  const std::uint32_t signed_zero = (u >> 16) & 0x8000u;                         // zero and denormals
+  const std::uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;  // normal numbers and inf
+  const std::uint32_t quiet_nan = (u >> 16) | 0x0040u;                   // set the top mantissa bit
+  const std::uint32_t signed_zero = (u >> 16) & 0x8000u;                 // zero and denormals
   const bool is_nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
   const bool is_zero_or_denormal = (u & 0x7F800000u) == 0;
   const std::uint32_t r = is_nan ? quiet_nan : is_zero_or_denormal ? signed_zero : rounded;
@@ -92,8 +92,9 @@ inline void to_bf16_portable(const float* src, bfloat16* dst, std::size_t n) {
 // 32 floats per step: VCVTNE2PS2BF16 rounds two 16-float registers into one of 32 bf16, the
 // second operand into the low half. The tail (< 32) takes the portable loop, which gives the
 // same bits (tests/test_bf16_kernels.cpp checks 2^24 bit patterns and the special cases).
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void to_bf16_avx512(const float* src, bfloat16* dst,
-                                                                                               std::size_t n) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void to_bf16_avx512(const float* src,
+                                                                                           bfloat16* dst,
+                                                                                           std::size_t n) {
   std::size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m512 lo = _mm512_loadu_ps(src + i), hi = _mm512_loadu_ps(src + i + 16);

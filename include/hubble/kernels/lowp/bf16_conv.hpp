@@ -49,24 +49,24 @@
 
 namespace hubble::kernels::lowp {
 
-// Workspace::prepared holds the weights packed into bf16 pair panels. conv_geometry.hpp's enum has
-// no name for it yet (a one-line addition there would give it one), so it uses a value no other
-// variant uses.
-inline constexpr PreparedWeights bf16_weight_panels = static_cast<PreparedWeights>(0x62F16);
+// Workspace::prepared holds the weights packed into bf16 pair panels.
+inline constexpr PreparedWeights bf16_weight_panels = PreparedWeights::bf16_weight_panels;
 
 namespace bf16_conv_detail {
 
 inline constexpr int dw_chunk_pairs = 1024;  // dw's k (pixel) chunk: 2048 pixels, fixed by the shape
 
 inline void check_geometry(const ConvGeometry& g, const char* what) {
-  HUBBLE_CHECK(g.n > 0 && g.h > 0 && g.w > 0 && g.c > 0 && g.f > 0 && g.oh > 0 && g.ow > 0,
-               "lowp::Bf16::", what, ": every size must be positive (n ", g.n, ", h ", g.h, ", w ", g.w, ", c ", g.c,
-               ", oh ", g.oh, ", ow ", g.ow, ", f ", g.f, ")");
-  HUBBLE_CHECK(g.k > 0 && g.stride > 0, "lowp::Bf16::", what, ": kernel ", g.k, " and stride ", g.stride, " must be positive");
+  HUBBLE_CHECK(g.n > 0 && g.h > 0 && g.w > 0 && g.c > 0 && g.f > 0 && g.oh > 0 && g.ow > 0, "lowp::Bf16::", what,
+               ": every size must be positive (n ", g.n, ", h ", g.h, ", w ", g.w, ", c ", g.c, ", oh ", g.oh, ", ow ",
+               g.ow, ", f ", g.f, ")");
+  HUBBLE_CHECK(g.k > 0 && g.stride > 0, "lowp::Bf16::", what, ": kernel ", g.k, " and stride ", g.stride,
+               " must be positive");
   HUBBLE_CHECK(g.pad_top >= 0 && g.pad_left >= 0 && g.pad_top < g.k && g.pad_left < g.k, "lowp::Bf16::", what,
                ": padding (", g.pad_top, ", ", g.pad_left, ") must be in [0, kernel ", g.k, ")");
-  HUBBLE_CHECK((g.oh - 1) * g.stride - g.pad_top < g.h && (g.ow - 1) * g.stride - g.pad_left < g.w, "lowp::Bf16::", what,
-               ": output ", g.oh, " x ", g.ow, " reaches past the padded ", g.h, " x ", g.w, " input");
+  HUBBLE_CHECK((g.oh - 1) * g.stride - g.pad_top < g.h && (g.ow - 1) * g.stride - g.pad_left < g.w,
+               "lowp::Bf16::", what, ": output ", g.oh, " x ", g.ow, " reaches past the padded ", g.h, " x ", g.w,
+               " input");
 }
 
 // The padded bf16 copy of x: xp [n][hp][wp][c], hp = (oh-1)*s + k, wp = (ow-1)*s + k, zero outside x.
@@ -91,8 +91,8 @@ inline PaddedInput pad_and_round(const ConvGeometry& g, const float* x, Workspac
     }
     const std::size_t left = std::size_t(g.pad_left) * std::size_t(g.c), body = std::size_t(copy_w) * std::size_t(g.c);
     std::fill(dst, dst + left, bfloat16{});
-    to_bf16(x + (std::size_t(img) * std::size_t(g.h) + std::size_t(iy)) * std::size_t(g.w) * std::size_t(g.c), dst + left,
-            body, path);
+    to_bf16(x + (std::size_t(img) * std::size_t(g.h) + std::size_t(iy)) * std::size_t(g.w) * std::size_t(g.c),
+            dst + left, body, path);
     std::fill(dst + left + body, dst + row, bfloat16{});
   }
   return {xp, hp, wp};
@@ -104,7 +104,8 @@ inline PaddedInput pad_and_round(const ConvGeometry& g, const float* x, Workspac
 struct PixelWalker {
   int side, windows_h, windows_w;
   int img = 0, wy = 0, wx = 0, qy = 0, qx = 0;
-  PixelWalker(int row, int side_, int windows_h_, int windows_w_) : side(side_), windows_h(windows_h_), windows_w(windows_w_) {
+  PixelWalker(int row, int side_, int windows_h_, int windows_w_)
+      : side(side_), windows_h(windows_h_), windows_w(windows_w_) {
     const int window = side * side, win = row / window, q = row % window, per_image = windows_h * windows_w;
     img = win / per_image;
     wy = win % per_image / windows_w;
@@ -146,8 +147,8 @@ inline bool can_pool(const ConvGeometry& g, int p) {
 // runs of k*c bf16 each (ky = 0..k-1). With pooling, the rows run window by window (row i is
 // position i % P^2 of window i / P^2; the last row or column of windows that does not fit is not
 // computed), each task's block is kept in a per-thread buffer, and y is the pooled output.
-inline void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y, Workspace<float>& ws,
-                    bool relu, PoolPlan pool = {}) {
+inline void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y,
+                    Workspace<float>& ws, bool relu, PoolPlan pool = {}) {
   check_geometry(g, pool.p ? "forward_relu_maxpool" : relu ? "forward_relu" : "forward");
   HUBBLE_CHECK(x && w && y, "lowp::Bf16::forward: null x, w or y");
   const Bf16Path path = active_bf16_path();
@@ -159,7 +160,7 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
   }
   const PackedBView wb{reinterpret_cast<const PairWord*>(ws.prepared.data()), K, g.f};
   const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
-  const int side = pool.p ? pool.p : 1, window = side * side;      // 1 x 1 windows: no pooling
+  const int side = pool.p ? pool.p : 1, window = side * side;  // 1 x 1 windows: no pooling
   const int ph = g.oh / side, pw = g.ow / side;
   const int rows_total = g.n * ph * pw * window;
   // Patch value l = (ky, kx, ci) of a window lies at offset[l] from the window's start in xp: k
@@ -181,8 +182,10 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
         for (int p = 0; p < pairs; ++p) dst[std::size_t(p) * gemm_mr] = 0;
         continue;
       }
-      const bfloat16* patch = xp.data + ((std::size_t(at.img) * std::size_t(xp.hp) + std::size_t(at.oy() * g.stride)) *
-                                             std::size_t(xp.wp) + std::size_t(at.ox() * g.stride)) * std::size_t(g.c);
+      const bfloat16* patch =
+          xp.data + ((std::size_t(at.img) * std::size_t(xp.hp) + std::size_t(at.oy() * g.stride)) * std::size_t(xp.wp) +
+                     std::size_t(at.ox() * g.stride)) *
+                        std::size_t(g.c);
       at.next();
       if (pairs_in_runs) {
         for (int p = 0; p < whole_pairs; ++p) {
@@ -191,7 +194,8 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
           dst[std::size_t(p) * gemm_mr] = pair;
         }
       } else {
-        for (int p = 0; p < whole_pairs; ++p) dst[std::size_t(p) * gemm_mr] = make_pair_word(patch[off[2 * p]].bits, patch[off[2 * p + 1]].bits);
+        for (int p = 0; p < whole_pairs; ++p)
+          dst[std::size_t(p) * gemm_mr] = make_pair_word(patch[off[2 * p]].bits, patch[off[2 * p + 1]].bits);
       }
       if (pairs > whole_pairs) dst[std::size_t(whole_pairs) * gemm_mr] = make_pair_word(patch[off[K - 1]].bits, 0);
     }
@@ -231,7 +235,9 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
   float* partials = partial_words ? ws.get_c(partial_words) : nullptr;
   const std::size_t c = std::size_t(g.c), wp = std::size_t(xp.wp);
   auto window_base = [&](const PixelWalker& at) {  // where output pixel `at`'s window starts in xp
-    return ((std::size_t(at.img) * std::size_t(xp.hp) + std::size_t(at.oy() * g.stride)) * wp + std::size_t(at.ox() * g.stride)) * c;
+    return ((std::size_t(at.img) * std::size_t(xp.hp) + std::size_t(at.oy() * g.stride)) * wp +
+            std::size_t(at.ox() * g.stride)) *
+           c;
   };
   gemm_bf16_packed(
       K, dyb,
@@ -251,10 +257,12 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
         if (consecutive) {
           for (int p = p0; p < p1; ++p) {
             PairWord* dst = ap + std::size_t(p - p0) * gemm_mr;
-            const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp.data + window_base(at) + offset[0]));
+            const __m128i even =
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp.data + window_base(at) + offset[0]));
             at.next();
-            const __m128i odd = 2 * p + 1 < P ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp.data + window_base(at) + offset[0]))
-                                              : _mm_setzero_si128();
+            const __m128i odd =
+                2 * p + 1 < P ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp.data + window_base(at) + offset[0]))
+                              : _mm_setzero_si128();
             at.next();
             _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(even, odd));
             _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4), _mm_unpackhi_epi16(even, odd));
@@ -300,7 +308,8 @@ inline void input_gradient(const ConvGeometry& g, const float* w, const float* d
                            Bf16Path path) {
   const int K = int(g.patch()), f = g.f, pixels_per_image = g.oh * g.ow;
   auto* wt_panels = reinterpret_cast<PairWord*>(ws.get_b(packed_b_words(f, K)));
-  pack_b(f, K, [&](int l, int j) { return w[std::size_t(j) * std::size_t(f) + std::size_t(l)]; }, wt_panels);
+  pack_b(
+      f, K, [&](int l, int j) { return w[std::size_t(j) * std::size_t(f) + std::size_t(l)]; }, wt_panels);
   const PackedBView wtb{wt_panels, f, K};
   const std::size_t per_image = std::size_t(pixels_per_image) * std::size_t(K);
   const int images_per_chunk = int(std::clamp<std::size_t>((std::size_t(256) << 10) / per_image, 1, std::size_t(g.n)));
@@ -334,16 +343,18 @@ inline void input_gradient(const ConvGeometry& g, const float* w, const float* d
       for (int ky = 0; ky < g.k; ++ky) {
         const int yy = iy + g.pad_top - ky;
         if (yy < 0 || yy % g.stride != 0 || yy / g.stride >= g.oh) continue;
-        const float* dcol_row = dcol + (std::size_t(img) * std::size_t(pixels_per_image) + std::size_t(yy / g.stride) * std::size_t(g.ow)) *
-                                           std::size_t(K);
+        const float* dcol_row =
+            dcol + (std::size_t(img) * std::size_t(pixels_per_image) + std::size_t(yy / g.stride) * std::size_t(g.ow)) *
+                       std::size_t(K);
         for (int kx = 0; kx < g.k; ++kx) {
-          const int first_ix = kx - g.pad_left;                 // ix of ox = 0; ix = first_ix + ox * s
+          const int first_ix = kx - g.pad_left;  // ix of ox = 0; ix = first_ix + ox * s
           const int ox0 = first_ix >= 0 ? 0 : (-first_ix + g.stride - 1) / g.stride;
-          const int last = g.w - 1 - first_ix;                  // the largest ox * s that stays inside
+          const int last = g.w - 1 - first_ix;  // the largest ox * s that stays inside
           const int ox1 = last < 0 ? 0 : std::min(g.ow, last / g.stride + 1);
           for (int ox = ox0; ox < ox1; ++ox) {
             float* out = out_row + std::size_t(first_ix + ox * g.stride) * c;
-            const float* src = dcol_row + std::size_t(ox) * std::size_t(K) + (std::size_t(ky) * std::size_t(g.k) + std::size_t(kx)) * c;
+            const float* src = dcol_row + std::size_t(ox) * std::size_t(K) +
+                               (std::size_t(ky) * std::size_t(g.k) + std::size_t(kx)) * c;
             for (std::size_t ci = 0; ci < c; ++ci) out[ci] += src[ci];
           }
         }
@@ -369,7 +380,8 @@ struct Bf16 {
   }
 
   // y = conv(x, w) + b, bf16 products, fp32 sums.
-  static void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y, Workspace<float>& ws) {
+  static void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y,
+                      Workspace<float>& ws) {
     bf16_conv_detail::forward(g, x, w, b, y, ws, false);
   }
   // y = max(conv(x, w) + b, 0): the ReLU in the micro-kernel's store.
@@ -380,16 +392,16 @@ struct Bf16 {
   // y = maxpool_P(max(conv(x, w) + b, 0)) and the window position (py * P + px) of each maximum:
   // Conv2D, ReLU and MaxPool<P> in one pass, the convolution's output never stored. y is
   // [n][oh/P][ow/P][f]. Returns false, having computed nothing, unless P is 1, 2, 4 or 8.
-  static bool forward_relu_maxpool(const ConvGeometry& g, const float* x, const float* w, const float* b, int P, float* y,
-                                   std::uint8_t* argmax, Workspace<float>& ws) {
+  static bool forward_relu_maxpool(const ConvGeometry& g, const float* x, const float* w, const float* b, int P,
+                                   float* y, std::uint8_t* argmax, Workspace<float>& ws) {
     if (!bf16_conv_detail::can_pool(g, P)) return false;
     HUBBLE_CHECK(argmax != nullptr, "lowp::Bf16::forward_relu_maxpool: null argmax");
     bf16_conv_detail::forward(g, x, w, b, y, ws, true, {P, argmax});
     return true;
   }
   // dw, db (skipped when dw is null) and dx (skipped when null), written not accumulated, fp32.
-  static void backward(const ConvGeometry& g, const float* x, const float* w, const float* dy, float* dw, float* db, float* dx,
-                       Workspace<float>& ws) {
+  static void backward(const ConvGeometry& g, const float* x, const float* w, const float* dy, float* dw, float* db,
+                       float* dx, Workspace<float>& ws) {
     bf16_conv_detail::check_geometry(g, "backward");
     HUBBLE_CHECK(x && w && dy, "lowp::Bf16::backward: null x, w or dy");
     const Bf16Path path = active_bf16_path();

@@ -60,14 +60,19 @@ namespace hubble::kernels::lowp {
 
 // ---- paths and their run-time choice ------------------------------------------------------------
 enum class Bf16Path { generic, avx2, avx512_bf16, amx_bf16 };
-inline constexpr Bf16Path all_bf16_paths[] = {Bf16Path::generic, Bf16Path::avx2, Bf16Path::avx512_bf16, Bf16Path::amx_bf16};
+inline constexpr Bf16Path all_bf16_paths[] = {Bf16Path::generic, Bf16Path::avx2, Bf16Path::avx512_bf16,
+                                              Bf16Path::amx_bf16};
 
 inline const char* name_of(Bf16Path p) {
   switch (p) {
-    case Bf16Path::generic: return "generic";
-    case Bf16Path::avx2: return "avx2";
-    case Bf16Path::avx512_bf16: return "avx512_bf16";
-    case Bf16Path::amx_bf16: return "amx_bf16";
+    case Bf16Path::generic:
+      return "generic";
+    case Bf16Path::avx2:
+      return "avx2";
+    case Bf16Path::avx512_bf16:
+      return "avx512_bf16";
+    case Bf16Path::amx_bf16:
+      return "amx_bf16";
   }
   return "?";
 }
@@ -76,7 +81,8 @@ inline const char* name_of(Bf16Path p) {
 inline std::string bf16_path_unavailable(Bf16Path p) {
   const auto& f = cpu::features();
   switch (p) {
-    case Bf16Path::generic: return "";
+    case Bf16Path::generic:
+      return "";
     case Bf16Path::avx2:
       if (!HUBBLE_BF16_X86) return "avx2: not an x86-64 build";
       return f.has(cpu::Isa::avx2) ? "" : "avx2: this CPU lacks it (or HUBBLE_CPU_LIMIT hides it)";
@@ -190,10 +196,11 @@ inline void pair_row_portable(const float* even, const float* odd, PairWord* dst
 #if HUBBLE_BF16_X86
 // The same with VCVTNE2PS2BF16 (16 columns of both rows into one register: even in the low
 // half, odd in the high half) and a word shuffle that interleaves the halves into pairs.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void pair_row_avx512(const float* even, const float* odd,
-                                                                                              PairWord* dst) {
-  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5,
-                                               20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void pair_row_avx512(const float* even,
+                                                                                            const float* odd,
+                                                                                            PairWord* dst) {
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                              6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int half = 0; half < 2; ++half) {
     const __m512bh both = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(odd + 16 * half), _mm512_loadu_ps(even + 16 * half));
     _mm512_storeu_si512(dst + 16 * half, _mm512_permutexvar_epi16(interleave, reinterpret_cast<__m512i>(both)));
@@ -205,7 +212,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void pair
 // pack_b for a row-major fp32 B (rows ldb apart), the common case (weights, output gradients):
 // whole panel rows are converted 32 columns at a time, with VCVTNE2PS2BF16 on `path`
 // avx512_bf16. Same bits as pack_b(k, n, get, out).
-inline void pack_b_rows(int k, int n, const float* b, std::size_t ldb, PairWord* out, ConvertPath path = convert_path()) {
+inline void pack_b_rows(int k, int n, const float* b, std::size_t ldb, PairWord* out,
+                        ConvertPath path = convert_path()) {
   const int pairs = (k + 1) / 2, panels = (n + gemm_nr - 1) / gemm_nr;
   constexpr int pair_block = 256;
   const int blocks = (pairs + pair_block - 1) / pair_block;
@@ -236,7 +244,8 @@ inline void pack_b_rows(int k, int n, const float* b, std::size_t ldb, PairWord*
         continue;
       }
       for (int j = 0; j < gemm_nr; ++j)  // the last panel or the last (odd) row: zero padding
-        row[j] = j < cols ? make_pair_word(float_to_bf16_bits(even[j]), l + 1 < k ? float_to_bf16_bits(even[std::size_t(j) + ldb]) : 0)
+        row[j] = j < cols ? make_pair_word(float_to_bf16_bits(even[j]),
+                                           l + 1 < k ? float_to_bf16_bits(even[std::size_t(j) + ldb]) : 0)
                           : 0;
     }
   }
@@ -257,7 +266,8 @@ inline PackedB pack_b(int k, int n, const bfloat16* b, std::size_t ldb) {
   out.k = k;
   out.n = n;
   out.words.resize(packed_b_words(k, n));
-  pack_b(k, n, [&](int l, int j) { return bf16_to_float(b[std::size_t(l) * ldb + std::size_t(j)]); }, out.words.data());
+  pack_b(
+      k, n, [&](int l, int j) { return bf16_to_float(b[std::size_t(l) * ldb + std::size_t(j)]); }, out.words.data());
   return out;
 }
 
@@ -279,11 +289,11 @@ inline float apply_epilogue(float v, const float* bias, int j, bool relu) {
 // Every path's block kernel: for the B panels j0 .. j1-1, the C tile of `rows` (<= MR) rows and
 // the panel's columns (< n) = ap [np pairs][MR] times bp(panel) [np pairs][NR], stored at
 // c + panel*NR with the epilogue. b points at the first pair of panel 0; panels are b_stride apart.
-using BlockKernel = void (*)(const PairWord* ap, int np, const PairWord* b, std::size_t b_stride, int j0, int j1, int rows,
-                             int n, float* c, std::size_t ldc, const float* bias, bool relu);
+using BlockKernel = void (*)(const PairWord* ap, int np, const PairWord* b, std::size_t b_stride, int j0, int j1,
+                             int rows, int n, float* c, std::size_t ldc, const float* bias, bool relu);
 
-inline void block_generic(const PairWord* ap, int np, const PairWord* b, std::size_t b_stride, int j0, int j1, int rows, int n,
-                          float* c, std::size_t ldc, const float* bias, bool relu) {
+inline void block_generic(const PairWord* ap, int np, const PairWord* b, std::size_t b_stride, int j0, int j1, int rows,
+                          int n, float* c, std::size_t ldc, const float* bias, bool relu) {
   constexpr int MR = gemm_mr, NR = gemm_nr;
   for (int panel = j0; panel < j1; ++panel) {
     const PairWord* bp = b + std::size_t(panel) * b_stride;
@@ -308,9 +318,9 @@ inline void block_generic(const PairWord* ap, int np, const PairWord* b, std::si
 #if HUBBLE_BF16_X86
 // avx2: the 8 x 32 tile as four 4 x 16 sub-tiles (8 accumulators, 4 B registers, 2 A broadcasts:
 // 14 of the 16 ymm registers). bf16 -> fp32: even = word << 16, odd = word & 0xFFFF0000.
-__attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, int np, const PairWord* b, std::size_t b_stride,
-                                                           int j0, int j1, int rows, int n, float* c, std::size_t ldc,
-                                                           const float* bias, bool relu) {
+__attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, int np, const PairWord* b,
+                                                           std::size_t b_stride, int j0, int j1, int rows, int n,
+                                                           float* c, std::size_t ldc, const float* bias, bool relu) {
   constexpr int MR = gemm_mr, NR = gemm_nr;
   const __m256i high_half = _mm256_set1_epi32(int(0xFFFF0000u));
   for (int panel = j0; panel < j1; ++panel) {
@@ -340,7 +350,8 @@ __attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, i
             acc[r][1] = _mm256_fmadd_ps(a_even, b_even1, acc[r][1]);
           }
         }
-        const int col0 = panel * NR + half * 16, sub_cols = std::min(16, cols - half * 16), sub_rows = std::min(4, rows - r0);
+        const int col0 = panel * NR + half * 16, sub_cols = std::min(16, cols - half * 16),
+                  sub_rows = std::min(4, rows - r0);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; ++r) {  // constant bounds keep acc in registers
           if (r >= sub_rows) break;
@@ -451,7 +462,7 @@ inline AlignedVector<float>& thread_c_buffer() {
 }  // namespace bf16_detail
 
 // ---- the driver ---------------------------------------------------------------------------------
-inline constexpr int gemm_mc = 64;  // rows of A packed per task (8 panels)
+inline constexpr int gemm_mc = 64;                         // rows of A packed per task (8 panels)
 inline constexpr double gemm_parallel_min_work = 1 << 19;  // multiply-adds below which one thread runs it
 
 // How many fp32 words gemm_bf16_packed needs in `partials` to split k into chunks of
@@ -511,7 +522,8 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
     if (abuf.size() < panel_words * (gemm_mc / MR)) abuf.resize(panel_words * (gemm_mc / MR));
     // Where row row0 of the block goes: C, the chunk's partial sums, or this thread's buffer.
     float* out = split ? partials + (std::size_t(chunk) * std::size_t(m) + std::size_t(row0)) * std::size_t(n)
-                       : c ? c + std::size_t(row0) * ldc : nullptr;
+                 : c   ? c + std::size_t(row0) * ldc
+                       : nullptr;
     std::size_t ld = split ? std::size_t(n) : ldc;
     if constexpr (has_sink) {
       auto& cbuf = bf16_detail::thread_c_buffer();
@@ -526,15 +538,17 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
       kernel(ap, np, b.data + std::size_t(p0) * gemm_nr, b.panel_stride(), j0, j1, panel_rows, n,
              out + std::size_t(r0) * ld, ld, split ? nullptr : ep.bias, split ? false : ep.relu);
     }
-    if constexpr (has_sink) sink(row0, rows, j0 * gemm_nr, std::min(n, j1 * gemm_nr), bf16_detail::thread_c_buffer().data());
+    if constexpr (has_sink)
+      sink(row0, rows, j0 * gemm_nr, std::min(n, j1 * gemm_nr), bf16_detail::thread_c_buffer().data());
   }
   if (!split) return;
-  // C = chunk 0 + chunk 1 + ... in this order, then the epilogue.
+    // C = chunk 0 + chunk 1 + ... in this order, then the epilogue.
 #pragma omp parallel for schedule(static) if (long(m) * n > 16384)
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) {
       float v = 0;
-      for (int ch = 0; ch < chunks; ++ch) v += partials[(std::size_t(ch) * std::size_t(m) + std::size_t(i)) * std::size_t(n) + std::size_t(j)];
+      for (int ch = 0; ch < chunks; ++ch)
+        v += partials[(std::size_t(ch) * std::size_t(m) + std::size_t(i)) * std::size_t(n) + std::size_t(j)];
       c[std::size_t(i) * ldc + std::size_t(j)] = bf16_detail::apply_epilogue(v, ep.bias, j, ep.relu);
     }
 }
