@@ -180,14 +180,10 @@ void conv_benchmark(benchmark::State& st, int layer, Pass pass, int batch, int n
     peak.push_back(p);
     ratio.push_back(rate.back() / p);
   }
-  const auto median = [](std::vector<double> v) {
-    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-    return v[v.size() / 2];
-  };
-  st.counters["GFLOP/s"] = median(rate);
-  st.counters["%peak"] = 100.0 * median(ratio);
-  st.counters["peak GFLOP/s"] = median(peak);
-  st.counters["img/s"] = double(batch) * median(rate) * 1e9 / flops;
+  st.counters["GFLOP/s"] = bench::median(rate);
+  st.counters["%peak"] = 100.0 * bench::median(ratio);
+  st.counters["peak GFLOP/s"] = bench::median(peak);
+  st.counters["img/s"] = double(batch) * bench::median(rate) * 1e9 / flops;
   st.SetLabel(std::string("% of ") + probe.what);
   bench::set_threads(before);
 }

@@ -35,6 +35,12 @@ inline void set_threads(int n) {
 #endif
 }
 
+// The median of per-iteration figures: a few calls slowed by the shared host do not move it.
+inline double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
 // ---- peak probe ---------------------------------------------------------------------------------
 // Twelve independent chains of 8-wide FMAs: enough in flight to cover the FMA latency on both
 // pipes, nothing else in the loop. Returns the flops executed (fma_chain_flops per iteration).

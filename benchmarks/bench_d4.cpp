@@ -117,13 +117,9 @@ void layer_benchmark(benchmark::State& st, int kernel, int batch, bool input_gra
     rate.push_back(flops / t * 1e-9);
     ratio.push_back(rate.back() / probe_gflops);
   }
-  const auto median = [](std::vector<double> v) {
-    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-    return v[v.size() / 2];
-  };
   st.SetItemsProcessed(std::int64_t(st.iterations()) * batch);
-  st.counters["GFLOP/s"] = median(rate);
-  st.counters["%peak"] = 100.0 * median(ratio);
+  st.counters["GFLOP/s"] = bench::median(rate);
+  st.counters["%peak"] = 100.0 * bench::median(ratio);
   st.counters["params"] = double(Layer::parameter_count);
   bench::set_threads(before);
 }

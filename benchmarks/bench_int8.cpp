@@ -217,11 +217,6 @@ void validate_int8_or_die() {
 }
 
 // ---- the timed calls --------------------------------------------------------------------------------
-double median_of(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-  return v[v.size() / 2];
-}
-
 template <class Run>
 void time_calls(benchmark::State& st, const ConvGeometry& g, double peak, Run&& run) {
   run();  // warm-up: scratch allocation, first touch
@@ -234,7 +229,7 @@ void time_calls(benchmark::State& st, const ConvGeometry& g, double peak, Run&& 
     st.SetIterationTime(t);
     rate.push_back(ops / t * 1e-9);
   }
-  const double r = median_of(rate);  // a few calls slowed by the shared host do not move it
+  const double r = bench::median(rate);  // a few calls slowed by the shared host do not move it
   st.counters["GOP/s"] = r;
   st.counters["img/s"] = double(g.n) * r * 1e9 / ops;
   st.counters["%peak"] = peak > 0 ? 100.0 * r / peak : 0.0;

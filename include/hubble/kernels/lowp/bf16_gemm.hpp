@@ -50,6 +50,7 @@
 #include <type_traits>
 
 #include "hubble/core/aligned.hpp"
+#include "hubble/kernels/gemm.hpp"  // max_threads
 #include "hubble/kernels/lowp/bf16.hpp"
 
 #ifdef _OPENMP
@@ -440,14 +441,6 @@ inline BlockKernel block_kernel(Bf16Path path) {
   return block_generic;
 }
 
-inline int max_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 // Each thread's packed A block, kept between calls.
 inline AlignedVector<std::uint32_t>& thread_a_buffer() {
   static thread_local AlignedVector<std::uint32_t> buffer;
@@ -504,7 +497,7 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
   const int row_blocks = (m + gemm_mc - 1) / gemm_mc;
   // Enough tasks for every thread (batch 1 included): split the B panels into groups when the
   // rows and chunks alone are too few. This changes only who computes a tile, not how.
-  const int want = 4 * bf16_detail::max_threads();
+  const int want = 4 * kernels::max_threads();
   const int groups = std::clamp((want + row_blocks * chunks - 1) / (row_blocks * chunks), 1, panels);
   const int panels_per_group = (panels + groups - 1) / groups;
   const long tasks = long(row_blocks) * chunks * groups;
