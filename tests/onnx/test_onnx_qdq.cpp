@@ -353,3 +353,43 @@ TEST_CASE("onnx int8: ONNX Runtime runs the QDQ exports of PaperNet and Improved
   check(std::make_unique<PaperNet>(7), "PaperNet");
   check(std::make_unique<ImprovedNet>(7), "ImprovedNet");
 }
+
+TEST_CASE("onnx int8: ONNX Runtime agrees on 'same' padding, stride 2, a stage without pool and a GlobalAvgPool head") {
+  if (!have("node --version") || !std::filesystem::exists(node_path() + "/onnxruntime-node/package.json")) {
+    MESSAGE(
+        "skipped: ONNX Runtime is absent (needs node and scripts/install-onnxruntime.sh, which installs npm's "
+        "onnxruntime-node into "
+        << node_path() << ")");
+    return;
+  }
+  TempDir dir("onnx_qdq_ort_small");
+  const std::string env = "NODE_PATH='" + node_path() + "' ";
+  auto check = [&]<class Net>(std::unique_ptr<Net> net, const std::string& name, std::uint64_t seed) {
+    using S = typename Net::input_shape;
+    randomize(*net, seed);
+    const Tensor<float> x = random_input<Net>(64, seed + 1);
+    const auto q = quantize(*net, x);
+    const std::string file = dir.file(name + ".int8.onnx"), inputs = write_nchw(x, dir.file(name + ".f32"));
+    hubble::onnx::save_quantized(q, file);
+    const std::vector<float> ours = q.run(x.data(), x.batch());
+    const std::string fused = dir.file(name + "_ort.f32");
+    output_of(env + "node '" + HUBBLE_SOURCE_DIR + "/benchmarks/ort_bench.js' predict '" + file + "' --batch 64 " +
+              "--inputs '" + inputs + "' --probs '" + fused + "'");
+    const std::string literal = dir.file(name + "_literal.f32");
+    output_of(env + "node '" + HUBBLE_SOURCE_DIR + "/tests/onnx/run_onnxruntime.js' '" + file + "' '" + inputs +
+              "' 64 " + std::to_string(S::c) + " " + std::to_string(S::h) + " " + std::to_string(S::w) + " '" +
+              literal + "'");
+    const int classes = q.plan().classes();
+    for (const auto& [how, path] : {std::pair<std::string, std::string>{"optimised", fused}, {"literal", literal}}) {
+      const Agreement g = compare(ours, read_floats(path, ours.size()), classes);
+      MESSAGE(name << " int8: QuantizedPlan vs ONNX Runtime (" << how << ") on " << g.count
+                   << " random images: argmax equal " << g.argmax_equal << "/" << g.count << ", mean |dp| "
+                   << g.mean_abs << ", max |dp| " << g.max_abs);
+      CHECK(g.argmax_equal >= 0.98 * g.count);
+      CHECK(g.mean_abs <= 1e-3);
+      CHECK(g.max_abs <= 0.05);
+    }
+  };
+  check(std::make_unique<QdqFlatNet>(1), "flat", 21);
+  check(std::make_unique<QdqGapNet>(2), "gap", 22);
+}
