@@ -40,9 +40,11 @@ bool with_network(Accept&& accepts, F&& f) {
   return done;
 }
 
-// true when `path` is an HDF5 file whose 'format' attribute names a hubble int8 model (other files,
-// and files that cannot be read, go on to the checkpoint reader, which says what is wrong with them).
+// true when `path` is named *.int8.h5 (the int8 reader then says what is wrong with it) or is an
+// HDF5 file whose 'format' attribute names a hubble int8 model (other files, and files that cannot
+// be read, go on to the checkpoint reader, which says what is wrong with them).
 bool is_int8_model(const std::string& path) {
+  if (ends_with(path, ".int8.h5")) return true;
   if (!std::filesystem::exists(path)) return false;
   try {
     const hubble::h5::File f = hubble::h5::File::open(path);

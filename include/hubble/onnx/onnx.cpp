@@ -1057,6 +1057,10 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
         arr(l, names[k], {C}, r.floats(n, t));
       }
       finish(l);
+    } else if (op == "QuantizeLinear" || op == "DequantizeLinear") {
+      r.error(n,
+              "an int8 (QDQ) graph: hubble imports fp32 graphs; its int8 models are .int8.h5 files "
+              "(galaxy10_quantize --out, lowp::load_quantized), which save_quantized exports");
     } else {
       r.error(n, "hubble has no layer for ONNX op " + op +
                      " (it reads Conv, MaxPool, Relu, Softmax, Gemm, MatMul+Add, Flatten, "
