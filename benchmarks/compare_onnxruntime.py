@@ -25,6 +25,10 @@ value at a rounding boundary can land one code apart: tests/onnx/test_onnx_qdq.c
 Runtime's profiler must show QLinearConv kernels for every requantised conv stage (so ORT's side is
 int8 too, not fp32 convolutions of dequantised weights). Then alternating rounds time hubble int8
 (infer_throughput throughput-int8) against ONNX Runtime on the QDQ model at batch 1 and 64.
+One asymmetry stays: the last conv stage, which hubble runs on int8 codes with an fp32 output (no
+requantisation before the fp32 head), has no QuantizeLinear after it in the graph, so ONNX Runtime
+runs it as an fp32 convolution of the dequantised weights (FusedConv); the other stages are
+integer on both sides.
 
     python3 benchmarks/compare_onnxruntime.py [--rounds 3] [--seconds 2] [--threads 2] [--calls 1000]
                                               [--profile] [--quick] [--native] [--no-int8] [--out DIR] [--build DIR]

@@ -85,7 +85,8 @@ void load_file(const std::string& path, const NetworkDesc& net);
 // The requantisation sits between Relu and MaxPool (not after the pool) because that is the form
 // ONNX Runtime fuses into QLinearConv (DQ -> Conv -> [Relu] -> Q) and a uint8 MaxPool
 // (DQ -> MaxPool -> Q of one code); it means the same as hubble's requantise-after-pool, since
-// requantising is monotone and so commutes with the max. The metadata carries
+// requantising is monotone and so commutes with the max. The last stage, with no QuantizeLinear
+// after it, runs in ONNX Runtime as an fp32 Conv of the dequantised weights. The metadata carries
 // "hubble.architecture" and "hubble.int8" (the scheme). Throws hubble::Error naming the file.
 void save_quantized(const lowp::QuantizedPlan& plan, const std::string& path, const ExportOptions& options = {});
 // Runs onnx::checker and strict shape inference on a file (what save_description does after writing).
