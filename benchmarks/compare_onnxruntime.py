@@ -16,14 +16,31 @@ the rounds are compared. The latency mode times --calls single-image calls throu
 median and p99, per round, medians over rounds. --profile adds per-layer times of both sides at
 batch 1 and 64 (hubble: its forward chain timed step by step; ONNX Runtime: its own profiler).
 
+int8 (unless --no-int8): each checkpoint is also quantised (infer_throughput quantize: percentile
+calibration on 32 seeded images), written as a hubble-int8 file and exported by hubble_convert as
+an ONNX QDQ model (hubble/onnx/onnx.hpp save_quantized). Before any timing, both sides must agree
+on it: QuantizedPlan::run vs ONNX Runtime (optimisation 'all') on the seeded images, argmax equal
+on >= 98% and mean / max |dp| <= 1e-3 / 0.05 (the two requantise with different roundings, so a
+value at a rounding boundary can land one code apart: tests/onnx/test_onnx_qdq.cpp), and ONNX
+Runtime's profiler must show QLinearConv kernels for every requantised conv stage (so ORT's side is
+int8 too, not fp32 convolutions of dequantised weights). Then alternating rounds time hubble int8
+(infer_throughput throughput-int8) against ONNX Runtime on the QDQ model at batch 1 and 64.
+One asymmetry stays: the last conv stage, which hubble runs on int8 codes with an fp32 output (no
+requantisation before the fp32 head), has no QuantizeLinear after it in the graph, so ONNX Runtime
+runs it as an fp32 convolution of the dequantised weights (FusedConv); the other stages are
+integer on both sides.
+
     python3 benchmarks/compare_onnxruntime.py [--rounds 3] [--seconds 2] [--threads 2] [--calls 1000]
-                                              [--profile] [--quick] [--native] [--out DIR] [--build DIR]
+                                              [--profile] [--quick] [--native] [--no-int8] [--out DIR] [--build DIR]
 
 Builds what it needs in --build (default build/, configured if missing), installs ONNX Runtime with
 scripts/install-onnxruntime.sh when .deps/onnxruntime lacks it. Writes DIR/results.json,
 DIR/results.txt (the tables) and the models. The last line printed is
     ort_infer_b1=<r> ort_infer_b64=<r> improved_ort_infer_b1=<r> improved_ort_infer_b64=<r>
-with r = hubble (typed network) images/s / ONNX Runtime images/s, medians; ort_* is PaperNet.
+with r = hubble (typed network) images/s / ONNX Runtime images/s, medians; ort_* is PaperNet;
+with int8 (the default) it is followed by the last line
+    ort_int8_b1=<r> ort_int8_b64=<r> improved_ort_int8_b1=<r> improved_ort_int8_b64=<r>
+with r = hubble int8 (QuantizedPlan) images/s / ONNX Runtime int8 (the QDQ export) images/s.
 --quick is the CI smoke test: one short round, few calls; its figures mean nothing.
 Exit status: 0 done, 1 failure (a disagreement, a program that failed), 2 bad usage,
 77 (with --skip-missing) node or onnxruntime-node absent.
@@ -193,6 +210,75 @@ class Comparison:
             raise Failure(f"{name}: hubble and ONNX Runtime disagree on the exported weights ({check})")
         return ckpt, model, check
 
+    def prepare_int8(self, key, name, ckpt):
+        """int8 model file, its QDQ export, and the agreement check of both sides on it."""
+        qfile, model = os.path.join(self.out, f"{key}.int8.h5"), os.path.join(self.out, f"{key}.int8.onnx")
+        for f in (qfile, model):
+            if os.path.exists(f):
+                os.remove(f)
+        made = run_json([self.infer, "quantize", ckpt, qfile, "--seed", "1"], self.env, "infer_throughput quantize")
+        run([self.convert, qfile, model], self.env, "hubble_convert (int8)")
+        n = 32 if self.a.quick else 64
+        inputs, hp, op = (os.path.join(self.out, f"{key}_int8_{s}") for s in ("inputs.f32", "hubble_probs.f32",
+                                                                               "ort_probs.f32"))
+        h = run_json([self.infer, "predict-int8", qfile, "--batch", str(n), "--inputs", inputs, "--probs", hp,
+                      "--threads", str(self.a.threads)], self.env, "infer_throughput predict-int8")
+        self.ort("predict", model, "--batch", n, "--inputs", inputs, "--probs", op)
+        p, q = read_floats(hp), read_floats(op)
+        k = len(p) // n
+        if len(q) != len(p) or k * n != len(p):
+            raise Failure(f"{name} int8: hubble gave {len(p)} probabilities, ONNX Runtime {len(q)}, for {n} images")
+        diffs = [abs(x - y) for x, y in zip(p, q)]
+        arg_h = [max(range(k), key=lambda j: p[i * k + j]) for i in range(n)]
+        arg_o = [max(range(k), key=lambda j: q[i * k + j]) for i in range(n)]
+        agree = sum(x == y for x, y in zip(arg_h, arg_o))
+        # Which kernels ONNX Runtime ran: QLinearConv for every requantised conv stage.
+        prof = self.ort("profile", model, "--batch", 1, "--steps", 1, "--dir", os.path.join(self.out, "int8_ops"))
+        ops = sorted({l["op"] for l in prof["layers"]})
+        qlinear = sum(l["op"] == "QLinearConv" for l in prof["layers"])
+        convs = sum(l["op"] in ("Conv", "FusedConv", "QLinearConv") for l in prof["layers"])
+        check = {"images": n, "max_abs_diff": max(diffs), "mean_abs_diff": sum(diffs) / len(diffs),
+                 "argmax_agree": agree, "classes_predicted": sorted(set(arg_h)), "int8_path": h.get("int8_path"),
+                 "ort_ops": ops, "ort_qlinearconv": qlinear, "ort_convs": convs,
+                 "calibration_images": made.get("calibration_images")}
+        print(f"{name} int8: {model}: hubble (QuantizedPlan, {h.get('int8_path')}) and ONNX Runtime agree on "
+              f"{agree}/{n} argmax, mean |dp| = {check['mean_abs_diff']:.2e}, max |dp| = {check['max_abs_diff']:.2e}; "
+              f"ONNX Runtime ran {qlinear} QLinearConv of {convs} convolutions ({', '.join(ops)})", flush=True)
+        if agree < 0.98 * n or not check["mean_abs_diff"] <= 1e-3 or not check["max_abs_diff"] <= 0.05:
+            raise Failure(f"{name} int8: hubble and ONNX Runtime disagree on the QDQ export ({check})")
+        if qlinear < convs - 1:
+            raise Failure(f"{name} int8: ONNX Runtime did not run the requantised stages as QLinearConv "
+                          f"({qlinear} of {convs} convolutions; ops {ops}): its side would not be int8")
+        return qfile, model, check
+
+    def measure_int8(self, nets):
+        a = self.a
+        int8 = {}
+        for key, (name, ckpt, _) in nets.items():
+            qfile, model, check = self.prepare_int8(key, name, ckpt)
+            int8[key] = (name, qfile, model)
+            self.results["networks"][key]["int8"] = {"int8_model": qfile, "onnx": model, "agreement": check,
+                                                     "rounds": {str(b): [] for b in BATCHES}}
+        for r in range(a.rounds):
+            hubble_first = r % 2 == 0
+            for key, (name, qfile, model) in int8.items():
+                res = self.results["networks"][key]["int8"]
+                for b in BATCHES:
+                    hr, orr = in_order(
+                        hubble_first,
+                        lambda: run_json([self.infer, "throughput-int8", qfile, "--batch", str(b), "--seconds",
+                                          str(a.seconds), "--threads", str(a.threads)], self.env,
+                                         "infer_throughput throughput-int8"),
+                        lambda: self.ort("throughput", model, "--batch", b, "--seconds", a.seconds))
+                    row = {"hubble_int8": hr["int8"], "ort_int8": orr["ort"]}
+                    res["rounds"][str(b)].append(row)
+                    print(f"round {r + 1}/{a.rounds} {name} int8 batch {b}: hubble {row['hubble_int8']:.1f}  "
+                          f"ORT {row['ort_int8']:.1f} img/s", flush=True)
+        for key in int8:
+            res = self.results["networks"][key]["int8"]
+            res["median"] = {str(b): {s: statistics.median(x[s] for x in res["rounds"][str(b)])
+                                      for s in ("hubble_int8", "ort_int8")} for b in BATCHES}
+
     def measure(self):
         a = self.a
         os.makedirs(self.out, exist_ok=True)
@@ -221,6 +307,8 @@ class Comparison:
                 hlr, olr = in_order(hubble_first, lambda: self.hubble("latency", ckpt, "--calls", a.calls),
                                     lambda: self.ort("latency", model, "--calls", a.calls))
                 res["latency"].append({**hlr, **olr})
+        if a.int8:
+            self.measure_int8(nets)
         for key, res in self.results["networks"].items():
             med = {}
             for b in BATCHES:
@@ -270,6 +358,24 @@ class Comparison:
                        "improved_ort_infer_b1": ratio(i["1"]["typed"], i["1"]["ort"]),
                        "improved_ort_infer_b64": ratio(i["64"]["typed"], i["64"]["ort"])}
         last = " ".join(f"{k}={v:.3f}" for k, v in R["ratios"].items())
+        if a.int8:
+            lines += ["", "int8: hubble QuantizedPlan vs ONNX Runtime on the QDQ export (images/s, medians)",
+                      f"{'network':<12} {'batch':>5} {'hubble int8':>12} {'ORT int8':>10} {'hubble/ORT':>10} "
+                      f"{'agreement (argmax, max |dp|)':>30}"]
+            for key, res in R["networks"].items():
+                q = res["int8"]
+                g = q["agreement"]
+                for b in BATCHES:
+                    m = q["median"][str(b)]
+                    lines.append(f"{res['name']:<12} {b:>5} {fmt(m['hubble_int8']):>12} {fmt(m['ort_int8']):>10} "
+                                 f"{fmt(ratio(m['hubble_int8'], m['ort_int8']), 2):>10} "
+                                 f"{g['argmax_agree']:>15}/{g['images']} {g['max_abs_diff']:.1e}")
+            p8, i8 = R["networks"]["paper"]["int8"]["median"], R["networks"]["improved"]["int8"]["median"]
+            R["int8_ratios"] = {"ort_int8_b1": ratio(p8["1"]["hubble_int8"], p8["1"]["ort_int8"]),
+                                "ort_int8_b64": ratio(p8["64"]["hubble_int8"], p8["64"]["ort_int8"]),
+                                "improved_ort_int8_b1": ratio(i8["1"]["hubble_int8"], i8["1"]["ort_int8"]),
+                                "improved_ort_int8_b64": ratio(i8["64"]["hubble_int8"], i8["64"]["ort_int8"])}
+            last += "\n" + " ".join(f"{k}={v:.3f}" for k, v in R["int8_ratios"].items())
         text = "\n".join(lines)
         with open(os.path.join(self.out, "results.txt"), "w") as f:
             f.write(text + "\n\n" + last + "\n")
@@ -355,6 +461,8 @@ def main():
     p.add_argument("--native", action="store_true",
                    help="hubble built with -DHUBBLE_NATIVE=ON (-march=native: the AVX-512 micro-kernel where the CPU "
                         "has it, as ONNX Runtime picks at run time)")
+    p.add_argument("--no-int8", dest="int8", action="store_false",
+                   help="skip the int8 comparison (hubble QuantizedPlan vs ONNX Runtime on the QDQ export)")
     p.add_argument("--infer-bin", help="infer_throughput to use (skips building)")
     p.add_argument("--convert-bin", help="hubble_convert to use (skips building)")
     p.add_argument("--ort-dir", default=os.path.join(ROOT, ".deps", "onnxruntime"),

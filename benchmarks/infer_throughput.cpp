@@ -17,6 +17,14 @@
 //       them) on a copy of its layers; the chain's output is checked against net.forward's
 //   infer_throughput calls CKPT.h5 --path typed|model-batch|model-values|model-bytes [--batch N] [--calls C]
 //       C calls of one path inside counted_calls(), for callgrind's instruction counts (below)
+// int8 (lowp::QuantizedPlan, the other side of compare_onnxruntime.py --int8):
+//   infer_throughput quantize CKPT.h5 OUT.int8.h5 [--batch N] [--seed S]
+//       post-training int8 of the checkpoint, calibrated (percentile) on N seeded images (default
+//       32, drawn with another seed than predict-int8's), written as a hubble-int8 model file
+//   infer_throughput predict-int8 MODEL.int8.h5 --batch N --inputs IN.f32 --probs OUT.f32 [--seed S]
+//       as predict: the seeded images (NCHW) and QuantizedPlan::run's probabilities
+//   infer_throughput throughput-int8 MODEL.int8.h5 --batch N [--seconds S] [--threads T]
+//       images/s of QuantizedPlan::run
 // Every mode prints one JSON object on stdout; errors go to stderr with exit status 1.
 #include <algorithm>
 #include <array>
@@ -34,6 +42,8 @@
 
 #include "hubble/improved_net.hpp"
 #include "hubble/io/checkpoint.hpp"
+#include "hubble/lowp/quantized_file.hpp"
+#include "hubble/lowp/quantized_plan.hpp"
 #include "hubble/model.hpp"
 #include "hubble/paper_net.hpp"
 
@@ -65,7 +75,10 @@ struct Args {
       "       infer_throughput latency CKPT.h5 [--calls C] [--threads T]\n"
       "       infer_throughput profile CKPT.h5 --batch N [--steps S] [--threads T]\n"
       "       infer_throughput calls CKPT.h5 --path typed|model-batch|model-values|model-bytes [--batch N] [--calls "
-      "C]\n",
+      "C]\n"
+      "       infer_throughput quantize CKPT.h5 OUT.int8.h5 [--batch N] [--seed S]\n"
+      "       infer_throughput predict-int8 MODEL.int8.h5 --batch N --inputs IN.f32 --probs OUT.f32 [--seed S]\n"
+      "       infer_throughput throughput-int8 MODEL.int8.h5 --batch N [--seconds S] [--threads T]\n",
       why.c_str());
   std::exit(2);
 }
@@ -103,10 +116,11 @@ Args parse(int argc, char** argv) {
   }
   if (positional.empty()) usage("no mode given");
   a.mode = positional[0];
-  static const char* const modes[] = {"make-checkpoint", "predict", "throughput", "latency", "profile", "calls"};
+  static const char* const modes[] = {"make-checkpoint", "predict",  "throughput",   "latency",        "profile",
+                                      "calls",           "quantize", "predict-int8", "throughput-int8"};
   if (std::find(std::begin(modes), std::end(modes), a.mode) == std::end(modes)) usage("unknown mode " + a.mode);
-  if (a.mode == "make-checkpoint") {
-    if (positional.size() != 3) usage("make-checkpoint takes a network name and an output file");
+  if (a.mode == "make-checkpoint" || a.mode == "quantize") {
+    if (positional.size() != 3) usage(a.mode + " takes an input (network name or checkpoint) and an output file");
     a.path = positional[1];
     a.out = positional[2];
   } else {
@@ -118,23 +132,37 @@ Args parse(int argc, char** argv) {
 
 // n images of seeded pixels (bytes / 255, as training scales them), NHWC; each image has its own
 // brightness range and colour balance, so that the network's predictions differ between images.
-template <class S>
-Tensor<float> images(int n, std::uint64_t seed) {
-  Tensor<float> x(n, S::h, S::w, S::c);
+Tensor<float> images(int n, int h, int w, int channels, std::uint64_t seed) {
+  Tensor<float> x(n, h, w, channels);
   Rng r(seed);
   for (int b = 0; b < n; ++b) {
-    std::array<int, S::c> lo{}, span{};
-    for (int c = 0; c < S::c; ++c) {
+    std::vector<int> lo(std::size_t(channels), 0), span(std::size_t(channels), 0);
+    for (int c = 0; c < channels; ++c) {
       lo[std::size_t(c)] = int(r.below(160));
       span[std::size_t(c)] = 1 + int(r.below(std::uint64_t(256 - lo[std::size_t(c)])));
     }
     float* v = x.sample(b);
     for (std::size_t i = 0; i < x.sample_size(); ++i) {
-      const std::size_t c = i % S::c;
+      const std::size_t c = i % std::size_t(channels);
       v[i] = float(lo[c] + int(r.below(std::uint64_t(span[c])))) / 255.0f;
     }
   }
   return x;
+}
+template <class S>
+Tensor<float> images(int n, std::uint64_t seed) {
+  return images(n, S::h, S::w, S::c, seed);
+}
+
+// x [n][h][w][c] as NCHW, what the ONNX models take.
+std::vector<float> to_nchw(const Tensor<float>& x) {
+  const int n = x.batch(), h = x.height(), w = x.width(), c = x.channels();
+  std::vector<float> nchw(x.size());
+  for (int b = 0; b < n; ++b)
+    for (int y = 0; y < h; ++y)
+      for (int xx = 0; xx < w; ++xx)
+        for (int k = 0; k < c; ++k) nchw[((std::size_t(b) * c + k) * h + y) * w + xx] = x(b, y, xx, k);
+  return nchw;
 }
 
 void write_floats(const std::string& path, const float* v, std::size_t n) {
@@ -421,9 +449,51 @@ void make_checkpoint(const Args& a) {
               json_string(Net::architecture()).c_str());
 }
 
+// ---- int8 ----------------------------------------------------------------------------------------
+template <class Net>
+void quantize_mode(const Args& a) {
+  using S = typename Net::input_shape;
+  auto net = load_typed<Net>(a.path);
+  const lowp::InferencePlan plan = lowp::plan_of(*net);
+  const int n = a.batch > 1 ? a.batch : 32;
+  const Tensor<float> x = images<S>(n, a.seed ^ 0xca11b7a7eULL);  // not predict-int8's images
+  const lowp::Calibration cal = lowp::calibrate(plan, x.data(), n, lowp::CalibrationMethod::percentile);
+  const lowp::QuantizedPlan q(plan, cal);
+  lowp::save_quantized(a.out, q,
+                       {{"bench/made_by", "infer_throughput quantize (percentile calibration on " + std::to_string(n) +
+                                              " seeded images)"}});
+  std::printf("{\"int8_model\": %s, \"architecture\": %s, \"calibration_images\": %d, \"int8_path\": %s}\n",
+              json_string(a.out).c_str(), json_string(Net::architecture()).c_str(), n,
+              json_string(kernels::lowp::name_of(q.path())).c_str());
+}
+
+void predict_int8_mode(const Args& a) {
+  HUBBLE_CHECK(!a.inputs.empty() && !a.probs.empty(), "predict-int8: --inputs and --probs are required");
+  const lowp::QuantizedPlan q = lowp::load_quantized(a.path);
+  const auto& plan = q.plan();
+  const Tensor<float> x = images(a.batch, plan.h, plan.w, plan.c, a.seed);
+  const std::vector<float> p = q.run(x.data(), a.batch);
+  const std::vector<float> nchw = to_nchw(x);
+  write_floats(a.inputs, nchw.data(), nchw.size());
+  write_floats(a.probs, p.data(), p.size());
+  std::printf("{\"architecture\": %s, \"batch\": %d, \"classes\": %d, \"int8_path\": %s}\n",
+              json_string(plan.architecture).c_str(), a.batch, plan.classes(),
+              json_string(kernels::lowp::name_of(q.path())).c_str());
+}
+
+void throughput_int8_mode(const Args& a) {
+  const lowp::QuantizedPlan q = lowp::load_quantized(a.path);
+  const auto& plan = q.plan();
+  const Tensor<float> x = images(a.batch, plan.h, plan.w, plan.c, a.seed);
+  const double r = rate([&] { q.run(x.data(), a.batch); }, a.batch, a.seconds);
+  std::printf("{\"batch\": %d, \"int8\": %s, \"int8_path\": %s}\n", a.batch, json_number(r).c_str(),
+              json_string(kernels::lowp::name_of(q.path())).c_str());
+}
+
 template <class Net>
 void run_mode(const Args& a) {
   if (a.mode == "predict") predict_mode<Net>(a);
+  else if (a.mode == "quantize") quantize_mode<Net>(a);
   else if (a.mode == "throughput") throughput_mode<Net>(a);
   else if (a.mode == "latency") latency_mode<Net>(a);
   else if (a.mode == "profile") profile_mode<Net>(a);
@@ -440,6 +510,11 @@ int run(int argc, char** argv) {
     if (a.path == "paper") make_checkpoint<PaperNet>(a);
     else if (a.path == "improved") make_checkpoint<ImprovedNet>(a);
     else usage("make-checkpoint: the network is paper or improved, not " + a.path);
+    return 0;
+  }
+  if (a.mode == "predict-int8" || a.mode == "throughput-int8") {
+    if (a.mode == "predict-int8") predict_int8_mode(a);
+    else throughput_int8_mode(a);
     return 0;
   }
   const std::string arch = read_checkpoint_header(a.path).architecture;

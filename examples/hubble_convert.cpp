@@ -1,6 +1,9 @@
 // hubble_convert: moves weights between hubble checkpoints and ONNX models.
 //   hubble_convert IN.h5 OUT.onnx       checkpoint -> ONNX (opset 13, checked by onnx::checker)
 //   hubble_convert IN.onnx OUT.h5       ONNX -> checkpoint (node-by-node checked against the network)
+//   hubble_convert IN.int8.h5 OUT.onnx  int8 model (galaxy10_quantize --out) -> ONNX QDQ (opset 13,
+//                                       checked): QuantizeLinear/DequantizeLinear around each conv
+//                                       stage, as ONNX Runtime runs int8 (hubble/onnx/onnx.hpp)
 //   hubble_convert --describe [FILE]    the exact architecture strings of the built-in networks, or
 //                                       of FILE (a checkpoint or an ONNX model)
 // The network is found from the architecture: a built-in one (PaperNet, ImprovedNet). An ONNX graph
@@ -10,6 +13,7 @@
 
 #include "hubble/improved_net.hpp"
 #include "hubble/io/checkpoint.hpp"
+#include "hubble/lowp/quantized_file.hpp"
 #include "hubble/onnx/onnx.hpp"
 #include "hubble/paper_net.hpp"
 
@@ -36,6 +40,20 @@ bool with_network(Accept&& accepts, F&& f) {
   return done;
 }
 
+// true when `path` is named *.int8.h5 (the int8 reader then says what is wrong with it) or is an
+// HDF5 file whose 'format' attribute names a hubble int8 model (other files, and files that cannot
+// be read, go on to the checkpoint reader, which says what is wrong with them).
+bool is_int8_model(const std::string& path) {
+  if (ends_with(path, ".int8.h5")) return true;
+  if (!std::filesystem::exists(path)) return false;
+  try {
+    const hubble::h5::File f = hubble::h5::File::open(path);
+    return f.has_attribute("format") && f.attribute("format") == hubble::lowp::quantized_format;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 std::string known() {
   std::string s;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -48,7 +66,8 @@ std::string known() {
 
 int run(int argc, char** argv) {
   const std::string usage =
-      "usage: hubble_convert IN.h5 OUT.onnx | hubble_convert IN.onnx OUT.h5 | hubble_convert --describe [FILE]\n";
+      "usage: hubble_convert IN.h5 OUT.onnx | hubble_convert IN.int8.h5 OUT.onnx | hubble_convert IN.onnx OUT.h5 | "
+      "hubble_convert --describe [FILE]\n";
   if (argc >= 2 && std::string(argv[1]) == "--describe") {
     if (argc == 2) {
       std::cout << "built-in networks (the 'architecture' attribute of their checkpoints):\n" << known();
@@ -56,6 +75,7 @@ int run(int argc, char** argv) {
     }
     const std::string file = argv[2];
     if (ends_with(file, ".onnx")) std::cout << hubble::onnx::read_graph(file).architecture() << "\n";
+    else if (is_int8_model(file)) std::cout << hubble::lowp::load_quantized(file).plan().architecture << " (int8)\n";
     else std::cout << hubble::read_checkpoint_header(file).architecture << "\n";
     return 0;
   }
@@ -80,6 +100,15 @@ int run(int argc, char** argv) {
                      });
     HUBBLE_CHECK(ok, in, ": no built-in network holds this graph\n  ", graph.architecture(), "\nbuilt-in:\n", known(),
                  "(hubble_onnx_type prints the type that holds it; compile it into your program)");
+  } else if (is_int8_model(in)) {
+    HUBBLE_CHECK(ends_with(out, ".onnx"), out, ": the output of an int8 model conversion must end in .onnx");
+    hubble::lowp::QuantizedFile info;
+    const hubble::lowp::QuantizedPlan q = hubble::lowp::load_quantized(in, &info);
+    hubble::onnx::ExportOptions options;
+    options.metadata = info.metadata;  // class names, calibration, ...
+    options.metadata["converted/from"] = in;
+    hubble::onnx::save_quantized(q, out, options);
+    std::cout << in << " -> " << out << " (int8 " << q.plan().architecture << ", QDQ, opset 13, checked)\n";
   } else {
     const auto header = hubble::read_checkpoint_header(in);
     HUBBLE_CHECK(ends_with(out, ".onnx"), out, ": the output of a checkpoint conversion must end in .onnx");

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "hubble/io/atomic_file.hpp"
+#include "hubble/lowp/quantized_plan.hpp"
 
 namespace hubble::onnx {
 
@@ -246,6 +247,209 @@ void save_description(const NetworkDesc& net, const std::string& path, const Exp
 }
 
 void check_file(const std::string& path) { check_model(read_model(path), path); }
+
+// --- int8 export: the QDQ form -------------------------------------------------------------------
+
+namespace {
+
+// An initializer of any element type from its little-endian bytes.
+void raw_tensor(::onnx::GraphProto* g, const std::string& name, const std::vector<std::int64_t>& dims, int type,
+                const void* data, std::size_t bytes) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(type);
+  for (auto d : dims) t->add_dims(d);
+  t->set_raw_data(std::string(static_cast<const char*>(data), bytes));
+}
+
+void u8_code(::onnx::GraphProto* g, const std::string& prefix, const kernels::lowp::U8Quant& q) {
+  const float scale = q.scale;
+  const std::uint8_t zero = std::uint8_t(q.zero_point);
+  raw_tensor(g, prefix + "/scale", {}, ::onnx::TensorProto::FLOAT, &scale, sizeof scale);
+  raw_tensor(g, prefix + "/zero_point", {}, ::onnx::TensorProto::UINT8, &zero, 1);
+}
+
+// QuantizeLinear then DequantizeLinear with the code written by u8_code(prefix): the tensor `in`
+// rounded to its u8 code, as hubble stores it. Returns the dequantised tensor's name.
+std::string quantize_dequantize(GraphWriter& w, const std::string& in, const std::string& code,
+                                const std::string& name) {
+  w.node("QuantizeLinear", name + "/quantize", {in, code + "/scale", code + "/zero_point"}, name + "/q");
+  w.node("DequantizeLinear", name + "/dequantize", {name + "/q", code + "/scale", code + "/zero_point"}, name + "/dq");
+  return name + "/dq";
+}
+
+// ONNX pads [top, left, bottom, right] of a hubble convolution, whose geometry stores the top and
+// left padding: the bottom and right ones are what the output size needs ('same' puts the odd
+// one at the end), never negative (a 'valid' convolution may leave rows unread).
+std::vector<std::int64_t> conv_pads(const kernels::ConvGeometry& g) {
+  const int bottom = std::max(0, (g.oh - 1) * g.stride + g.k - g.h - g.pad_top);
+  const int right = std::max(0, (g.ow - 1) * g.stride + g.k - g.w - g.pad_left);
+  return {g.pad_top, g.pad_left, bottom, right};
+}
+
+constexpr const char* int8_scheme =
+    "hubble-int8 v1 as QDQ: u8 activations, per-tensor scale and zero point (input and every conv stage's output "
+    "but the last); s8 weights, symmetric, one scale per output channel (DequantizeLinear axis 0); bias int32 at "
+    "scale input_scale * weight_scale[f]; Relu, then requantisation, then MaxPool (requantising commutes with "
+    "the max); the last conv stage and the dense head in fp32";
+
+}  // namespace
+
+void save_quantized(const lowp::QuantizedPlan& q, const std::string& path, const ExportOptions& options) {
+  const lowp::InferencePlan& plan = q.plan();
+  HUBBLE_CHECK(!plan.convs.empty() && q.stages().size() == plan.convs.size() && !plan.dense.empty(), path,
+               ": the int8 model of ", plan.architecture, " has ", q.stages().size(), " int8 stages for ",
+               plan.convs.size(), " conv stages and ", plan.dense.size(), " dense stages; nothing to export");
+  ::onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.set_producer_name(options.producer);
+  model.set_producer_version("0.1.0");
+  auto* op = model.add_opset_import();
+  op->set_domain("");
+  op->set_version(opset);
+  const std::map<std::string, std::string> own = {{"hubble.architecture", plan.architecture},
+                                                  {"hubble.int8", int8_scheme}};
+  for (const auto& [key, value] : own) {
+    auto* m = model.add_metadata_props();
+    m->set_key(key);
+    m->set_value(value);
+  }
+  for (const auto& [key, value] : options.metadata) {
+    HUBBLE_CHECK(!own.count(key), path, ": metadata key '", key, "' is reserved");
+    auto* m = model.add_metadata_props();
+    m->set_key(key);
+    m->set_value(value);
+  }
+  GraphWriter w{model.mutable_graph()};
+  w.g->set_name("hubble_int8");
+  value_info(w.g->add_input(), options.input_name, {plan.c, plan.h, plan.w});
+
+  u8_code(w.g, "input/code", q.input_quant());
+  std::string cur = quantize_dequantize(w, options.input_name, "input/code", "input");
+  float sx = q.input_quant().scale;  // the scale of the codes the current stage reads
+  int C = plan.c, H = plan.h, W = plan.w;
+  for (std::size_t i = 0; i < plan.convs.size(); ++i) {
+    const lowp::PlanConv& s = plan.convs[i];
+    const lowp::QuantizedStage& st = q.stages()[i];
+    const kernels::ConvGeometry& g = s.g;
+    const bool last = i + 1 == plan.convs.size();
+    const int K = g.k, Ci = g.c, F = g.f;
+    HUBBLE_CHECK(g.h == H && g.w == W && g.c == C, path, ": ", s.name, " takes ", g.h, "x", g.w, "x", g.c,
+                 " inputs, the stage before gives ", H, "x", W, "x", C);
+    HUBBLE_CHECK(st.weights.rows == K * K * Ci && st.weights.f == F && st.weights.scale.size() == std::size_t(F) &&
+                     st.bias.size() == std::size_t(F),
+                 path, ": ", s.name, "'s int8 weights do not have the stage's shape");
+    // Weights: s8 [k][k][c][f] -> [F, C, K, K], dequantised per output channel.
+    std::vector<std::int8_t> wt(st.weights.q.size());
+    for (int ky = 0; ky < K; ++ky)
+      for (int kx = 0; kx < K; ++kx)
+        for (int c = 0; c < Ci; ++c)
+          for (int f = 0; f < F; ++f)
+            wt[((std::size_t(f) * Ci + c) * K + ky) * K + kx] =
+                st.weights.q[((std::size_t(ky) * K + kx) * Ci + c) * F + f];
+    const std::vector<std::int8_t> w_zero(std::size_t(F), 0);
+    raw_tensor(w.g, s.name + "/kernel_q", {F, Ci, K, K}, ::onnx::TensorProto::INT8, wt.data(), wt.size());
+    w.tensor(s.name + "/kernel_scale", {F}, st.weights.scale);
+    raw_tensor(w.g, s.name + "/kernel_zero_point", {F}, ::onnx::TensorProto::INT8, w_zero.data(), w_zero.size());
+    int1(w.node("DequantizeLinear", s.name + "/kernel_dequantize",
+                {s.name + "/kernel_q", s.name + "/kernel_scale", s.name + "/kernel_zero_point"}, s.name + "/kernel"),
+         "axis", 0);
+    // Bias: int32 at scale sx * sw[f], ORT's QDQ convention: its QLinearConv fusion needs the bias
+    // to come from a DequantizeLinear of int32 (an fp32 bias leaves the Conv unfused, in fp32). The
+    // rounding moves each bias by at most sx * sw[f] / 2: under half a step of the sums it is added
+    // to. A bias too large for int32 at that scale (never seen) is written in fp32 instead.
+    std::vector<std::int32_t> bq(static_cast<std::size_t>(F));
+    std::vector<float> b_scale(static_cast<std::size_t>(F));
+    bool fits = true;
+    for (int f = 0; f < F; ++f) {
+      b_scale[std::size_t(f)] = sx * st.weights.scale[std::size_t(f)];
+      const double v = std::nearbyint(double(st.bias[std::size_t(f)]) / double(b_scale[std::size_t(f)]));
+      fits = fits && std::isfinite(v) && std::abs(v) <= 2147483647.0;
+      bq[std::size_t(f)] = fits ? std::int32_t(v) : 0;
+    }
+    std::string bias = s.name + "/bias";
+    if (fits) {
+      const std::vector<std::int32_t> b_zero(std::size_t(F), 0);
+      raw_tensor(w.g, s.name + "/bias_q", {F}, ::onnx::TensorProto::INT32, bq.data(), bq.size() * 4);
+      w.tensor(s.name + "/bias_scale", {F}, b_scale);
+      raw_tensor(w.g, s.name + "/bias_zero_point", {F}, ::onnx::TensorProto::INT32, b_zero.data(), b_zero.size() * 4);
+      int1(w.node("DequantizeLinear", s.name + "/bias_dequantize",
+                  {s.name + "/bias_q", s.name + "/bias_scale", s.name + "/bias_zero_point"}, bias),
+           "axis", 0);
+    } else {
+      w.tensor(bias, {F}, st.bias);
+    }
+    auto* n = w.node("Conv", s.name, {cur, s.name + "/kernel", bias}, s.name + "/out");
+    ints(n, "kernel_shape", {K, K});
+    ints(n, "strides", {g.stride, g.stride});
+    ints(n, "pads", conv_pads(g));
+    ints(n, "dilations", {1, 1});
+    int1(n, "group", 1);
+    cur = s.name + "/out";
+    if (s.relu) {
+      w.node("Relu", s.name + "/relu", {cur}, s.name + "/relu_out");
+      cur = s.name + "/relu_out";
+    }
+    if (!last) {
+      u8_code(w.g, s.name + "/code", st.out);
+      cur = quantize_dequantize(w, cur, s.name + "/code", s.name + "/output");
+    }
+    H = g.oh, W = g.ow, C = F;
+    if (s.pool) {
+      auto* p = w.node("MaxPool", s.name + "/pool", {cur}, s.name + "/pool_out");
+      ints(p, "kernel_shape", {s.pool, s.pool});
+      ints(p, "strides", {s.pool, s.pool});
+      ints(p, "pads", {0, 0, 0, 0});
+      cur = s.name + "/pool_out";
+      if (!last) cur = quantize_dequantize(w, cur, s.name + "/code", s.name + "/pooled");
+      H /= s.pool, W /= s.pool;
+    }
+    if (!last) sx = st.out.scale;
+  }
+  // The head, fp32: Flatten (NCHW, so the first Dense's rows are permuted from hubble's (h,w,c)
+  // order to (c,h,w), as save_description does) or GlobalAveragePool + Flatten.
+  int fh = H, fw = W, fc = C;
+  if (plan.bridge == lowp::Bridge::global_avg_pool) {
+    w.node("GlobalAveragePool", "global_avg_pool", {cur}, "global_avg_pool/out");
+    cur = "global_avg_pool/out";
+    fh = fw = 1;
+  }
+  int1(w.node("Flatten", "flatten", {cur}, "flatten/out"), "axis", 1);
+  cur = "flatten/out";
+  for (std::size_t j = 0; j < plan.dense.size(); ++j) {
+    const lowp::PlanDense& d = plan.dense[j];
+    const int I = d.in, U = d.out;
+    HUBBLE_CHECK(std::size_t(fh) * fw * fc == std::size_t(I), path, ": ", d.name, " takes ", I,
+                 " features, the stage before gives ", std::size_t(fh) * fw * fc);
+    std::vector<float> b(std::size_t(I) * U);  // ONNX B [U, I] (transB = 1), I in (c,h,w) order
+    for (int h = 0; h < fh; ++h)
+      for (int x = 0; x < fw; ++x)
+        for (int c = 0; c < fc; ++c) {
+          const std::size_t hubble_row = (std::size_t(h) * fw + x) * fc + c, onnx_col = chw_index(h, x, c, fh, fw);
+          for (int u = 0; u < U; ++u) b[std::size_t(u) * I + onnx_col] = d.w[hubble_row * U + u];
+        }
+    w.tensor(d.name + "/kernel", {U, I}, b);
+    w.tensor(d.name + "/bias", {U}, d.b);
+    int1(w.node("Gemm", d.name, {cur, d.name + "/kernel", d.name + "/bias"}, d.name + "/out"), "transB", 1);
+    cur = d.name + "/out";
+    if (d.relu) {
+      w.node("Relu", d.name + "/relu", {cur}, d.name + "/relu_out");
+      cur = d.name + "/relu_out";
+    }
+    fh = fw = 1, fc = U;
+  }
+  if (plan.softmax) {
+    int1(w.node("Softmax", "softmax", {cur}, "softmax/out"), "axis", 1);
+    cur = "softmax/out";
+  }
+  w.g->mutable_node(w.g->node_size() - 1)->set_output(0, options.output_name);
+  value_info(w.g->add_output(), options.output_name, {fc});
+
+  check_model(model, path);
+  std::string bytes;
+  HUBBLE_CHECK(model.SerializeToString(&bytes), path, ": protobuf could not serialise the model (over 2 GB?)");
+  io::write_file_atomically(path, bytes.data(), bytes.size());
+}
 
 // --- import ---------------------------------------------------------------------------------
 
@@ -853,6 +1057,10 @@ ImportedGraph parse(const std::string& path, const NetworkDesc* expect) {
         arr(l, names[k], {C}, r.floats(n, t));
       }
       finish(l);
+    } else if (op == "QuantizeLinear" || op == "DequantizeLinear") {
+      r.error(n,
+              "an int8 (QDQ) graph: hubble imports fp32 graphs; its int8 models are .int8.h5 files "
+              "(galaxy10_quantize --out, lowp::load_quantized), which save_quantized exports");
     } else {
       r.error(n, "hubble has no layer for ONNX op " + op +
                      " (it reads Conv, MaxPool, Relu, Softmax, Gemm, MatMul+Add, Flatten, "

@@ -24,6 +24,10 @@
 #include "hubble/hubble.hpp"
 #include "hubble/network/describe.hpp"
 
+namespace hubble::lowp {
+class QuantizedPlan;  // hubble/lowp/quantized_plan.hpp
+}
+
 namespace hubble::onnx {
 
 // The plain description of a network's layers (ArrayView, LayerDesc, NetworkDesc, describe())
@@ -69,6 +73,22 @@ void load_description(const ImportedGraph& graph, const NetworkDesc& net);
 // read_graph + load_description, checking each node against the type as soon as it is read (so the
 // first difference is the one reported).
 void load_file(const std::string& path, const NetworkDesc& net);
+// Writes an int8 model (a lowp::QuantizedPlan, e.g. from lowp::load_quantized) as a standard QDQ
+// graph (opset 13, NCHW), checked like save_description:
+//   input -> QuantizeLinear/DequantizeLinear (the plan's u8 input code)
+//   -> per conv stage: DequantizeLinear(s8 weights [F,C,K,K], per-output-channel scales, axis 0,
+//        zero points 0) and DequantizeLinear(int32 bias at scale sx * sw[f]) into Conv, Relu,
+//        then QuantizeLinear/DequantizeLinear with the stage's u8 output code, MaxPool, and the
+//        same QuantizeLinear/DequantizeLinear again
+//      (the last stage: Conv, Relu, MaxPool in fp32, as hubble writes it)
+//   -> Flatten / GlobalAveragePool -> Gemm (fp32) ... -> Softmax
+// The requantisation sits between Relu and MaxPool (not after the pool) because that is the form
+// ONNX Runtime fuses into QLinearConv (DQ -> Conv -> [Relu] -> Q) and a uint8 MaxPool
+// (DQ -> MaxPool -> Q of one code); it means the same as hubble's requantise-after-pool, since
+// requantising is monotone and so commutes with the max. The last stage, with no QuantizeLinear
+// after it, runs in ONNX Runtime as an fp32 Conv of the dequantised weights. The metadata carries
+// "hubble.architecture" and "hubble.int8" (the scheme). Throws hubble::Error naming the file.
+void save_quantized(const lowp::QuantizedPlan& plan, const std::string& path, const ExportOptions& options = {});
 // Runs onnx::checker and strict shape inference on a file (what save_description does after writing).
 void check_file(const std::string& path);
 // true when `architecture` (a Network::architecture()) can hold the graph: equal, or equal once the
