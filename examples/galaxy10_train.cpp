@@ -95,7 +95,8 @@ const std::vector<OptionSpec>& option_specs() {
       {"weight-decay", "X", "adam: decoupled weight decay (AdamW; default 0)"},
       {"momentum", "X", "sgd: momentum (default 0.9)"},
       {"label-smoothing", "X", "label smoothing of the training loss (default 0)"},
-      {"class-weights", "W0,W1,...", "one loss weight per class, comma-separated (default: all 1)"},
+      {"class-weights", "W0,W1,...", "one loss weight per class, comma-separated (default: the recipe's; all 1\n"
+                                     "but in the equivariant recipe)"},
       {"augment", "MODE", "none, rot4 (paper: every training image at 0/90/180/270 degrees), dihedral\n"
                           "(a random one of the 8 rotations/flips per image, drawn anew every epoch) or survey\n"
                           "(dihedral plus random seeing, noise, brightness, band gains, scale, shift and JPEG;\n"
@@ -341,7 +342,9 @@ Settings resolve(const std::map<std::string, std::string>& given) {
   c.warmup_epochs = real("warmup-epochs", recipe.warmup_epochs, 0.0, 1e6);
   c.final_lr_fraction = real("final-lr-fraction", recipe.final_lr_fraction, 0.0, 1.0);
   c.label_smoothing = real("label-smoothing", recipe.label_smoothing, 0.0, 1.0, true);
-  c.class_weights = src.parse("class-weights", "", [](const std::string& v) {
+  std::string recipe_weights;
+  for (double w : recipe.class_weights) recipe_weights += (recipe_weights.empty() ? "" : ",") + json::number(w);
+  c.class_weights = src.parse("class-weights", recipe_weights, [](const std::string& v) {
     std::vector<double> w;
     std::size_t start = 0;
     while (!v.empty() && start <= v.size()) {
@@ -807,6 +810,7 @@ int run(int argc, char** argv) {
               cfg.batch_size, cfg.epochs, per_epoch, train::name_of(cfg.augment),
               cfg.repeats > 1 ? (", x" + std::to_string(cfg.repeats)).c_str() : "", cfg.label_smoothing,
               cfg.tta ? "on" : "off", threads);
+  if (!cfg.class_weights.empty()) std::printf("          class weights %s\n", s.resolved.at("class-weights").c_str());
   std::printf("output    %s\n", s.out.c_str());
   std::fflush(stdout);
 

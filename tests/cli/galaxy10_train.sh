@@ -164,6 +164,7 @@ run "$exe" --synthetic-file "$work/tiny.h5" --val-split 0.25 --max-train-images 
   --epochs 1 --recipe equivariant --out "$work/survey"
 expect_status 0
 expect_text "survey views cut from the centre 176x176 window; validation on the centre 128 crop"
+expect_text "class weights 1.7,1,1,1,1,1,1,1.6,1,1"
 expect_text "D4Net (D4-equivariant convolutions"
 expect_text "validation: 10 images"
 [ -f "$work/survey/filters.png" ] || fail "no filters.png for D4Net"

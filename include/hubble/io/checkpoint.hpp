@@ -168,22 +168,22 @@ inline void check_key(const std::string& path, const std::string& key) {
                path, ": '", key, "' cannot name a checkpoint entry (use 'name' or 'group/name')");
 }
 
-inline std::string unreadable(const std::string& path, const std::string& why) {
-  return "checkpoint " + path + " cannot be read (truncated or corrupt): " + why;
+inline std::string unreadable(const std::string& path, const std::string& why, const char* what = "checkpoint") {
+  return std::string(what) + " " + path + " cannot be read (truncated or corrupt): " + why;
 }
 
-// Runs read(); a damaged file becomes an error saying so, naming the file; running out of
-// memory (sizes HDF5 itself decodes) still names the file.
+// Runs read(); a damaged file becomes an error saying so, naming the file (`what` says what
+// kind of file it is); running out of memory (sizes HDF5 itself decodes) still names the file.
 template <class Read>
-auto guarded_read(const std::string& path, Read&& read) {
+auto guarded_read(const std::string& path, Read&& read, const char* what = "checkpoint") {
   try {
     return read();
   } catch (const h5::CorruptFile& e) {
-    throw h5::CorruptFile(unreadable(path, e.what()));
+    throw h5::CorruptFile(unreadable(path, e.what(), what));
   } catch (const std::bad_alloc&) {
-    throw h5::CorruptFile(unreadable(path, "it asks for more memory than there is (corrupt sizes?)"));
+    throw h5::CorruptFile(unreadable(path, "it asks for more memory than there is (corrupt sizes?)", what));
   } catch (const std::length_error&) {
-    throw h5::CorruptFile(unreadable(path, "it declares impossible sizes"));
+    throw h5::CorruptFile(unreadable(path, "it declares impossible sizes", what));
   }
 }
 

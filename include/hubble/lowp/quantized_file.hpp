@@ -211,7 +211,7 @@ inline QuantizedPlan load_quantized(const std::string& path, QuantizedFile* info
                           " datasets it was written with (an entry was removed or added)");
     if (info) *info = std::move(meta);
     return QuantizedPlan(std::move(plan), input, std::move(stages), int8_path);
-  });
+  }, "int8 model");
 }
 
 }  // namespace hubble::lowp

@@ -60,6 +60,7 @@ inline TrainConfig config_from(const Recipe& r) {
   c.repeats = r.repeats;
   c.tta = r.tta;
   c.jitter.photometric_probability = r.survey_photometric;
+  c.class_weights = r.class_weights;
   return c;
 }
 
