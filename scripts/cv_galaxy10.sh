@@ -6,7 +6,7 @@
 #
 # usage: scripts/cv_galaxy10.sh [--folds K] [--use-folds "0 1 ..."] [--jobs J] [--only NAME] [DATA_DIR]
 #   K = 4 by default, all K folds used; J runs side by side at 1 thread each (default 2).
-# Results: runs/cv/<variant>_f<fold>/ and the table printed at the end (scripts/summarize_cv.py).
+# Results: runs/cv/<variant>_f<fold>/ and the table printed at the end (scripts/summarize_robustness.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 folds=4 use="" jobs=2 only="" data=../shared/data
@@ -31,6 +31,10 @@ variants=(
   "improved|--recipe improved"
   "improved_survey|--recipe improved --augment survey"
   "d4_dihedral|--recipe equivariant --augment dihedral"
+  "equivariant_v1|--recipe equivariant --class-weights 1,1,1,1,1,1,1,1,1,1"
+  # the second round (all 4 folds): the recipe as it was, with half the views photometric, and
+  # with the class weights the recipe now carries (docs/galaxy10.md)
+  "equivariant_ph05|--recipe equivariant --class-weights 1,1,1,1,1,1,1,1,1,1 --survey-photometric 0.5"
   "equivariant|--recipe equivariant"
 )
 run_one() {  # variant-name flags fold
