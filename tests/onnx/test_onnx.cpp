@@ -28,12 +28,14 @@
 #include "hubble/onnx/model.hpp"
 #include "hubble/onnx/onnx.hpp"
 #include "hubble/paper_net.hpp"
+#include "onnx_support.hpp"
 
 namespace {
 
 using namespace hubble;
 using test_support::error_of;
 using test_support::TempDir;
+using namespace onnx_test;
 
 // Every layer kind, both paddings, a stride-2 Same convolution, an overlapping pool, Dropout and
 // BatchNorm, a Flatten of a spatial map, two Dense layers.
@@ -43,15 +45,6 @@ using SmallNet = Sequential<Input<20, 18, 3>, Conv2D<4, 3, 2, Same>, BatchNorm, 
 using GapFlatNet = Sequential<Input<8, 8, 2>, Conv2D<4, 3>, ReLU, GlobalAvgPool, Flatten, Dense<3>, Softmax>;
 using GapNet = Sequential<Input<16, 16, 2>, Conv2D<8, 3, 1, Same>, BatchNorm, ReLU, GlobalAvgPool, Dropout<0.3>,
                           Dense<4>, Softmax>;
-
-template <class Net>
-void randomize(Net& net, std::uint64_t seed) {  // every parameter and buffer, BatchNorm statistics included
-  Rng rng(seed);
-  for (auto& p : net.parameters())
-    for (std::size_t i = 0; i < p.size; ++i) p.value[i] = float(rng.uniform() * 2 - 1);
-  for (auto& b : net.buffers())
-    for (std::size_t i = 0; i < b.size; ++i) b.value[i] = float(0.5 + rng.uniform());  // variances stay positive
-}
 
 template <class Net>
 bool same_bits(Net& a, Net& b) {
@@ -64,21 +57,6 @@ bool same_bits(Net& a, Net& b) {
   return true;
 }
 
-template <class Net>
-Tensor<float> random_input(int n, std::uint64_t seed) {
-  using S = typename Net::input_shape;
-  Tensor<float> x(n, S::h, S::w, S::c);
-  Rng rng(seed);
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(rng.uniform());
-  return x;
-}
-
-::onnx::ModelProto read_proto(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  ::onnx::ModelProto m;
-  REQUIRE(m.ParseFromIstream(&in));
-  return m;
-}
 void write_proto(const ::onnx::ModelProto& m, const std::string& path) {
   std::ofstream out(path, std::ios::binary);
   REQUIRE(m.SerializeToOstream(&out));
@@ -112,47 +90,6 @@ void move_before(::onnx::ModelProto& m, const std::string& name, const std::stri
   for (auto& n : ordered) *nodes->Add() = n;
 }
 
-// Holds the three that test_onnx measures against another runtime.
-struct Agreement {
-  int argmax_equal = 0, count = 0;
-  double max_abs = 0;
-};
-Agreement compare(const std::vector<float>& a, const std::vector<float>& b, int classes) {
-  Agreement g;
-  REQUIRE(a.size() == b.size());
-  g.count = int(a.size()) / classes;
-  for (int i = 0; i < g.count; ++i) {
-    const float* x = a.data() + std::size_t(i) * classes;
-    const float* y = b.data() + std::size_t(i) * classes;
-    g.argmax_equal += std::max_element(x, x + classes) - x == std::max_element(y, y + classes) - y;
-    for (int k = 0; k < classes; ++k) g.max_abs = std::max(g.max_abs, double(std::abs(x[k] - y[k])));
-  }
-  return g;
-}
-
-std::string shared(const std::string& file) { return std::string(HUBBLE_SHARED_DATA_DIR) + "/" + file; }
-
-std::vector<float> read_floats(const std::string& path, std::size_t count) {
-  std::vector<float> v(count);
-  std::ifstream in(path, std::ios::binary);
-  in.read(reinterpret_cast<char*>(v.data()), std::streamsize(count * sizeof(float)));
-  REQUIRE_MESSAGE(std::size_t(in.gcount()) == count * sizeof(float), path << ": expected " << count << " floats");
-  return v;
-}
-
-// The first 200 images of the training file as a float NHWC tensor (x / 255, the centre 128 x 128
-// as in training).
-Tensor<float> agreement_images() {
-  data::LoadOptions o;
-  o.limit = 200;
-  const data::ImageSet set = data::load_galaxy10(shared("galaxy10_real_train.h5"), o);
-  std::vector<int> all(std::size_t(set.size()));
-  for (int i = 0; i < set.size(); ++i) all[std::size_t(i)] = i;
-  Tensor<float> x;
-  data::to_tensor(set, all, x);
-  return x;
-}
-
 template <class Net>
 std::vector<float> predict(Net& net, const Tensor<float>& x) {
   const Tensor<float>& y = net.forward(x, Mode::eval);
@@ -177,21 +114,10 @@ void train_a_little(Net& net, int steps) {
   }
 }
 
-bool have(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()) == 0; }
-
-std::string node_path() { return std::string(HUBBLE_SOURCE_DIR) + "/.deps/onnxruntime/node_modules"; }
-
 // ONNX Runtime's outputs for `x` (NHWC) through model `path`.
 std::vector<float> run_onnxruntime(const std::string& model, const Tensor<float>& x, int classes, const TempDir& dir) {
   const int n = x.batch(), h = x.height(), w = x.width(), c = x.channels();
-  std::vector<float> nchw(x.size());
-  for (int b = 0; b < n; ++b)
-    for (int y = 0; y < h; ++y)
-      for (int xx = 0; xx < w; ++xx)
-        for (int k = 0; k < c; ++k) nchw[((std::size_t(b) * c + k) * h + y) * w + xx] = x(b, y, xx, k);
-  const std::string in = dir.file("input.f32"), out = dir.file("ort_output.f32");
-  std::ofstream(in, std::ios::binary)
-      .write(reinterpret_cast<const char*>(nchw.data()), std::streamsize(nchw.size() * 4));
+  const std::string in = write_nchw(x, dir.file("input.f32")), out = dir.file("ort_output.f32");
   const std::string cmd = "NODE_PATH='" + node_path() + "' node '" + HUBBLE_SOURCE_DIR +
                           "/tests/onnx/run_onnxruntime.js' '" + model + "' '" + in + "' " + std::to_string(n) + " " +
                           std::to_string(c) + " " + std::to_string(h) + " " + std::to_string(w) + " '" + out + "'";
@@ -460,7 +386,7 @@ TEST_CASE("onnx: hubble's exports of PaperNet and ImprovedNet agree with ONNX Ru
     return;
   }
   TempDir dir("onnx_ort");
-  const Tensor<float> x = agreement_images();
+  const Tensor<float> x = first_training_images();
   REQUIRE(x.batch() == 200);
   auto check = [&]<class Net>(std::unique_ptr<Net> net, const char* name) {
     train_a_little(*net, 3);
@@ -495,7 +421,7 @@ TEST_CASE(
     return;
   }
   TempDir dir("onnx_torch");
-  const Tensor<float> x = agreement_images();
+  const Tensor<float> x = first_training_images();
   for (const char* idiom : {"", " --reshape"}) {
     const std::string idiom_text = idiom;
     CAPTURE(idiom_text);

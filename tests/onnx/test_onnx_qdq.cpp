@@ -33,12 +33,14 @@
 #include "hubble/lowp/quantized_plan.hpp"
 #include "hubble/onnx/onnx.hpp"
 #include "hubble/paper_net.hpp"
+#include "onnx_support.hpp"
 
 namespace {
 
 using namespace hubble;
 using test_support::error_of;
 using test_support::TempDir;
+using namespace onnx_test;
 
 // A stage with a pool, one without, a 'same' stride-2 first conv with BatchNorm, a Flatten head.
 using QdqFlatNet =
@@ -49,36 +51,11 @@ using QdqGapNet = Sequential<Input<16, 16, 2>, Conv2D<8, 3, 1, Same>, BatchNorm,
                              ReLU, GlobalAvgPool, Dense<4>, Softmax>;
 
 template <class Net>
-void randomize(Net& net, std::uint64_t seed) {
-  Rng rng(seed);
-  for (auto& p : net.parameters())
-    for (std::size_t i = 0; i < p.size; ++i) p.value[i] = float(rng.uniform() * 2 - 1);
-  for (auto& b : net.buffers())
-    for (std::size_t i = 0; i < b.size; ++i) b.value[i] = float(0.5 + rng.uniform());
-}
-
-template <class Net>
-Tensor<float> random_input(int n, std::uint64_t seed) {
-  using S = typename Net::input_shape;
-  Tensor<float> x(n, S::h, S::w, S::c);
-  Rng rng(seed);
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(rng.uniform());
-  return x;
-}
-
-template <class Net>
 lowp::QuantizedPlan quantize(Net& net, const Tensor<float>& calibration) {
   const lowp::InferencePlan plan = lowp::plan_of(net);
   const lowp::Calibration cal =
       lowp::calibrate(plan, calibration.data(), calibration.batch(), lowp::CalibrationMethod::percentile);
   return lowp::QuantizedPlan(plan, cal);
-}
-
-::onnx::ModelProto read_proto(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  ::onnx::ModelProto m;
-  REQUIRE(m.ParseFromIstream(&in));
-  return m;
 }
 
 const ::onnx::TensorProto& initializer(const ::onnx::ModelProto& m, const std::string& name) {
@@ -173,30 +150,6 @@ void check_export(const lowp::QuantizedPlan& q, const std::string& file) {
   }
 }
 
-std::string shared(const std::string& file) { return std::string(HUBBLE_SHARED_DATA_DIR) + "/" + file; }
-bool have(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()) == 0; }
-std::string node_path() { return std::string(HUBBLE_SOURCE_DIR) + "/.deps/onnxruntime/node_modules"; }
-
-std::vector<float> read_floats(const std::string& path, std::size_t count) {
-  std::vector<float> v(count);
-  std::ifstream in(path, std::ios::binary);
-  in.read(reinterpret_cast<char*>(v.data()), std::streamsize(count * sizeof(float)));
-  REQUIRE_MESSAGE(std::size_t(in.gcount()) == count * sizeof(float), path << ": expected " << count << " floats");
-  return v;
-}
-
-std::string write_nchw(const Tensor<float>& x, const std::string& path) {
-  const int n = x.batch(), h = x.height(), w = x.width(), c = x.channels();
-  std::vector<float> nchw(x.size());
-  for (int b = 0; b < n; ++b)
-    for (int y = 0; y < h; ++y)
-      for (int xx = 0; xx < w; ++xx)
-        for (int k = 0; k < c; ++k) nchw[((std::size_t(b) * c + k) * h + y) * w + xx] = x(b, y, xx, k);
-  std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(nchw.data()), std::streamsize(nchw.size() * 4));
-  return path;
-}
-
 // stdout of a command that must succeed.
 std::string output_of(const std::string& cmd) {
   std::string out;
@@ -206,39 +159,6 @@ std::string output_of(const std::string& cmd) {
   for (std::size_t got; (got = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, got);
   REQUIRE_MESSAGE(pclose(p) == 0, cmd << "\n" << out);
   return out;
-}
-
-struct Agreement {
-  int argmax_equal = 0, count = 0;
-  double max_abs = 0, mean_abs = 0;
-};
-Agreement compare(const std::vector<float>& a, const std::vector<float>& b, int classes) {
-  Agreement g;
-  REQUIRE(a.size() == b.size());
-  g.count = int(a.size()) / classes;
-  for (int i = 0; i < g.count; ++i) {
-    const float* x = a.data() + std::size_t(i) * classes;
-    const float* y = b.data() + std::size_t(i) * classes;
-    g.argmax_equal += std::max_element(x, x + classes) - x == std::max_element(y, y + classes) - y;
-    for (int k = 0; k < classes; ++k) {
-      g.max_abs = std::max(g.max_abs, double(std::abs(x[k] - y[k])));
-      g.mean_abs += std::abs(x[k] - y[k]);
-    }
-  }
-  g.mean_abs /= double(a.size());
-  return g;
-}
-
-// The first 200 images of the training file (the holdout is kept for acceptance only).
-Tensor<float> real_images() {
-  data::LoadOptions o;
-  o.limit = 200;
-  const data::ImageSet set = data::load_galaxy10(shared("galaxy10_real_train.h5"), o);
-  std::vector<int> all(std::size_t(set.size()));
-  for (int i = 0; i < set.size(); ++i) all[std::size_t(i)] = i;
-  Tensor<float> x;
-  data::to_tensor(set, all, x);
-  return x;
 }
 
 // A few Adam steps on the first training images, so the weights (and calibration) are not the initial ones.
@@ -314,7 +234,7 @@ TEST_CASE("onnx int8: ONNX Runtime runs the QDQ exports of PaperNet and Improved
   data::LoadOptions o;
   o.limit = 200;
   const data::ImageSet set = data::load_galaxy10(shared("galaxy10_real_train.h5"), o);
-  const Tensor<float> x = real_images();
+  const Tensor<float> x = first_training_images();
   REQUIRE(x.batch() == 200);
   const std::string inputs = write_nchw(x, dir.file("inputs.f32"));
   const std::string env = "NODE_PATH='" + node_path() + "' ";
