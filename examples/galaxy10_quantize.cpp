@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -130,6 +131,7 @@ double images_per_second(F&& f, int n, int batch, double seconds) {
 struct Scored {
   std::string method;
   lowp::Calibration calibration;
+  std::optional<lowp::QuantizedPlan> quantized;  // the model this calibration gives
   metrics::Report report;
   double agreement = 0;  // share of images where int8 and fp32 pick the same class
   double max_probability_difference = 0;
@@ -259,8 +261,8 @@ int main(int argc, char** argv) {
       Scored s;
       s.method = lowp::name_of(m);
       s.calibration = lowp::calibrate(plan, x_cal.data(), count, m, percentile);
-      const lowp::QuantizedPlan q(plan, s.calibration, path);
-      const std::vector<float> int8 = q.run(x.data(), n);
+      s.quantized.emplace(plan, s.calibration, path);
+      const std::vector<float> int8 = s.quantized->run(x.data(), n);
       const std::vector<int> int8_class = argmaxes(int8, k);
       s.report = metrics::report(scored_input.labels, int8_class, k, model.class_names());
       int same = 0;
@@ -277,10 +279,9 @@ int main(int argc, char** argv) {
       const std::string saved_method = method_name == "all" ? "entropy" : method_name;
       for (const Scored& s : rows)
         if (s.method == saved_method) {
-          const lowp::QuantizedPlan q(plan, s.calibration, path);
           char fraction_text[32];
           std::snprintf(fraction_text, sizeof fraction_text, "%.17g", fraction);
-          lowp::save_quantized(out_path, q,
+          lowp::save_quantized(out_path, *s.quantized,
                                {{"model/class_names", model.metadata("model/class_names")},
                                 {"model/crop_fraction", fraction_text},
                                 {"quantized/from", model_path},
@@ -293,7 +294,7 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::string, double>> timings;
     if (time) {
       // fp32 (hubble::Model, as an embedder calls it) and int8 side by side, alternating, 5 rounds.
-      const lowp::QuantizedPlan q(plan, rows.back().calibration, path);
+      const lowp::QuantizedPlan& q = *rows.back().quantized;
       const std::size_t per_image = std::size_t(side) * side * 3;
       for (int batch : {1, 64}) {
         hubble::Tensor<float> xb(std::min(batch, n), side, side, 3);

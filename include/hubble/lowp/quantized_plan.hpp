@@ -46,12 +46,18 @@ inline Calibration calibrate(const InferencePlan& plan, const float* x, int n, C
   HUBBLE_CHECK(n > 0, "calibrate: needs at least one image");
   HUBBLE_CHECK(batch > 0, "calibrate: the batch must be > 0, not ", batch);
   const std::size_t per_image = std::size_t(plan.h) * plan.w * plan.c;
-  RangeObserver input;
+  // The input is not calibrated statistically (clipping pixels would change the image itself):
+  // only its extremes are needed.
+  float in_min = 0.0f, in_max = 0.0f;
+  for (std::size_t i = 0, size = std::size_t(n) * per_image; i < size; ++i) {
+    HUBBLE_CHECK(std::isfinite(x[i]), "calibration: a non-finite value (", x[i], ") among the observed activations");
+    in_min = std::min(in_min, x[i]);
+    in_max = std::max(in_max, x[i]);
+  }
   std::vector<RangeObserver> stages(plan.convs.size());
   for (int first = 0; first < n; first += batch) {
     const int m = std::min(batch, n - first);
     const float* xb = x + std::size_t(first) * per_image;
-    input.observe(std::span<const float>(xb, std::size_t(m) * per_image));
     run_fp32<kernels::Tuned>(plan, xb, m, [&](std::size_t i, const float* v, std::size_t count) {
       stages[i].observe(std::span<const float>(v, count));
     });
@@ -60,8 +66,7 @@ inline Calibration calibrate(const InferencePlan& plan, const float* x, int n, C
   c.method = method;
   c.percentile = percentile;
   c.images = n;
-  // The input is not calibrated statistically: clipping pixels would change the image itself.
-  c.input = input.range(CalibrationMethod::minmax);
+  c.input = {in_min, in_max};  // the range always holds 0
   if (c.input.lo >= 0.0f && c.input.hi <= 1.0f) c.input = {0.0f, 1.0f};
   for (auto& s : stages) c.conv_outputs.push_back(s.range(method, percentile, 256));
   return c;
