@@ -1,12 +1,14 @@
 // libFuzzer target: the checkpoint readers on arbitrary bytes as an HDF5 file:
 // read_checkpoint_header, read_checkpoint_data, and load_checkpoint into PaperNet and into a small
-// network (networks.hpp), each with and without Adam state.
+// network (networks.hpp), each with and without Adam state; and the int8 model reader
+// (lowp::load_quantized), which shares the checkpoint's HDF5 conventions.
 // Accepted: a hubble::Error. Anything else is a finding (docs/hardening.md).
 #include <cstddef>
 #include <cstdint>
 
 #include "fuzz_support.hpp"
 #include "hubble/io/checkpoint.hpp"
+#include "hubble/lowp/quantized_file.hpp"
 #include "networks.hpp"
 
 using namespace hubble;
@@ -24,6 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     (void)load_checkpoint(path, *paper, &adam);
   });
   fuzz::accept_hubble_errors([&] { (void)load_checkpoint(path, *small); });
+  fuzz::accept_hubble_errors([&] { (void)lowp::load_quantized(path); });
   fuzz::accept_hubble_errors([&] {
     Adam<float> adam;
     (void)load_checkpoint(path, *small, &adam);

@@ -5,7 +5,8 @@
 //                      write_galaxy10 uses (gzip chunks, uint8 labels) and in a contiguous one
 //                      with int64 labels
 //   <out>/checkpoint/  a PaperNet checkpoint (fresh weights, Adam before its first step) and
-//                      small-network checkpoints with and without Adam state after two steps
+//                      small-network checkpoints with and without Adam state after two steps, and
+//                      the small network as an int8 model file
 //   <out>/picture/     one galaxy encoded as PNG (grey, RGB, RGBA), JPEG, BMP and TGA, plus the
 //                      pictures named on the command line (a PNG from docs/images and the
 //                      progressive JPEG of tests/fixtures, whose Huffman tables sit between scans)
@@ -26,6 +27,7 @@
 #include "hubble/io/checkpoint.hpp"
 #include "hubble/io/picture.hpp"
 #include "hubble/io/png.hpp"  // stb_image_write, compiled privately into this unit
+#include "hubble/lowp/quantized_file.hpp"
 #include "networks.hpp"
 
 namespace fs = std::filesystem;
@@ -116,6 +118,11 @@ void checkpoint_seeds(const fs::path& dir) {
   Adam<float> adam_back;
   load_checkpoint((dir / "small_net_adam.h5").string(), back, &adam_back);
   HUBBLE_CHECK(adam_back.steps == 2, "make_corpus: small_net_adam.h5 does not restore Adam's steps");
+  // An int8 model file (lowp/quantized_file.hpp) of the same network: the target reads it too.
+  const lowp::InferencePlan plan = lowp::plan_of(small);
+  const lowp::QuantizedPlan q(plan, lowp::calibrate(plan, x.data(), x.batch(), lowp::CalibrationMethod::minmax));
+  lowp::save_quantized((dir / "small_net.int8.h5").string(), q, {{"model/class_names", "a,b,c,d"}});
+  (void)lowp::load_quantized((dir / "small_net.int8.h5").string());
 }
 
 void append(void* context, void* data, int size) {
