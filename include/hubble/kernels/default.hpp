@@ -46,6 +46,18 @@ struct Tuned {
                                    std::uint8_t* argmax, Workspace<T>& ws) {
     return !use_winograd(g) && ImplicitGemm::forward_relu_maxpool(g, x, w, b, P, y, argmax, ws);
   }
+  // The same with BatchNorm folded in: y = max(scale * conv(x, w) + shift, 0) (network/fusion.hpp).
+  template <class T>
+  static void forward_affine_relu(const ConvGeometry& g, const T* x, const T* w, const T* scale, const T* shift, T* y,
+                                  Workspace<T>& ws) {
+    if (use_winograd(g)) Winograd4x4::forward_affine_relu(g, x, w, scale, shift, y, ws);
+    else ImplicitGemm::forward_affine_relu(g, x, w, scale, shift, y, ws);
+  }
+  template <class T>
+  static bool forward_affine_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* scale,
+                                          const T* shift, int P, T* y, std::uint8_t* argmax, Workspace<T>& ws) {
+    return !use_winograd(g) && ImplicitGemm::forward_affine_relu_maxpool(g, x, w, scale, shift, P, y, argmax, ws);
+  }
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,
                        Workspace<T>& ws) {

@@ -113,10 +113,27 @@ enum class Trans { no, yes };
 // What happens when a tile of C is written.
 template <class T>
 struct Epilogue {
-  bool accumulate = false;  // C += product (else C = product)
-  const T* bias = nullptr;  // adds bias[j] to column j
-  bool relu = false;        // max(., 0) on the final value
+  bool accumulate = false;   // C += product (else C = product)
+  const T* bias = nullptr;   // adds bias[j] to column j
+  bool relu = false;         // max(., 0) on the final value
+  const T* scale = nullptr;  // then C = scale[j] * (product (+ C)) + bias[j]: an affine map per
+                             // column (BatchNorm folded at inference, network/fusion.hpp)
 };
+
+namespace detail {
+// The epilogue on one value: v is the product, c the value C holds.
+template <class T>
+inline T finish(T v, T c, int j, const Epilogue<T>& ep) {
+  if (ep.scale) {
+    if (ep.accumulate) v += c;
+    v = ep.scale[j] * v + (ep.bias ? ep.bias[j] : T(0));
+  } else {
+    if (ep.accumulate) v += c;
+    if (ep.bias) v += ep.bias[j];
+  }
+  return ep.relu ? std::max(v, T(0)) : v;
+}
+}  // namespace detail
 
 // ---- the reference: the definition, one dot product per entry --------------------------------
 template <class T>
@@ -156,13 +173,7 @@ namespace detail {
 template <class T, int MR, int NR>
 inline void store_tile(const T* acc, T* c, std::ptrdiff_t ldc, int mr, int nr, const Epilogue<T>& ep) {
   for (int r = 0; r < mr; ++r)
-    for (int j = 0; j < nr; ++j) {
-      T v = acc[r * NR + j];
-      if (ep.accumulate) v += c[r * ldc + j];
-      if (ep.bias) v += ep.bias[j];
-      if (ep.relu) v = std::max(v, T(0));
-      c[r * ldc + j] = v;
-    }
+    for (int j = 0; j < nr; ++j) c[r * ldc + j] = finish(acc[r * NR + j], ep.accumulate ? c[r * ldc + j] : T(0), j, ep);
 }
 }  // namespace detail
 
@@ -217,10 +228,18 @@ struct Avx2Microkernel {
     if (mr == MR && nr == NR) {
       const __m256 zero = _mm256_setzero_ps();
       const __m256 bias0 = ep.bias ? _mm256_loadu_ps(ep.bias) : zero, bias1 = ep.bias ? _mm256_loadu_ps(ep.bias + 8) : zero;
+      const __m256 s0 = ep.scale ? _mm256_loadu_ps(ep.scale) : zero, s1 = ep.scale ? _mm256_loadu_ps(ep.scale + 8) : zero;
       for (int r = 0; r < MR; ++r) {
         float* cr = c + r * ldc;
-        __m256 v0 = _mm256_add_ps(acc[r][0], bias0), v1 = _mm256_add_ps(acc[r][1], bias1);
-        if (ep.accumulate) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
+        __m256 v0, v1;
+        if (ep.scale) {  // scale * (product (+ C)) + bias, as detail::finish
+          v0 = acc[r][0], v1 = acc[r][1];
+          if (ep.accumulate) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
+          v0 = _mm256_fmadd_ps(v0, s0, bias0), v1 = _mm256_fmadd_ps(v1, s1, bias1);
+        } else {
+          v0 = _mm256_add_ps(acc[r][0], bias0), v1 = _mm256_add_ps(acc[r][1], bias1);
+          if (ep.accumulate) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
+        }
         if (ep.relu) { v0 = _mm256_max_ps(v0, zero); v1 = _mm256_max_ps(v1, zero); }
         _mm256_storeu_ps(cr, v0);
         _mm256_storeu_ps(cr + 8, v1);
@@ -263,10 +282,18 @@ struct Avx512Microkernel {
     if (mr == MR && nr == NR) {
       const __m512 zero = _mm512_setzero_ps();
       const __m512 bias0 = ep.bias ? _mm512_loadu_ps(ep.bias) : zero, bias1 = ep.bias ? _mm512_loadu_ps(ep.bias + 16) : zero;
+      const __m512 s0 = ep.scale ? _mm512_loadu_ps(ep.scale) : zero, s1 = ep.scale ? _mm512_loadu_ps(ep.scale + 16) : zero;
       for (int r = 0; r < MR; ++r) {
         float* cr = c + r * ldc;
-        __m512 v0 = _mm512_add_ps(acc[r][0], bias0), v1 = _mm512_add_ps(acc[r][1], bias1);
-        if (ep.accumulate) { v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr)); v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16)); }
+        __m512 v0, v1;
+        if (ep.scale) {  // scale * (product (+ C)) + bias, as detail::finish
+          v0 = acc[r][0], v1 = acc[r][1];
+          if (ep.accumulate) { v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr)); v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16)); }
+          v0 = _mm512_fmadd_ps(v0, s0, bias0), v1 = _mm512_fmadd_ps(v1, s1, bias1);
+        } else {
+          v0 = _mm512_add_ps(acc[r][0], bias0), v1 = _mm512_add_ps(acc[r][1], bias1);
+          if (ep.accumulate) { v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr)); v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16)); }
+        }
         if (ep.relu) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
         _mm512_storeu_ps(cr, v0);
         _mm512_storeu_ps(cr + 16, v1);
@@ -386,6 +413,7 @@ void gemm_block(Trans ta, Trans tb, int i0, int mc, int j0, int nc, int kb, int 
     e.relu = last && ep.relu;
     for (int jr = 0; jr < nc; jr += NR) {
       e.bias = last && ep.bias ? ep.bias + j0 + jr : nullptr;
+      e.scale = last && ep.scale ? ep.scale + j0 + jr : nullptr;
       const T* bpanel = bp + std::ptrdiff_t(jr / NR) * kc * NR;
       for (int ir = 0; ir < mc; ir += MR) {
         const T* apanel = ap + std::ptrdiff_t(ir / MR) * kc * MR;
@@ -412,10 +440,7 @@ void gemm(Trans ta, Trans tb, int m, int n, int k, const T* a, std::ptrdiff_t ld
     for (int i = 0; i < m; ++i)
       for (int j = 0; j < n; ++j) {
         T& cij = c[std::ptrdiff_t(i) * ldc + j];
-        T v = ep.accumulate ? cij : T(0);
-        if (ep.bias) v += ep.bias[j];
-        if (ep.relu) v = std::max(v, T(0));
-        cij = v;
+        cij = detail::finish(T(0), cij, j, ep);
       }
     return;
   }
@@ -449,10 +474,7 @@ void gemm(Trans ta, Trans tb, int m, int n, int k, const T* a, std::ptrdiff_t ld
       for (int j = 0; j < n; ++j) {
         T s = partial[std::size_t(i) * n + j];
         for (int p = 1; p < parts; ++p) s += partial[(std::size_t(p) * m + i) * n + j];
-        T v = ep.accumulate ? c[std::ptrdiff_t(i) * ldc + j] + s : s;
-        if (ep.bias) v += ep.bias[j];
-        if (ep.relu) v = std::max(v, T(0));
-        c[std::ptrdiff_t(i) * ldc + j] = v;
+        c[std::ptrdiff_t(i) * ldc + j] = detail::finish(s, c[std::ptrdiff_t(i) * ldc + j], j, ep);
       }
   }
 }
@@ -524,6 +546,7 @@ void rows_times_packed(int m, int n, int k, const T* a, std::ptrdiff_t lda, cons
     e.relu = last && ep.relu;
     for (int jp = jp_begin; jp < npan; ++jp) {
       e.bias = last && ep.bias ? ep.bias + jp * NR : nullptr;
+      e.scale = last && ep.scale ? ep.scale + jp * NR : nullptr;
       const T* panel = packed_b_panel(bp, k, n, kb, jp);
       for (int ir = 0; ir < m; ir += MR) {
         const T* rows[MR];

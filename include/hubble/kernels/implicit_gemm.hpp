@@ -142,10 +142,11 @@ struct PoolPlan {
 
 // y = im2col(x) * B (+ bias, relu), [M x f]; with pool.p > 0, y is the pooled output
 // [n][oh/p][ow/p][f] instead. B is packed by pack_weights, or (ldb > 0) read in place as a
-// row-major K x f matrix with rows ldb apart, which needs f to be a multiple of NR.
+// row-major K x f matrix with rows ldb apart, which needs f to be a multiple of NR. With a
+// scale, each column j is scale[j] * (im2col(x) * B) + bias[j] before the ReLU.
 template <class T>
 void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool relu, std::ptrdiff_t ldb = 0,
-             PoolPlan pool = {}) {
+             PoolPlan pool = {}, const T* scale = nullptr) {
   using U = gemm::Microkernel<T>;
   constexpr int MR = U::MR, NR = U::NR;
   const int P = pool.p, PP = std::max(1, P * P);
@@ -205,6 +206,7 @@ void forward(const Conv& cv, const T* x, const T* bp, T* y, const T* bias, bool 
       ep.relu = last && relu;
       for (int jp = jp0; jp < jp1; ++jp) {
         ep.bias = last && bias ? bias + jp * NR : nullptr;
+        ep.scale = last && scale ? scale + jp * NR : nullptr;
         const T* bpanel = ldb > 0 ? bblock + jp * NR : bblock + std::size_t(jp) * kc * NR;
         for (int ir = 0; ir < mc; ir += MR) {
           const APanel<T> a{rows.data() + ir, sp.off.data() + s0, ns, sp.len, 1};
@@ -438,6 +440,21 @@ struct ImplicitGemm {
     return true;
   }
 
+  // y = max(scale * conv(x, w) + shift, 0) per output channel: a convolution, the affine map of
+  // a BatchNorm at inference and a ReLU in one pass (network/fusion.hpp folds BatchNorm so).
+  template <class T>
+  static void forward_affine_relu(const ConvGeometry& g, const T* x, const T* w, const T* scale, const T* shift, T* y,
+                                  Workspace<T>& ws) {
+    forward_impl(g, x, w, shift, y, ws, true, {}, scale);
+  }
+  // ... and MaxPool<P> in the same pass, as forward_relu_maxpool.
+  template <class T>
+  static bool forward_affine_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* scale,
+                                          const T* shift, int P, T* y, std::uint8_t* argmax, Workspace<T>& ws) {
+    forward_impl(g, x, w, shift, y, ws, true, implicit_detail::PoolPlan{P, argmax}, scale);
+    return true;
+  }
+
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,
                        Workspace<T>& ws) {
@@ -453,11 +470,11 @@ struct ImplicitGemm {
  private:
   template <class T>
   static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu,
-                           implicit_detail::PoolPlan pool = {}) {
+                           implicit_detail::PoolPlan pool = {}, const T* scale = nullptr) {
     implicit_detail::Conv cv;
     const T* xp = padded_input(g, x, ws, cv);
     constexpr int NR = gemm::Microkernel<T>::NR;
-    if (g.f % NR == 0) return implicit_detail::forward(cv, xp, w, y, b, relu, g.f, pool);  // w is already NR panels
+    if (g.f % NR == 0) return implicit_detail::forward(cv, xp, w, y, b, relu, g.f, pool, scale);  // w is already NR panels
     const std::size_t nw = std::size_t(cv.K()) * g.f;
     constexpr PreparedWeights kind = PreparedWeights::implicit_gemm_panels;  // kept for inference
     if (!ws.has_prepared(kind, w, nw)) {
@@ -465,7 +482,7 @@ struct ImplicitGemm {
       const int f = g.f;
       implicit_detail::pack_weights<T>(cv, [&](int kk, int j) { return w[std::size_t(kk) * f + j]; }, bp);
     }
-    implicit_detail::forward(cv, xp, ws.prepared.data(), y, b, relu, 0, pool);
+    implicit_detail::forward(cv, xp, ws.prepared.data(), y, b, relu, 0, pool, scale);
   }
 };
 

@@ -157,9 +157,9 @@ inline void input_tile(const T* const* d, int c, T* const* v, std::ptrdiff_t vof
 }
 
 // Y = A^T M A (+ bias, then max(., 0) when relu) for one tile and filters [f, f + lane): mt[xi]
-// points at M_xi of the tile.
+// points at M_xi of the tile. With a scale: Y = scale * A^T M A + bias.
 template <class B, class T, class L>
-inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* const* out) {
+inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* const* out, const T* scale = nullptr) {
   constexpr int a = B::a, m = B::m;
   L r[m][a];
   for (int j = 0; j < a; ++j) {  // r = A^T M
@@ -168,13 +168,14 @@ inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* 
     apply<B, Mat::AT, false, m, a, T>(col, o);
     for (int i = 0; i < m; ++i) r[i][j] = o[i];
   }
-  L bv = L{} + T(0);
+  L bv = L{} + T(0), sv = L{} + T(1);
   if (bias) load(bv, bias + f);
+  if (scale) load(sv, scale + f);
   for (int i = 0; i < m; ++i) {  // Y = r A
     L o[m];
     apply<B, Mat::AT, false, m, a, T>(r[i], o);
     for (int j = 0; j < m; ++j) {
-      const L v = o[j] + bv;
+      const L v = scale ? o[j] * sv + bv : o[j] + bv;
       store(out[i * m + j] + f, relu ? (v > T(0) ? v : L{} + T(0)) : v);
     }
   }
@@ -303,9 +304,10 @@ void transform_weights(int cin, int cout, const T* g /* [3][3][cin][cout] */, T*
   }
 }
 
-// y = winograd(x, U) + bias (then max(., 0) when relu), U from transform_weights.
+// y = winograd(x, U) + bias (then max(., 0) when relu), U from transform_weights; with a scale,
+// y = scale * winograd(x, U) + bias per output channel.
 template <int M, class T>
-void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, bool relu = false) {
+void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, bool relu = false, const T* scale = nullptr) {
   using B = Basis<M>;
   constexpr int a = B::a, A2 = a * a;
   const Tiling<M> tl(p);
@@ -353,7 +355,7 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, boo
         }
       const T* mt[A2];
       for (int xi = 0; xi < A2; ++xi) mt[xi] = mm + xi * ldm + std::size_t(t) * p.cout;
-      for_lanes<T>(f0, f1, [&]<class L>(int f) { output_tile<B, T, L>(mt, f, bias, relu, out); });
+      for_lanes<T>(f0, f1, [&]<class L>(int f) { output_tile<B, T, L>(mt, f, bias, relu, out, scale); });
     }
   }
 }
@@ -502,6 +504,14 @@ struct WinogradT {
     forward_impl(g, x, w, b, y, ws, true);
   }
 
+  // y = max(scale * conv(x, w) + shift, 0) per output channel (BatchNorm folded at inference),
+  // the affine map and the ReLU in the output transform.
+  template <class T>
+  static void forward_affine_relu(const ConvGeometry& g, const T* x, const T* w, const T* scale, const T* shift, T* y,
+                                  Workspace<T>& ws) {
+    forward_impl(g, x, w, shift, y, ws, true, scale);
+  }
+
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,
                        Workspace<T>& ws) {
@@ -529,14 +539,18 @@ struct WinogradT {
 
  private:
   template <class T>
-  static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu) {
-    if (!applies(g)) return relu ? ImplicitGemm::forward_relu(g, x, w, b, y, ws) : ImplicitGemm::forward(g, x, w, b, y, ws);
+  static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu,
+                           const T* scale = nullptr) {
+    if (!applies(g)) {
+      if (scale) return ImplicitGemm::forward_affine_relu(g, x, w, scale, b, y, ws);
+      return relu ? ImplicitGemm::forward_relu(g, x, w, b, y, ws) : ImplicitGemm::forward(g, x, w, b, y, ws);
+    }
     const std::size_t nw = 9 * std::size_t(g.c) * g.f;
     constexpr PreparedWeights kind = M == 2 ? PreparedWeights::winograd_2x2 : PreparedWeights::winograd_4x4;  // kept for inference
     if (!ws.has_prepared(kind, w, nw))
       winograd_detail::transform_weights<M>(g.c, g.f, w, ws.prepare(kind, w, nw, A2 * gemm::packed_b_size<T>(g.c, g.f)));
     const winograd_detail::Problem p{g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, g.oh, g.ow, g.f};
-    winograd_detail::convolve<M>(p, x, ws.prepared.data(), b, y, relu);
+    winograd_detail::convolve<M>(p, x, ws.prepared.data(), b, y, relu, scale);
   }
 };
 

@@ -17,6 +17,7 @@
 // (d4_conv.hpp): the 8 orientation channels of a field share them, so rotating or mirroring the
 // input permutes the field's channels without changing its statistics (equivariance kept).
 #include <cmath>
+#include <utility>
 
 #include "hubble/layers/layer_abstract.hpp"
 
@@ -109,6 +110,26 @@ class BatchNormLayer {
       }
   }
 
+  // BatchNorm at inference after a layer whose output is z + b (b: its bias per channel) is an
+  // affine map of z per channel:
+  //   gamma * (z + b - moving_mean) / sqrt(moving_variance + eps) + beta = scale * z + shift,
+  //   scale = gamma / sqrt(moving_variance + eps),  shift = scale * (b - moving_mean) + beta
+  // computed in double from the current parameters and statistics on every call (C values: no
+  // cache to go stale). Returns {scale, shift}, C values each, valid until the next call; bias may
+  // be nullptr (b = 0). network/fusion.hpp runs Conv2D + BatchNorm + ReLU at inference as one
+  // pass with them.
+  std::pair<const T*, const T*> fold(const T* bias) {
+    fold_scale_.resize(C);
+    fold_shift_.resize(C);
+    for (int c = 0; c < C; ++c) {
+      const int p = c / Group;
+      const double s = double(gamma_[p]) / std::sqrt(double(moving_var_[p]) + eps);
+      fold_scale_[c] = T(s);
+      fold_shift_[c] = T(s * ((bias ? double(bias[c]) : 0.0) - double(moving_mean_[p])) + double(beta_[p]));
+    }
+    return {fold_scale_.data(), fold_shift_.data()};
+  }
+
   template <class F>
   void for_each_parameter(F&& f) {
     f("gamma", gamma_.data(), dgamma_.data(), gamma_.size());
@@ -123,6 +144,7 @@ class BatchNormLayer {
 
  private:
   AlignedVector<T> gamma_, beta_, dgamma_, dbeta_, moving_mean_, moving_var_, mean_, inv_std_;
+  AlignedVector<T> fold_scale_, fold_shift_;  // fold()'s results
   bool training_ = false;
 };
 

@@ -23,6 +23,11 @@ struct Same { static constexpr const char* name = "same"; };
 
 namespace detail {
 template <class T> constexpr bool is_padding = std::is_same_v<T, Valid> || std::is_same_v<T, Same>;
+// Variants that can apply a per-channel affine map before the ReLU (a folded BatchNorm).
+template <class Kernel, class T>
+concept has_affine_relu = requires(const kernels::ConvGeometry& g, const T* p, T* q, kernels::Workspace<T>& ws) {
+  Kernel::forward_affine_relu(g, p, p, p, p, q, ws);
+};
 template <class Default, bool Want, class... Opts> struct pick_option { using type = Default; };
 template <class Default, bool Want, class O, class... Opts>
 struct pick_option<Default, Want, O, Opts...> {
@@ -91,6 +96,34 @@ class Conv2DLayer {
       y.template resize_for<Shape<OH / P, OW / P, F>>(x.batch());
       argmax.resize(y.size());
       return Kernel::forward_relu_maxpool(geometry(x.batch()), x.data(), w_.data(), b_.data(), P, y.data(), argmax.data(), ws_);
+    } else {
+      return false;
+    }
+  }
+  // y = max(scale * conv(x, w) + shift, 0) per output channel, and with a MaxPool<P, P> after it
+  // (returning false, having computed nothing, where the variant cannot pool): this layer, a
+  // BatchNorm at inference folded into it (scale, shift: BatchNormLayer::fold), and a ReLU in
+  // one pass. Only for variants with forward_affine_relu (network/fusion.hpp asks).
+  void forward_affine_relu(const Tensor<T>& x, Tensor<T>& y, const T* scale, const T* shift)
+    requires detail::has_affine_relu<Kernel, T>
+  {
+    check_input<In>(x, "Conv2D");
+    y.template resize_for<out_shape>(x.batch());
+    Kernel::forward_affine_relu(geometry(x.batch()), x.data(), w_.data(), scale, shift, y.data(), ws_);
+  }
+  template <int P>
+  bool forward_affine_relu_maxpool(const Tensor<T>& x, Tensor<T>& y, std::vector<std::uint8_t>& argmax, const T* scale,
+                                   const T* shift)
+    requires detail::has_affine_relu<Kernel, T>
+  {
+    if constexpr (requires(std::uint8_t* a) {
+                    Kernel::forward_affine_relu_maxpool(geometry(1), x.data(), w_.data(), scale, shift, P, y.data(), a, ws_);
+                  }) {
+      check_input<In>(x, "Conv2D");
+      y.template resize_for<Shape<OH / P, OW / P, F>>(x.batch());
+      argmax.resize(y.size());
+      return Kernel::forward_affine_relu_maxpool(geometry(x.batch()), x.data(), w_.data(), scale, shift, P, y.data(),
+                                                 argmax.data(), ws_);
     } else {
       return false;
     }

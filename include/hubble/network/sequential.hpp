@@ -94,21 +94,24 @@ class Network {
   }
 
   // x: n samples of input_shape. Returns the output (probabilities when the net ends in Softmax).
+  // In Mode::eval (with fusion on) BatchNorm is folded into the Conv2D before it
+  // (network/fusion.hpp); a backward() after such a pass first runs the forward again unfolded.
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode = Mode::eval) {
-    input_ = &x;
-    fused_pass_ = fuse_;
-    forward_from<0>(x, mode);
+    run_forward(x, mode, fuse_, fuse_ && mode == Mode::eval && fusion_plan::folds_batchnorm());
     return acts_[layer_count - 1];
   }
 
   // dy = dLoss/d(output). Fills every parameter gradient.
-  void backward(const Tensor<T>& dy) { backward_from<layer_count - 1>(dy); }
+  void backward(const Tensor<T>& dy) {
+    if (folded_pass_) run_forward(*input_, Mode::eval, fused_pass_, false);  // BatchNorm's backward needs its input
+    backward_from<layer_count - 1>(dy);
+  }
 
   // Loss and gradients for one batch without updating: forward + fused loss + backward.
   // mode = Mode::eval turns dropout off (deterministic gradients, e.g. to compare with PyTorch).
   BatchStats compute_gradients(const Tensor<T>& x, std::span<const int> labels, const LossOptions& loss = {},
                                Mode mode = Mode::train) {
-    forward(x, mode);
+    run_forward(x, mode, fuse_, false);
     const BatchStats s = softmax_cross_entropy(logits(), labels, loss, &dlogits_);
     if constexpr (ends_with_softmax) backward_from<layer_count - 2>(dlogits_);  // fused: skip Softmax
     else backward_from<layer_count - 1>(dlogits_);
@@ -239,8 +242,17 @@ class Network {
 
   // The chain. Layer I reads x (the output of layer I - 1, or the network's input) and writes
   // acts_[I]; then layer I + 1 runs on acts_[I].
+  void run_forward(const Tensor<T>& x, Mode mode, bool fuse, bool fold_batchnorm) {
+    input_ = &x;
+    fused_pass_ = fuse;
+    folded_pass_ = fold_batchnorm;
+    forward_from<0>(x, mode);
+  }
+
   template <std::size_t I>
   void forward_from(const Tensor<T>& x, Mode mode) {
+    if constexpr (fusion_plan::template conv_bn_relu<I>())
+      if (folded_pass_) return forward_folded<I>(x, mode);  // Conv2D+BatchNorm+ReLU(+MaxPool), inference
     if constexpr (fusion_plan::template conv_relu<I>())
       if (fused_pass_) return forward_fused<I>(x, mode);  // Conv2D+ReLU(+MaxPool) as one pass
     std::get<I>(layers_).forward(x, acts_[I], mode);
@@ -279,6 +291,12 @@ class Network {
     if (last == I + 2) forward_after<I + 2>(mode);
     else forward_after<I + 1>(mode);
   }
+  template <std::size_t I>
+  void forward_folded(const Tensor<T>& x, Mode mode) {
+    const std::size_t last = fused::forward_conv_bn_relu<fusion_plan, I>(layers_, x, acts_);
+    if (last == I + 3) forward_after<I + 3>(mode);
+    else forward_after<I + 2>(mode);
+  }
   // The ReLU at I - 1 runs inside layer I's backward: straight to grads_[I - 2].
   template <std::size_t I>
   void backward_fused(const Tensor<T>& dy) {
@@ -294,6 +312,7 @@ class Network {
   const Tensor<T>* input_ = nullptr;
   bool fuse_ = true;        // set_fusion
   bool fused_pass_ = true;  // what the last forward() did, for its backward()
+  bool folded_pass_ = false;  // ... and whether it folded BatchNorm (inference)
   std::function<void(std::size_t)> backward_hook_;  // set_backward_hook
 };
 
