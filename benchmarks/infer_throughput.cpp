@@ -204,17 +204,9 @@ std::pair<double, double> latency(F&& call, int calls) {
   return {rank(0.5), rank(0.99)};
 }
 
-// The instruction set this program's float micro-kernel was compiled for (kernels/gemm.hpp picks
-// it at compile time; ONNX Runtime picks its own at run time from the CPU).
-const char* kernel_isa() {
-#if defined(__AVX512F__)
-  return "avx512 (8x32 micro-kernel)";
-#elif defined(__AVX2__) && defined(__FMA__)
-  return "avx2+fma (6x16 micro-kernel)";
-#else
-  return "generic (portable micro-kernel)";
-#endif
-}
+// The instruction set this program's float kernels run (kernels/fp32/isa.hpp: the build's own,
+// or the AVX-512 copy picked at run time).
+const char* kernel_isa() { return kernels::fp32_path_name(); }
 
 std::string json_number(double v) {
   char buf[64];
@@ -281,7 +273,14 @@ struct LayerTimer {
   template <std::size_t I>
   void run(const Tensor<float>& x) {
     if constexpr (I < N) {
-      if constexpr (Plan::template conv_relu<I>()) {
+      if constexpr (Plan::template conv_bn_relu<I>()) {  // inference: BatchNorm folded
+        const double t0 = now();
+        const std::size_t last = fused::forward_conv_bn_relu<Plan, I>(layers, x, acts);
+        record(I, last, now() - t0);
+        output = &acts[last];
+        if (last == I + 3) run<I + 4>(acts[last]);
+        else run<I + 3>(acts[last]);
+      } else if constexpr (Plan::template conv_relu<I>()) {
         const double t0 = now();
         const std::size_t last = fused::forward_conv_relu<Plan, I>(layers, x, acts);
         record(I, last, now() - t0);

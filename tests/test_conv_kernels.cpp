@@ -218,21 +218,23 @@ void check_gemm(std::uint64_t seed, int cases) {
     const int lda = (ta == Trans::no ? k : m) + int(rng.below(3)), ldb = (tb == Trans::no ? n : k) + int(rng.below(3));
     const int ldc = n + int(rng.below(3));
     std::vector<T> a(std::size_t(ta == Trans::no ? m : k) * lda + 1), b(std::size_t(tb == Trans::no ? k : n) * ldb + 1);
-    std::vector<T> c0(std::size_t(m) * ldc), bias(n);
+    std::vector<T> c0(std::size_t(m) * ldc), bias(n), scale(n);
     for (auto& v : a) v = T(rng.uniform(-1, 1));
     for (auto& v : b) v = T(rng.uniform(-1, 1));
     for (auto& v : c0) v = T(rng.uniform(-1, 1));
     for (auto& v : bias) v = T(rng.uniform(-1, 1));
+    for (auto& v : scale) v = T(rng.uniform(-2, 2));
     gemm::Epilogue<T> ep;
     ep.accumulate = rng.below(2) == 1;
     ep.bias = rng.below(2) ? bias.data() : nullptr;
     ep.relu = rng.below(2) == 1;
+    ep.scale = rng.below(2) ? scale.data() : nullptr;
     std::vector<T> c1 = c0;
     gemm::reference(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c0.data(), ldc, ep);
     gemm::gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c1.data(), ldc, ep);
     const double err = rel_error(c0, c1);
     INFO("m ", m, " n ", n, " k ", k, " ta ", int(ta), " tb ", int(tb), " acc ", ep.accumulate, " bias ", bool(ep.bias),
-         " relu ", ep.relu, " error ", err);
+         " relu ", ep.relu, " scale ", bool(ep.scale), " error ", err);
     CHECK(err <= Tol<T>::value);
   }
 }

@@ -18,8 +18,9 @@ namespace {
 // MaxPool<2> (Winograd under Tuned from 8 tiles: the pool runs separately), conv 3x3 + BN + ReLU
 // at the end of the stack, as in ImprovedNet.
 template <class K>
-using BnNet = Network<float, Input<29, 29, 3>, Conv2D<16, 5, 2, K>, BatchNorm, ReLU, MaxPool<2>, Conv2D<24, 3, 1, K>,
-                      BatchNorm, ReLU, MaxPool<2>, Conv2D<40, 1, 1, K>, BatchNorm, ReLU, GlobalAvgPool, Dense<4>, Softmax>;
+using BnNet =
+    Network<float, Input<29, 29, 3>, Conv2D<16, 5, 2, K>, BatchNorm, ReLU, MaxPool<2>, Conv2D<24, 3, 1, K>, BatchNorm,
+            ReLU, MaxPool<2>, Conv2D<40, 1, 1, K>, BatchNorm, ReLU, GlobalAvgPool, Dense<4>, Softmax>;
 using TunedPlan = FusionPlan<BnNet<kernels::Tuned>::layers_type, float>;
 static_assert(TunedPlan::conv_bn_relu<0>() && TunedPlan::conv_bn_relu_pool<0>());
 static_assert(TunedPlan::conv_bn_relu<4>() && TunedPlan::conv_bn_relu_pool<4>());
@@ -37,8 +38,10 @@ void randomise_batchnorm(Net& net, std::uint64_t seed) {
     for (std::size_t i = 0; i < b.size; ++i) b.value[i] = var ? float(0.2 + 2 * r.uniform()) : float(r.uniform() - 0.5);
   }
   for (auto& p : net.parameters())
-    if (p.name.find("batch_norm") != std::string::npos || (p.name.find("conv2d") != std::string::npos && p.name.ends_with("bias")))
-      for (std::size_t i = 0; i < p.size; ++i) p.value[i] = float(p.name.ends_with("gamma") ? 0.5 + r.uniform() : r.uniform() - 0.5);
+    if (p.name.find("batch_norm") != std::string::npos ||
+        (p.name.find("conv2d") != std::string::npos && p.name.ends_with("bias")))
+      for (std::size_t i = 0; i < p.size; ++i)
+        p.value[i] = float(p.name.ends_with("gamma") ? 0.5 + r.uniform() : r.uniform() - 0.5);
 }
 
 template <class Net>
@@ -74,9 +77,9 @@ void check_folded_matches_layers(int batch) {
   CHECK(relative_difference(folded.logits(), plain.logits()) < 1e-5);
   // The tensors of a folded step are not stored: the conv's, BatchNorm's (and the ReLU's, pooled).
   for (std::size_t i : {0, 1, 4, 5, 8, 9}) CHECK(folded.activation(i).size() == 0);
-  CHECK(folded.activation(10).size() > 0);  // ReLU -> GlobalAvgPool: the ReLU's output is the step's
+  CHECK(folded.activation(10).size() > 0);                 // ReLU -> GlobalAvgPool: the ReLU's output is the step's
   if constexpr (!std::is_same_v<K, kernels::Winograd4x4>)  // Winograd cannot pool in its store
-    CHECK(folded.activation(2).size() == 0);                // ImplicitGemm pooled conv1 in its pass
+    CHECK(folded.activation(2).size() == 0);               // ImplicitGemm pooled conv1 in its pass
 }
 }  // namespace
 

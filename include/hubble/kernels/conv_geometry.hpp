@@ -56,15 +56,20 @@ struct Workspace {
 
   // Weights prepared for the forward pass (packed, Winograd-transformed), kept while the weights
   // do not change, so inference does not redo it on every call. `kind` names the preparation.
+  // `layout` tells apart packings of the same kind for different micro-kernels (their NR: the
+  // fp32 kernels' AVX2 and AVX-512 copies, kernels/fp32/isa.hpp).
   AlignedVector<T> prepared, prepared_from;
   PreparedWeights prepared_kind = PreparedWeights::none;
-  // True when `prepared` holds preparation `kind` of exactly these n weights (bit for bit).
-  bool has_prepared(PreparedWeights kind, const T* w, std::size_t n) const {
-    return prepared_kind == kind && prepared_from.size() == n && std::memcmp(w, prepared_from.data(), n * sizeof(T)) == 0;
+  int prepared_layout = 0;
+  // True when `prepared` holds preparation `kind` (in `layout`) of exactly these n weights (bit for bit).
+  bool has_prepared(PreparedWeights kind, const T* w, std::size_t n, int layout = 0) const {
+    return prepared_kind == kind && prepared_layout == layout && prepared_from.size() == n &&
+           std::memcmp(w, prepared_from.data(), n * sizeof(T)) == 0;
   }
   // Records that `kind` of these weights is about to be written to the returned buffer.
-  T* prepare(PreparedWeights kind, const T* w, std::size_t n, std::size_t size) {
+  T* prepare(PreparedWeights kind, const T* w, std::size_t n, std::size_t size, int layout = 0) {
     prepared_kind = kind;
+    prepared_layout = layout;
     prepared_from.assign(w, w + n);
     if (prepared.size() < size) prepared.resize(size);
     return prepared.data();

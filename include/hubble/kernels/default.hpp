@@ -54,8 +54,8 @@ struct Tuned {
     else ImplicitGemm::forward_affine_relu(g, x, w, scale, shift, y, ws);
   }
   template <class T>
-  static bool forward_affine_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* scale,
-                                          const T* shift, int P, T* y, std::uint8_t* argmax, Workspace<T>& ws) {
+  static bool forward_affine_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* scale, const T* shift,
+                                          int P, T* y, std::uint8_t* argmax, Workspace<T>& ws) {
     return !use_winograd(g) && ImplicitGemm::forward_affine_relu_maxpool(g, x, w, scale, shift, P, y, argmax, ws);
   }
   template <class T>
