@@ -122,13 +122,9 @@ namespace detail {
 // The epilogue on one value: v is the product, c the value C holds.
 template <class T>
 inline T finish(T v, T c, int j, const Epilogue<T>& ep) {
-  if (ep.scale) {
-    if (ep.accumulate) v += c;
-    v = ep.scale[j] * v + (ep.bias ? ep.bias[j] : T(0));
-  } else {
-    if (ep.accumulate) v += c;
-    if (ep.bias) v += ep.bias[j];
-  }
+  if (ep.accumulate) v += c;
+  if (ep.scale) v = ep.scale[j] * v + (ep.bias ? ep.bias[j] : T(0));
+  else if (ep.bias) v += ep.bias[j];
   return ep.relu ? std::max(v, T(0)) : v;
 }
 }  // namespace detail

@@ -240,8 +240,8 @@ class Network {
   // (network/fusion.hpp).
   using fusion_plan = FusionPlan<layers_type, T>;
 
-  // The chain. Layer I reads x (the output of layer I - 1, or the network's input) and writes
-  // acts_[I]; then layer I + 1 runs on acts_[I].
+  // A forward pass with fusion on or off and, at inference, BatchNorm folded or not; remembered
+  // for the backward() that follows.
   void run_forward(const Tensor<T>& x, Mode mode, bool fuse, bool fold_batchnorm) {
     input_ = &x;
     fused_pass_ = fuse;
@@ -249,6 +249,8 @@ class Network {
     forward_from<0>(x, mode);
   }
 
+  // The chain. Layer I reads x (the output of layer I - 1, or the network's input) and writes
+  // acts_[I]; then layer I + 1 runs on acts_[I].
   template <std::size_t I>
   void forward_from(const Tensor<T>& x, Mode mode) {
     if constexpr (fusion_plan::template conv_bn_relu<I>())
