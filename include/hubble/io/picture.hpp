@@ -17,15 +17,20 @@
 //  * JPEG: a Huffman table whose code counts add up past 256 makes stbi__build_huffman write
 //    past its size[257] array, already while reading the header. jpeg_huffman_tables_fit()
 //    reads every place stb_image could take for such a table and refuses the file first.
+//  * PNG: an empty IDAT chunk before the first one with data makes stbi__getn call
+//    memcpy(NULL, ..., 0), undefined behaviour (UBSan stops there). An empty IDAT carries nothing,
+//    so decode_picture hands stb_image a copy without such chunks: the same picture, decoded.
 //
 // stb_image is a single-header library; like io/png.hpp this header compiles a private static
 // copy (STB_IMAGE_STATIC) into every unit that includes it, so the user defines nothing.
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -101,6 +106,33 @@ inline bool jpeg_huffman_tables_fit(std::span<const std::uint8_t> b) {
   }
   return true;
 }
+
+// For a PNG with IDAT chunks of length 0 (see the header comment), a copy of it without them;
+// otherwise nothing. Nothing else changes: stb_image does not check the CRCs, and no chunk refers
+// to another by position.
+inline std::optional<std::vector<std::uint8_t>> png_without_empty_idat(std::span<const std::uint8_t> b) {
+  static constexpr std::uint8_t signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+  if (b.size() < 8 || !std::equal(signature, signature + 8, b.begin())) return std::nullopt;
+  // Chunks as stb_image walks them: 4-byte big-endian length, 4-byte type, data, 4-byte CRC.
+  std::vector<std::size_t> empty_idat;  // where each starts
+  for (std::size_t at = 8; b.size() - at >= 12;) {
+    const std::size_t length = std::size_t(b[at]) << 24 | std::size_t(b[at + 1]) << 16 |
+                               std::size_t(b[at + 2]) << 8 | std::size_t(b[at + 3]);
+    if (length > b.size() - at - 12) break;  // truncated: stb_image stops here too
+    if (length == 0 && std::equal(b.begin() + long(at) + 4, b.begin() + long(at) + 8, "IDAT")) empty_idat.push_back(at);
+    at += 12 + length;
+  }
+  if (empty_idat.empty()) return std::nullopt;
+  std::vector<std::uint8_t> out;
+  out.reserve(b.size() - 12 * empty_idat.size());
+  std::size_t from = 0;
+  for (const std::size_t at : empty_idat) {
+    out.insert(out.end(), b.begin() + long(from), b.begin() + long(at));
+    from = at + 12;
+  }
+  out.insert(out.end(), b.begin() + long(from), b.end());
+  return out;
+}
 }  // namespace detail
 
 // Decodes a picture held in memory; `name` (a path, or any label) starts every error message.
@@ -110,6 +142,7 @@ inline Picture decode_picture(std::span<const std::uint8_t> bytes, const std::st
                ": corrupt JPEG (a Huffman table declares more than 256 codes)");
   HUBBLE_CHECK(bytes.size() <= std::size_t(std::numeric_limits<int>::max()), name, ": ", bytes.size(),
                " bytes is too large for a picture");
+  if (const auto cleaned = detail::png_without_empty_idat(bytes)) return decode_picture(*cleaned, name);
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int length = int(bytes.size());
   int w = 0, h = 0, c = 0;
