@@ -105,9 +105,10 @@ inline Recipe improved_recipe() {
 // The recipe for galaxies the training slice does not resemble: D4Net (equivariant_net.hpp),
 // whose features cannot change under the 8 symmetries, trained on views that vary the way a
 // survey's images vary (seeing, noise, sky level, band calibration, apparent size, centring,
-// compression: data/survey_augment.hpp). The optimiser settings are the improved recipe's. No
-// test-time views: the network is invariant to them. Chosen by cross-validation on the training
-// file only (docs/galaxy10.md).
+// compression: data/survey_augment.hpp). The optimiser settings are the improved recipe's, for 60
+// epochs instead of 40 (the cross-validation's third round: every column better, the gap between
+// clean and shifted images halved). No test-time views: the network is invariant to them. Chosen
+// by cross-validation on the training file only (docs/galaxy10.md).
 //
 // Class weights: the two classes the cross-validation found weakest under every variant
 // (Disturbed, recall 0.44 over the 4 folds, and Unbarred Loose Spiral, 0.51) weigh
@@ -120,6 +121,7 @@ inline Recipe equivariant_recipe() {
   r.network = "d4";
   r.augment = Augment::survey;
   r.tta = false;
+  r.epochs = 60;  // 40 still left the model learning: 78.4% clean over 4 folds against 75.5%
   r.class_weights = {1.7, 1, 1, 1, 1, 1, 1, 1.6, 1, 1};
   return r;
 }
