@@ -16,6 +16,7 @@
 
 #include "hubble/hubble.hpp"
 #include "hubble/kernels/variants.hpp"
+#include "rel_error.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -23,6 +24,7 @@
 
 using namespace hubble;
 using namespace hubble::kernels;
+using test_support::rel_error;
 
 namespace {
 
@@ -33,16 +35,6 @@ struct Tol<double> { static constexpr double value = 1e-12; };
 template <>
 struct Tol<float> { static constexpr double value = 1e-4; };
 
-// max |a - b| / max |ref|
-template <class T>
-double rel_error(const std::vector<T>& ref, const std::vector<T>& got) {
-  double err = 0, scale = 1e-300;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    err = std::max(err, std::abs(double(ref[i]) - double(got[i])));
-    scale = std::max(scale, std::abs(double(ref[i])));
-  }
-  return err / scale;
-}
 
 ConvGeometry make_geometry(int n, int h, int w, int c, int k, int s, bool same, int f) {
   ConvGeometry g;

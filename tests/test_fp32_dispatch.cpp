@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "hubble/hubble.hpp"
+#include "rel_error.hpp"
 
 using namespace hubble;
 using namespace hubble::kernels;
+using test_support::rel_error;
 
 namespace {
 // Restores the path a test case found.
@@ -34,14 +36,6 @@ std::vector<Fp32Path> available_paths() {
   return out;
 }
 
-double rel_error(const std::vector<float>& ref, const std::vector<float>& got) {
-  double err = 0, scale = 1e-30;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    err = std::max(err, std::abs(double(ref[i]) - double(got[i])));
-    scale = std::max(scale, std::abs(double(ref[i])));
-  }
-  return err / scale;
-}
 
 std::vector<float> random(std::size_t n, Rng& r) {
   std::vector<float> v(n);
