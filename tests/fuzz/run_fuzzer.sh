@@ -15,6 +15,9 @@
 #     replayed alone: when the input fails again (and not inside libhdf5) it is a finding: it stays
 #     in ARTIFACTS/, the report is printed and the script fails. When it passes alone (e.g. the
 #     whole process grew past -rss_limit_mb over many inputs) it goes to ARTIFACTS/unreproduced/.
+# HUBBLE_FUZZ_SEED=N fixes libFuzzer's seed (N, then N+1 after each restart), so that a run from
+# the same corpus explores the same inputs: ctest's short CI run uses it, and long exploratory runs
+# (scripts/fuzz.sh) leave it unset for a new random seed each time.
 # Exit status: 0 when the time ran out with no finding in hubble, 1 otherwise.
 set -uo pipefail
 if (($# < 4)); then
@@ -64,7 +67,9 @@ while :; do
   left=$((end - SECONDS))
   ((left < 1)) && break
   log=$(mktemp)
-  "$fuzzer" -max_total_time="$left" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
+  seed=()
+  [[ -n ${HUBBLE_FUZZ_SEED:-} ]] && seed=(-seed=$((HUBBLE_FUZZ_SEED + hdf5_crashes + unreproduced)))
+  "$fuzzer" "${seed[@]}" -max_total_time="$left" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$corpus" "${inputs[@]}" >"$log" 2>&1
   rc=$?
   runs=$(awk '/stat::number_of_executed_units/ { n = $2 } END { print n + 0 }' "$log")
