@@ -36,7 +36,6 @@ std::vector<Fp32Path> available_paths() {
   return out;
 }
 
-
 std::vector<float> random(std::size_t n, Rng& r) {
   std::vector<float> v(n);
   for (auto& x : v) x = float(r.uniform(-1, 1));

@@ -94,7 +94,8 @@ TEST_CASE("picture: a header declaring a huge picture is refused before stb_imag
         0);
 }
 
-TEST_CASE("picture: stb_image 2.27's JPEG Huffman overflow, HDR hang and empty-IDAT memcpy are kept out (fuzz regressions)") {
+TEST_CASE(
+    "picture: stb_image 2.27's JPEG Huffman overflow, HDR hang and empty-IDAT memcpy are kept out (fuzz regressions)") {
   // The 9-byte fuzz finding: a DHT whose counts add up to 305 codes (stbi__build_huffman has 257 slots).
   const std::vector<std::uint8_t> dht_305{0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0xA2, 0x01, 0x32, 0xFF};
   CHECK(error_of([&] { decode_picture(dht_305, "x.jpg"); }) ==
@@ -132,7 +133,8 @@ TEST_CASE("picture: stb_image 2.27's JPEG Huffman overflow, HDR hang and empty-I
   REQUIRE(png.pixels.size() == 4 * 3 * 3);
   for (int y = 0; y < 3; ++y)  // written as (60 x + 20 y + 5 c) mod 256, x < 4, c < 3
     for (int x = 0; x < 4; ++x)
-      for (int c = 0; c < 3; ++c) CHECK(png.pixels[std::size_t((y * 4 + x) * 3 + c)] == (60 * x + 20 * y + 5 * c) % 256);
+      for (int c = 0; c < 3; ++c)
+        CHECK(png.pixels[std::size_t((y * 4 + x) * 3 + c)] == (60 * x + 20 * y + 5 * c) % 256);
   // Radiance HDR is compiled out: a truncated RLE scanline used to decode forever (CVE-2021-42715).
   const std::string hdr = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 16\n\x02\x02\x00\x10\x85";
   const std::vector<std::uint8_t> hdr_bytes(hdr.begin(), hdr.end());

@@ -116,8 +116,8 @@ inline std::optional<std::vector<std::uint8_t>> png_without_empty_idat(std::span
   // Chunks as stb_image walks them: 4-byte big-endian length, 4-byte type, data, 4-byte CRC.
   std::vector<std::size_t> empty_idat;  // where each starts
   for (std::size_t at = 8; b.size() - at >= 12;) {
-    const std::size_t length = std::size_t(b[at]) << 24 | std::size_t(b[at + 1]) << 16 |
-                               std::size_t(b[at + 2]) << 8 | std::size_t(b[at + 3]);
+    const std::size_t length =
+        std::size_t(b[at]) << 24 | std::size_t(b[at + 1]) << 16 | std::size_t(b[at + 2]) << 8 | std::size_t(b[at + 3]);
     if (length > b.size() - at - 12) break;  // truncated: stb_image stops here too
     if (length == 0 && std::equal(b.begin() + long(at) + 4, b.begin() + long(at) + 8, "IDAT")) empty_idat.push_back(at);
     at += 12 + length;
