@@ -35,7 +35,6 @@ struct Tol<double> { static constexpr double value = 1e-12; };
 template <>
 struct Tol<float> { static constexpr double value = 1e-4; };
 
-
 ConvGeometry make_geometry(int n, int h, int w, int c, int k, int s, bool same, int f) {
   ConvGeometry g;
   g.n = n; g.h = h; g.w = w; g.c = c; g.k = k; g.stride = s; g.f = f;
