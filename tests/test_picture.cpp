@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -33,6 +34,44 @@ void write_bytes(const std::string& path, const std::vector<std::uint8_t>& b) {
 //   PIL.Image.fromarray(a).save("progressive.jpg", progressive=True, quality=75)
 // stb_image_write makes baseline JPEGs only, whose Huffman tables all come before the first scan.
 const std::string progressive_jpeg = std::string(HUBBLE_SOURCE_DIR) + "/tests/fixtures/progressive.jpg";
+
+// A PNG file built chunk by chunk: signature, IHDR (8-bit samples, colour type 0 grey, 2 RGB),
+// one IDAT holding `zlib`, IEND; each chunk with its CRC.
+std::vector<std::uint8_t> png_file(std::uint32_t w, std::uint32_t h, std::uint8_t colour_type, bool interlaced,
+                                   const std::vector<std::uint8_t>& zlib) {
+  std::vector<std::uint8_t> out{137, 80, 78, 71, 13, 10, 26, 10};
+  const auto put32 = [&](std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(std::uint8_t(v >> (24 - 8 * i)));
+  };
+  const auto chunk = [&](const char* type, const std::vector<std::uint8_t>& data) {
+    put32(std::uint32_t(data.size()));
+    const std::size_t crc_from = out.size();
+    out.insert(out.end(), type, type + 4);
+    out.insert(out.end(), data.begin(), data.end());
+    std::uint32_t crc = 0xFFFFFFFFu;  // CRC-32 of type and data, as the PNG specification defines it
+    for (std::size_t i = crc_from; i < out.size(); ++i) {
+      crc ^= out[i];
+      for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    put32(crc ^ 0xFFFFFFFFu);
+  };
+  std::vector<std::uint8_t> ihdr;
+  for (const std::uint32_t v : {w, h})
+    for (int i = 0; i < 4; ++i) ihdr.push_back(std::uint8_t(v >> (24 - 8 * i)));
+  ihdr.insert(ihdr.end(), {8, colour_type, 0, 0, std::uint8_t(interlaced ? 1 : 0)});
+  chunk("IHDR", ihdr);
+  chunk("IDAT", zlib);
+  chunk("IEND", {});
+  return out;
+}
+std::vector<std::uint8_t> zlib_compress(std::vector<std::uint8_t> raw) {
+  int length = 0;
+  unsigned char* z = stbi_zlib_compress(raw.data(), int(raw.size()), &length, 8);
+  REQUIRE(z != nullptr);
+  std::vector<std::uint8_t> out(z, z + length);
+  std::free(z);
+  return out;
+}
 
 }  // namespace
 
@@ -139,4 +178,42 @@ TEST_CASE(
   const std::string hdr = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 16\n\x02\x02\x00\x10\x85";
   const std::vector<std::uint8_t> hdr_bytes(hdr.begin(), hdr.end());
   CHECK(error_of([&] { decode_picture(hdr_bytes, "x.hdr"); }).find("x.hdr: not a picture hubble can read") == 0);
+}
+
+TEST_CASE("picture: stb_image may not allocate more than the declared picture can need (fuzz regression)") {
+  // The fuzz finding (117 bytes): a 4 x 3 PNG whose third IDAT chunk declares 1,560,281,088 bytes
+  // that the file does not hold. stb_image 2.27 grew its data buffer to 2 GiB before reading them.
+  const std::string past_end = std::string(HUBBLE_SOURCE_DIR) + "/tests/fuzz/regressions/picture/png_idat_past_end.png";
+  CHECK(error_of([&] {
+          read_picture(past_end);
+        }).find(past_end + ": corrupt picture: decoding it asked for 2147483648 bytes at once") == 0);
+  // A deflate bomb: a 1 x 1 RGB PNG whose data inflates to 4 MiB. stb_image doubles its output
+  // buffer for as long as data comes (up to 4 GiB), whatever the header said.
+  const auto bomb = png_file(1, 1, 2, false, zlib_compress(std::vector<std::uint8_t>(std::size_t(4) << 20, 0)));
+  REQUIRE(bomb.size() < 64 * 1024);  // stb_image_write deflates the 4 MiB to about 40 KB
+  CHECK(error_of([&] { decode_picture(bomb, "bomb.png"); }).find("bomb.png: corrupt picture: decoding it asked for ") ==
+        0);
+  // The limit leaves room for what a good picture needs: an Adam7-interlaced PNG inflates to more
+  // than stb_image's first guess (a filter byte for every row of every pass), which it doubles.
+  const std::uint32_t w = 64, h = 48;
+  const auto value = [](std::uint32_t x, std::uint32_t y, std::uint32_t c) {
+    return std::uint8_t(x * 3 + y * 5 + c * 70);
+  };
+  std::vector<std::uint8_t> raw;
+  const std::uint32_t pass_x0[] = {0, 4, 0, 2, 0, 1, 0}, pass_y0[] = {0, 0, 4, 0, 2, 0, 1};
+  const std::uint32_t pass_dx[] = {8, 8, 4, 4, 2, 2, 1}, pass_dy[] = {8, 8, 8, 4, 4, 2, 2};
+  for (int p = 0; p < 7; ++p)
+    for (std::uint32_t y = pass_y0[p]; y < h; y += pass_dy[p]) {
+      raw.push_back(0);  // filter: none
+      for (std::uint32_t x = pass_x0[p]; x < w; x += pass_dx[p])
+        for (std::uint32_t c = 0; c < 3; ++c) raw.push_back(value(x, y, c));
+    }
+  REQUIRE(raw.size() > std::size_t(h) * (1 + 3 * w));  // more than stb_image's first guess
+  const auto adam7 = decode_picture(png_file(w, h, 2, true, zlib_compress(raw)), "adam7.png");
+  REQUIRE(adam7.pixels.size() == std::size_t(w) * h * 3);
+  bool every_pixel = true;
+  for (std::uint32_t y = 0; y < h; ++y)
+    for (std::uint32_t x = 0; x < w; ++x)
+      for (std::uint32_t c = 0; c < 3; ++c) every_pixel &= adam7.pixels[(y * w + x) * 3 + c] == value(x, y, c);
+  CHECK(every_pixel);
 }

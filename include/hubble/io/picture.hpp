@@ -20,6 +20,12 @@
 //  * PNG: an empty IDAT chunk before the first one with data makes stbi__getn call
 //    memcpy(NULL, ..., 0), undefined behaviour (UBSan stops there). An empty IDAT carries nothing,
 //    so decode_picture hands stb_image a copy without such chunks: the same picture, decoded.
+//  * Memory: stb_image sizes some buffers from the data rather than from the picture's header.
+//    A 117-byte PNG whose IDAT chunk declares 1.5 GB made it allocate 2 GiB before finding the
+//    data missing, and a deflate stream may inflate to 4 GiB whatever the header says. While
+//    decode_picture runs, every stb_image allocation goes through stb_allocate(), which refuses
+//    more than the declared picture can need (stb_allocation_limit); stb_image then gives up, and
+//    decode_picture reports it.
 //
 // stb_image is a single-header library; like io/png.hpp this header compiles a private static
 // copy (STB_IMAGE_STATIC) into every unit that includes it, so the user defines nothing.
@@ -27,6 +33,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -37,6 +44,20 @@
 #include <vector>
 
 #include "hubble/core/error.hpp"
+
+namespace hubble::io::detail {
+// The allocator stb_image is compiled with (STBI_MALLOC and STBI_REALLOC below). Outside
+// decode_picture the limit is off: survey::jpeg_recompress decodes the JPEGs it made itself.
+inline thread_local std::size_t stb_allocation_limit = std::numeric_limits<std::size_t>::max();
+inline thread_local std::size_t stb_refused_bytes = 0;  // the largest request refused, 0 if none
+inline void* stb_allocate(void* old, std::size_t bytes) {
+  if (bytes > stb_allocation_limit) {  // as if out of memory: stb_image keeps `old` and frees it
+    stb_refused_bytes = std::max(stb_refused_bytes, bytes);
+    return nullptr;
+  }
+  return std::realloc(old, bytes);  // realloc(nullptr, n) is malloc(n)
+}
+}  // namespace hubble::io::detail
 
 #ifndef HUBBLE_STB_IMAGE_INCLUDED
 #define HUBBLE_STB_IMAGE_INCLUDED
@@ -52,8 +73,14 @@
 #define STB_IMAGE_STATIC
 #define STBI_NO_HDR
 #define STB_IMAGE_IMPLEMENTATION
+#define STBI_MALLOC(bytes) ::hubble::io::detail::stb_allocate(nullptr, bytes)
+#define STBI_REALLOC(old, bytes) ::hubble::io::detail::stb_allocate(old, bytes)
+#define STBI_FREE(p) std::free(p)
 #include <stb_image.h>
 #undef STB_IMAGE_IMPLEMENTATION
+#undef STBI_MALLOC
+#undef STBI_REALLOC
+#undef STBI_FREE
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
@@ -133,6 +160,30 @@ inline std::optional<std::vector<std::uint8_t>> png_without_empty_idat(std::span
   out.insert(out.end(), b.begin() + long(from), b.end());
   return out;
 }
+
+// The most bytes one stb_image allocation may take for a w x h picture: 16-bit samples of 4
+// channels plus a filter byte a row (PNG's inflated data, the largest buffer), on a grid padded
+// to JPEG's 16 x 16 blocks, twice over (stb_image grows a buffer by doubling it, and an
+// interlaced PNG inflates to a little more than its first guess), and 1 MiB for decoder state.
+inline std::size_t stb_allocation_limit_for(int w, int h) {
+  const std::size_t padded_w = (std::size_t(w) + 15) / 16 * 16, padded_h = (std::size_t(h) + 15) / 16 * 16;
+  return 2 * padded_h * (1 + 8 * padded_w) + (std::size_t(1) << 20);
+}
+
+// Sets stb_allocation_limit for one call into stb_image, and puts it back however that ends.
+class StbAllocationLimit {
+ public:
+  explicit StbAllocationLimit(std::size_t limit) : previous_(stb_allocation_limit) {
+    stb_allocation_limit = limit;
+    stb_refused_bytes = 0;
+  }
+  ~StbAllocationLimit() { stb_allocation_limit = previous_; }
+  StbAllocationLimit(const StbAllocationLimit&) = delete;
+  StbAllocationLimit& operator=(const StbAllocationLimit&) = delete;
+
+ private:
+  std::size_t previous_;
+};
 }  // namespace detail
 
 // Decodes a picture held in memory; `name` (a path, or any label) starts every error message.
@@ -146,14 +197,21 @@ inline Picture decode_picture(std::span<const std::uint8_t> bytes, const std::st
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int length = int(bytes.size());
   int w = 0, h = 0, c = 0;
-  HUBBLE_CHECK(stbi_info_from_memory(data, length, &w, &h, &c) == 1, name, ": not a picture hubble can read (",
-               stbi_failure_reason(), "; PNG, JPEG, BMP, GIF, TGA, PSD, PIC and PNM are)");
+  {
+    const detail::StbAllocationLimit header_only(std::size_t(1) << 20);  // reading a header needs little
+    HUBBLE_CHECK(stbi_info_from_memory(data, length, &w, &h, &c) == 1, name, ": not a picture hubble can read (",
+                 stbi_failure_reason(), "; PNG, JPEG, BMP, GIF, TGA, PSD, PIC and PNM are)");
+  }
   HUBBLE_CHECK(w > 0 && h > 0 && c >= 1 && c <= 4, name, ": the picture declares a ", w, " x ", h, " x ", c, " image");
   HUBBLE_CHECK(std::uint64_t(w) * std::uint64_t(h) <= max_picture_pixels, name, ": the picture declares ", w, " x ", h,
                " pixels, more than the ", max_picture_pixels, " hubble reads");
   int dw = 0, dh = 0, dc = 0;
+  const detail::StbAllocationLimit limit(detail::stb_allocation_limit_for(w, h));
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load_from_memory(data, length, &dw, &dh, &dc, 0),
                                                    stbi_image_free);
+  HUBBLE_CHECK(pixels != nullptr || detail::stb_refused_bytes == 0, name, ": corrupt picture: decoding it asked for ",
+               detail::stb_refused_bytes, " bytes at once, more than the ", detail::stb_allocation_limit, " a ", w,
+               " x ", h, " picture can need");
   HUBBLE_CHECK(pixels != nullptr, name, ": cannot decode the picture (", stbi_failure_reason(), ")");
   HUBBLE_CHECK(dw == w && dh == h && dc == c, name, ": the picture decoded to ", dw, " x ", dh, " x ", dc,
                " but its header said ", w, " x ", h, " x ", c);
