@@ -17,6 +17,10 @@
 //       them) on a copy of its layers; the chain's output is checked against net.forward's
 //   infer_throughput calls CKPT.h5 --path typed|model-batch|model-values|model-bytes [--batch N] [--calls C]
 //       C calls of one path inside counted_calls(), for callgrind's instruction counts (below)
+// The typed network is loaded as an embedder running inference should use it, with
+// net.set_weights_constant(true) (as hubble::Model does, and as ONNX Runtime treats its
+// initializers); --weights-constant 0 leaves it off, so that every forward re-reads the weights
+// the convolutions prepared, as during training.
 // int8 (lowp::QuantizedPlan, the other side of compare_onnxruntime.py --int8):
 //   infer_throughput quantize CKPT.h5 OUT.int8.h5 [--batch N] [--seed S]
 //       post-training int8 of the checkpoint, calibrated (percentile) on N seeded images (default
@@ -63,6 +67,7 @@ struct Args {
   double seconds = 2.0;
   std::uint64_t seed = 1;
   std::string inputs, probs, first = "typed", call_path = "typed";
+  bool weights_constant = true;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -72,6 +77,7 @@ struct Args {
       "usage: infer_throughput make-checkpoint paper|improved OUT.h5 [--seed S]\n"
       "       infer_throughput predict CKPT.h5 --batch N --inputs IN.f32 --probs OUT.f32 [--seed S]\n"
       "       infer_throughput throughput CKPT.h5 --batch N [--seconds S] [--threads T] [--first typed|model]\n"
+      "                        (every mode that loads the typed network: [--weights-constant 0|1], default 1)\n"
       "       infer_throughput latency CKPT.h5 [--calls C] [--threads T]\n"
       "       infer_throughput profile CKPT.h5 --batch N [--steps S] [--threads T]\n"
       "       infer_throughput calls CKPT.h5 --path typed|model-batch|model-values|model-bytes [--batch N] [--calls "
@@ -109,6 +115,7 @@ Args parse(int argc, char** argv) {
     else if (s == "--inputs") a.inputs = v;
     else if (s == "--probs") a.probs = v;
     else if (s == "--path") a.call_path = v;
+    else if (s == "--weights-constant") a.weights_constant = number(0) != 0;
     else if (s == "--first") {
       if (v != "typed" && v != "model") usage("--first takes typed or model");
       a.first = v;
@@ -304,9 +311,10 @@ struct LayerTimer {
 
 // ---- the modes, for one network type -----------------------------------------------------------
 template <class Net>
-std::unique_ptr<Net> load_typed(const std::string& path) {
+std::unique_ptr<Net> load_typed(const Args& a) {
   auto net = std::make_unique<Net>();
-  load_checkpoint(path, *net);
+  load_checkpoint(a.path, *net);
+  net->set_weights_constant(a.weights_constant);
   return net;
 }
 
@@ -314,7 +322,7 @@ template <class Net>
 void predict_mode(const Args& a) {
   using S = typename Net::input_shape;
   HUBBLE_CHECK(!a.inputs.empty() && !a.probs.empty(), "predict: --inputs and --probs are required");
-  auto net = load_typed<Net>(a.path);
+  auto net = load_typed<Net>(a);
   const Model model = Model::load(a.path);
   const Tensor<float> x = images<S>(a.batch, a.seed);
   const std::vector<float> p = model.predict(x);
@@ -339,7 +347,7 @@ void predict_mode(const Args& a) {
 template <class Net>
 void throughput_mode(const Args& a) {
   using S = typename Net::input_shape;
-  auto net = load_typed<Net>(a.path);
+  auto net = load_typed<Net>(a);
   const Model model = Model::load(a.path);
   const Tensor<float> x = images<S>(a.batch, a.seed);
   double typed = 0, facade = 0;
@@ -359,7 +367,7 @@ void throughput_mode(const Args& a) {
 template <class Net>
 void latency_mode(const Args& a) {
   using S = typename Net::input_shape;
-  auto net = load_typed<Net>(a.path);
+  auto net = load_typed<Net>(a);
   const Model model = Model::load(a.path);
   const Tensor<float> x = images<S>(1, a.seed);
   const std::span<const float> one(x.data(), x.size());
@@ -381,7 +389,7 @@ template <class F>
 template <class Net>
 void calls_mode(const Args& a) {
   using S = typename Net::input_shape;
-  auto net = load_typed<Net>(a.path);
+  auto net = load_typed<Net>(a);
   const Model model = Model::load(a.path);
   const Tensor<float> x = images<S>(a.batch, a.seed);
   std::vector<std::uint8_t> bytes(x.size());
@@ -404,7 +412,7 @@ void calls_mode(const Args& a) {
 template <class Net>
 void profile_mode(const Args& a) {
   using S = typename Net::input_shape;
-  auto net = load_typed<Net>(a.path);
+  auto net = load_typed<Net>(a);
   const Tensor<float> x = images<S>(a.batch, a.seed);
   LayerTimer<Net> timer(*net);
   timer.pass(x, false);  // warm-up: sizes every buffer, prepares packed weights
@@ -452,7 +460,7 @@ void make_checkpoint(const Args& a) {
 template <class Net>
 void quantize_mode(const Args& a) {
   using S = typename Net::input_shape;
-  auto net = load_typed<Net>(a.path);
+  auto net = load_typed<Net>(a);
   const lowp::InferencePlan plan = lowp::plan_of(*net);
   const int n = a.batch > 1 ? a.batch : 32;
   const Tensor<float> x = images<S>(n, a.seed ^ 0xca11b7a7eULL);  // not predict-int8's images

@@ -3,6 +3,7 @@
 
 #include <sstream>
 
+#include "hubble/kernels/winograd.hpp"
 #include "hubble/layers/global_avg_pool.hpp"
 #include "hubble/paper_net.hpp"
 
@@ -24,9 +25,9 @@ static_assert(PaperNet::ends_with_softmax);
 TEST_CASE("summary() of the paper's network equals the paper's Table I") {
   const auto rows = PaperNet::summary_rows();
   const std::vector<std::pair<std::string, std::size_t>> table1 = {
-      {"62x62x32", 2432}, {"31x31x32", 0}, {"29x29x64", 18496}, {"14x14x64", 0}, {"12x12x128", 73856},
-      {"6x6x128", 0},     {"4x4x256", 295168}, {"2x2x256", 0}, {"1024", 0}, {"1024", 0},
-      {"256", 262400},    {"256", 0},        {"10", 2570}};
+      {"62x62x32", 2432}, {"31x31x32", 0},     {"29x29x64", 18496}, {"14x14x64", 0}, {"12x12x128", 73856},
+      {"6x6x128", 0},     {"4x4x256", 295168}, {"2x2x256", 0},      {"1024", 0},     {"1024", 0},
+      {"256", 262400},    {"256", 0},          {"10", 2570}};
   REQUIRE(rows.size() == table1.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
     INFO("row ", i, ": ", rows[i].name);
@@ -89,9 +90,49 @@ TEST_CASE("parameter names follow Keras' numbering") {
   CHECK(Net::architecture() == "Input<8,8,1> Conv2D<2,3,1,valid> ReLU Conv2D<2,3,1,valid> Flatten Dense<3> Softmax");
 }
 
+// The promise of set_weights_constant is what lets the convolutions skip re-reading their weights
+// on every forward: shown here by breaking it (a write while it is on is not seen) and by how
+// switching it on or off makes the next forward see what changed before.
+TEST_CASE("set_weights_constant: a convolution checks its prepared weights once, until switched off or on again") {
+  using Net = Network<float, Input<12, 12, 4>, Conv2D<8, 3, 1, kernels::Winograd4x4>, ReLU, Flatten, Dense<3>>;
+  Net net(4);
+  Tensor<float> x(1, 12, 12, 4);
+  Rng r(5);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(r.uniform(-1, 1));
+  const auto output = [&] {
+    const Tensor<float>& y = net.forward(x, Mode::eval);
+    return std::vector<float>(y.data(), y.data() + y.size());
+  };
+  const auto halve_conv_weights = [&] {
+    const ParamRef<float> kernel = net.parameters()[0];
+    REQUIRE(kernel.name == "conv2d_1/kernel");
+    for (std::size_t i = 0; i < kernel.size; ++i) kernel.value[i] *= 0.5f;
+  };
+  const auto original = output();
+  halve_conv_weights();  // off (the default): every forward checks
+  const auto halved = output();
+  CHECK(halved != original);
+  net.set_weights_constant(true);
+  CHECK(output() == halved);
+  halve_conv_weights();  // breaks the promise: the Winograd-transformed weights are not redone
+  CHECK(output() == halved);
+  net.set_weights_constant(false);  // the next forward checks, and transforms the new weights
+  const auto quartered = output();
+  CHECK(quartered != halved);
+  halve_conv_weights();
+  net.set_weights_constant(true);  // switching on checks once more too
+  const auto eighth = output();
+  CHECK(eighth != quartered);
+  Net copy = net;  // a copy has its own weights; it trusts none of the original's checks
+  const ParamRef<float> copy_kernel = copy.parameters()[0];
+  for (std::size_t i = 0; i < copy_kernel.size; ++i) copy_kernel.value[i] *= 2.0f;
+  const Tensor<float>& y = copy.forward(x, Mode::eval);
+  CHECK(std::vector<float>(y.data(), y.data() + y.size()) == quartered);
+}
+
 namespace {
-using SmallNet = Network<double, Input<10, 10, 2>, Conv2D<3, 3, 2, Same>, ReLU, MaxPool<2>, Conv2D<4, 2>, ReLU,
-                         Flatten, Dropout<0.2>, Dense<6>, ReLU, Dense<3>, Softmax>;
+using SmallNet = Network<double, Input<10, 10, 2>, Conv2D<3, 3, 2, Same>, ReLU, MaxPool<2>, Conv2D<4, 2>, ReLU, Flatten,
+                         Dropout<0.2>, Dense<6>, ReLU, Dense<3>, Softmax>;
 // Random biases too: with zero biases a dead input makes a pre-activation exactly 0, the kink
 // of ReLU, where finite differences are meaningless.
 SmallNet random_small_net(std::uint64_t seed) {
@@ -126,7 +167,8 @@ TEST_CASE("gradient check of a whole small network (every layer type, dropout ac
 // said, while the numeric ones followed opt.mode: in eval mode BatchNorm (batch statistics vs
 // moving ones) and Dropout (a mask vs none) then disagreed. Both now run in opt.mode.
 TEST_CASE("gradient check in eval mode: BatchNorm with moved statistics and Dropout, analytic and numeric alike") {
-  using EvalNet = Network<double, Input<6, 6, 2>, Conv2D<3, 3>, BatchNorm, ReLU, Flatten, Dropout<0.5>, Dense<3>, Softmax>;
+  using EvalNet =
+      Network<double, Input<6, 6, 2>, Conv2D<3, 3>, BatchNorm, ReLU, Flatten, Dropout<0.5>, Dense<3>, Softmax>;
   EvalNet net(3);
   const auto x = random_batch(4, 6, 6, 2, 5);
   const std::vector<int> labels = {0, 2, 1, 1};
@@ -159,8 +201,12 @@ TEST_CASE("gradient check with label smoothing and class weights") {
 
 TEST_CASE("softmax cross-entropy: value and stability") {
   Tensor<double> z(2, 1, 1, 3);
-  z[0] = 1; z[1] = 2; z[2] = 3;
-  z[3] = 1000; z[4] = 0; z[5] = -1000;  // naive exp would overflow
+  z[0] = 1;
+  z[1] = 2;
+  z[2] = 3;
+  z[3] = 1000;
+  z[4] = 0;
+  z[5] = -1000;  // naive exp would overflow
   const std::vector<int> labels = {2, 0};
   Tensor<double> dz;
   const auto s = softmax_cross_entropy(z, labels, {}, &dz);

@@ -266,8 +266,13 @@ class Model {
     using T = typename Net::scalar;
     using S = typename Net::input_shape;
     static constexpr int chunk = 64;  // images per forward pass: bounds the activation memory
-    std::unique_ptr<Net> net = std::make_unique<Net>();
+    std::unique_ptr<Net> net = constant_weights_network();  // a Model's weights are only read
     Tensor<T> x;
+    static std::unique_ptr<Net> constant_weights_network() {
+      auto n = std::make_unique<Net>();
+      n->set_weights_constant(true);
+      return n;
+    }
     NetworkDesc describe() override {
       if constexpr (std::is_same_v<T, float>) return hubble::describe(*net);
       else detail::fail("hubble::Model: describe() needs a float network, not ", Net::architecture());

@@ -139,6 +139,8 @@ class Conv2DLayer {
     f("kernel", w_.data(), dw_.data(), w_.size());
     f("bias", b_.data(), db_.data(), b_.size());
   }
+  // A promise that w does not change until switched off (Network::set_weights_constant).
+  void set_weights_constant(bool on) { ws_.set_weights_constant(on); }
   // The raw arrays (w [K][K][C][F], b [F]) and the gradients of the last backward(), for layers
   // that fill this one's filter bank from parameters of their own (D4Lift, D4Conv in d4_conv.hpp).
   T* weights() { return w_.data(); }

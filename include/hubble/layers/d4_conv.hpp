@@ -114,6 +114,8 @@ class D4ConvLayer {
     f("bias", b_.data(), db_.data(), b_.size());
   }
 
+  // The bank is refilled on every forward, with the same values while the compact weights are constant.
+  void set_weights_constant(bool on) { expanded_.set_weights_constant(on); }
   // The plain convolution that runs the expanded bank (its weights are those of the last forward).
   const Expanded& expanded() const { return expanded_; }
   // Fills the expanded bank from the compact parameters (forward does it; exposed for inspection).

@@ -145,6 +145,18 @@ class Network {
   void set_fusion(bool on) { fuse_ = on; }
   bool fusion() const { return fuse_; }
 
+  // A promise, for inference, that the weights will not change until this is switched off: the
+  // convolutions then check once, not on every forward, that the weights they prepared (packed,
+  // Winograd-transformed) are still the layer's (kernels::Workspace::has_prepared). Switching it
+  // on or off makes the next forward check again. Writing weights while it is on (an optimiser
+  // step, a checkpoint load, a write through parameters()) leaves the convolutions computing
+  // with the old ones: switch it off first. hubble::Model switches it on; it is off by default.
+  void set_weights_constant(bool on) {
+    for_each_layer([&](auto& layer, std::size_t) {
+      if constexpr (requires { layer.set_weights_constant(on); }) layer.set_weights_constant(on);
+    });
+  }
+
   // Output of layer I (0-based, Input not counted) from the last forward pass; empty for the
   // tensors a fused step does not store (network/fusion.hpp).
   const Tensor<T>& activation(std::size_t i) const { return acts_.at(i); }
