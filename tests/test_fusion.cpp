@@ -87,6 +87,13 @@ TEST_CASE("fusion: which tensors are skipped") {
   implicit.forward(x);
   FusableNet<kernels::Naive> naive;  // ReLU in a second pass, pool separate
   naive.forward(x);
+  FusableNet<kernels::Winograd4x4> winograd;  // pools in its output transform: 2 divides its 4x4 tiles
+  winograd.forward(x);
+  CHECK(winograd.activation(1).size() == 0);
+  Pool3Net<kernels::Winograd4x4> pool3;  // ... but declines MaxPool<3>, and pools MaxPool<2>
+  pool3.forward(Tensor<float>(1, 20, 20, 2));
+  CHECK(pool3.activation(1).size() == 18 * 18 * 16);
+  CHECK(pool3.activation(4).size() == 0);
   for (std::size_t conv : {0, 3, 5, 8}) {
     CHECK(implicit.activation(conv).size() == 0);  // a conv's pre-ReLU output
     CHECK(naive.activation(conv).size() == 0);

@@ -6,7 +6,8 @@
 //                                                  (conv2, conv3; conv4 from batch 8 on)
 //   everything else                              -> ImplicitGemm (conv1; conv4 below batch 8)
 // A Conv2D followed by ReLU is run with the ReLU in the variant's store (forward_relu); one
-// followed by ReLU and MaxPool<P> also pools in the same pass where ImplicitGemm runs.
+// followed by ReLU and MaxPool<P> also pools in the same pass (ImplicitGemm: any P; Winograd:
+// P = 2 or 4, which divide its 4x4 output tiles).
 // Winograd's GEMMs run one row per tile, so with fewer tiles than the micro-kernel has rows most
 // of its work is wasted: conv4 (4x4 output, one tile per image) at batch 1 is 1.6x slower than
 // ImplicitGemm, at batch 32 1.6x faster. F(4x4,3x3) beat F(2x2,3x3) on every paper layer.
@@ -39,12 +40,14 @@ struct Tuned {
     if (use_winograd(g)) Winograd4x4::forward_relu(g, x, w, b, y, ws);
     else ImplicitGemm::forward_relu(g, x, w, b, y, ws);
   }
-  // Conv2D + ReLU + MaxPool<P> in one pass where ImplicitGemm runs; declines (false) for
-  // Winograd layers, which the network then runs as Conv2D+ReLU followed by the pool.
+  // Conv2D + ReLU + MaxPool<P> in one pass: ImplicitGemm pools any P; Winograd F(4x4) pools
+  // P = 2 or 4 in its output transform and declines (false) other P, which the network then runs
+  // as Conv2D+ReLU followed by the pool.
   template <class T>
   static bool forward_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* b, int P, T* y,
                                    std::uint8_t* argmax, Workspace<T>& ws) {
-    return !use_winograd(g) && ImplicitGemm::forward_relu_maxpool(g, x, w, b, P, y, argmax, ws);
+    if (use_winograd(g)) return Winograd4x4::forward_relu_maxpool(g, x, w, b, P, y, argmax, ws);
+    return ImplicitGemm::forward_relu_maxpool(g, x, w, b, P, y, argmax, ws);
   }
   // The same with BatchNorm folded in: y = max(scale * conv(x, w) + shift, 0) (network/fusion.hpp).
   template <class T>
@@ -56,7 +59,8 @@ struct Tuned {
   template <class T>
   static bool forward_affine_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* scale, const T* shift,
                                           int P, T* y, std::uint8_t* argmax, Workspace<T>& ws) {
-    return !use_winograd(g) && ImplicitGemm::forward_affine_relu_maxpool(g, x, w, scale, shift, P, y, argmax, ws);
+    if (use_winograd(g)) return Winograd4x4::forward_affine_relu_maxpool(g, x, w, scale, shift, P, y, argmax, ws);
+    return ImplicitGemm::forward_affine_relu_maxpool(g, x, w, scale, shift, P, y, argmax, ws);
   }
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,

@@ -24,7 +24,9 @@
 // for any thread count). F(4x4,3x3)'s larger coefficients cost accuracy: in float it differs from
 // direct convolution by ~1e-5 relative, F(2x2,3x3) by ~1e-6 (tests allow 1e-4).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -55,9 +57,19 @@ struct WinogradT {
     HUBBLE_FP32_CALL(WinogradT<M>::forward_relu, (g, x, w, b, y, ws));
   }
   template <class T>
+  static bool forward_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* b, int P, T* y,
+                                   std::uint8_t* argmax, Workspace<T>& ws) {
+    HUBBLE_FP32_CALL(WinogradT<M>::forward_relu_maxpool, (g, x, w, b, P, y, argmax, ws));
+  }
+  template <class T>
   static void forward_affine_relu(const ConvGeometry& g, const T* x, const T* w, const T* scale, const T* shift, T* y,
                                   Workspace<T>& ws) {
     HUBBLE_FP32_CALL(WinogradT<M>::forward_affine_relu, (g, x, w, scale, shift, y, ws));
+  }
+  template <class T>
+  static bool forward_affine_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* scale,
+                                          const T* shift, int P, T* y, std::uint8_t* argmax, Workspace<T>& ws) {
+    HUBBLE_FP32_CALL(WinogradT<M>::forward_affine_relu_maxpool, (g, x, w, scale, shift, P, y, argmax, ws));
   }
   template <class T>
   static void backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dw, T* db, T* dx,

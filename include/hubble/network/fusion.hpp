@@ -5,7 +5,8 @@
 //
 //   forward:  Conv2D -> ReLU            one pass: the ReLU is the max in the convolution's store
 //             Conv2D -> ReLU -> MaxPool<P>  one pass where the variant can pool in its store
-//                                           (ImplicitGemm; Winograd declines: conv+ReLU, then pool)
+//                                           (ImplicitGemm; Winograd where P divides its tile;
+//                                           a variant that declines runs conv+ReLU, then the pool)
 //   backward: ReLU -> MaxPool           the pool routes dy to each window's winner only where the
 //                                       pooled value is positive, which is the ReLU's mask
 //   inference (Mode::eval) only:

@@ -125,7 +125,7 @@ inline void input_tile(const T* const* d, int c, T* const* v, std::ptrdiff_t vof
 // Y = A^T M A (+ bias, then max(., 0) when relu) for one tile and filters [f, f + lane): mt[xi]
 // points at M_xi of the tile. With a scale: Y = scale * A^T M A + bias.
 template <class B, class T, class L>
-inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* const* out, const T* scale = nullptr) {
+inline void output_values(const T* const* mt, int f, const T* bias, bool relu, const T* scale, L (&y)[B::m][B::m]) {
   constexpr int a = B::a, m = B::m;
   L r[m][a];
   for (int j = 0; j < a; ++j) {  // r = A^T M
@@ -142,9 +142,62 @@ inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* 
     apply<B, Mat::AT, false, m, a, T>(r[i], o);
     for (int j = 0; j < m; ++j) {
       const L v = scale ? o[j] * sv + bv : o[j] + bv;
-      store(out[i * m + j] + f, relu ? (v > T(0) ? v : L{} + T(0)) : v);
+      y[i][j] = relu ? (v > T(0) ? v : L{} + T(0)) : v;
     }
   }
+}
+// ... stored at out[i * m + j] + f.
+template <class B, class T, class L>
+inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* const* out, const T* scale = nullptr) {
+  constexpr int m = B::m;
+  L y[m][m];
+  output_values<B, T, L>(mt, f, bias, relu, scale, y);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < m; ++j) store(out[i * m + j] + f, y[i][j]);
+}
+
+// The window positions a lane's comparisons produce: the integer vector of the lanes' width
+// (-1 where true) for a vector lane, bool for a scalar one; positions are kept in the same type.
+template <class L>
+struct PoolIndex {
+  using type = decltype(L{} > L{});
+};
+template <>
+struct PoolIndex<float> {
+  using type = int;
+};
+template <>
+struct PoolIndex<double> {
+  using type = int;
+};
+
+// ... or max-pooled in P x P windows (P divides m, so a window never leaves its tile): window
+// (wy, wx) of the tile goes to pooled[wy * (m / P) + wx] + f, the position (py * P + px) of its
+// maximum, the first one on ties as MaxPool's forward takes it, to arg[...] + f.
+template <class B, class T, class L>
+inline void output_tile_pooled(const T* const* mt, int f, const T* bias, const T* scale, int P, T* const* pooled,
+                               std::uint8_t* const* arg) {
+  constexpr int m = B::m;
+  using I = typename PoolIndex<L>::type;
+  L y[m][m];
+  output_values<B, T, L>(mt, f, bias, true, scale, y);
+  const int per_side = m / P;
+  for (int wy = 0; wy < per_side; ++wy)
+    for (int wx = 0; wx < per_side; ++wx) {
+      L best = y[wy * P][wx * P];
+      I at = I{} + 0;
+      for (int q = 1; q < P * P; ++q) {
+        const L v = y[wy * P + q / P][wx * P + q % P];
+        const auto more = v > best;
+        best = more ? v : best;
+        at = more ? I{} + q : at;
+      }
+      const int w = wy * per_side + wx;
+      store(pooled[w] + f, best);
+      if constexpr (std::is_same_v<I, int>) arg[w][f] = std::uint8_t(at);
+      else
+        for (int e = 0; e < int(sizeof(L) / sizeof(T)); ++e) arg[w][f + e] = std::uint8_t(at[e]);
+    }
 }
 
 // dY~ = A dY A^T for one tile and filters [f, f + lane): g[p*m + q] points at dY(p, q).
@@ -271,9 +324,11 @@ void transform_weights(int cin, int cout, const T* g /* [3][3][cin][cout] */, T*
 }
 
 // y = winograd(x, U) + bias (then max(., 0) when relu), U from transform_weights; with a scale,
-// y = scale * winograd(x, U) + bias per output channel.
+// y = scale * winograd(x, U) + bias per output channel. With pool = P (P divides M, relu on),
+// y is maxpool_P of that instead, [n][oh/P][ow/P][cout], each window's position in argmax.
 template <int M, class T>
-void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, bool relu = false, const T* scale = nullptr) {
+void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, bool relu = false, const T* scale = nullptr,
+              int pool = 0, std::uint8_t* argmax = nullptr) {
   using B = Basis<M>;
   constexpr int a = B::a, A2 = a * a;
   const Tiling<M> tl(p);
@@ -313,14 +368,29 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, boo
     for (int t = 0; t < nt; ++t) {
       int b, ty, tx;
       tl.locate(t0 + t, b, ty, tx);
+      const T* mt[A2];
+      for (int xi = 0; xi < A2; ++xi) mt[xi] = mm + xi * ldm + std::size_t(t) * p.cout;
+      if (pool) {  // the tile's windows; those past the pooled output (a leftover row) go to junk
+        const int per_side = M / pool, ph = p.oh / pool, pw = p.ow / pool;
+        T* out[M * M];
+        std::uint8_t* arg[M * M];
+        for (int wy = 0; wy < per_side; ++wy)
+          for (int wx = 0; wx < per_side; ++wx) {
+            const int py = per_side * ty + wy, px = per_side * tx + wx, w = wy * per_side + wx;
+            const std::ptrdiff_t at = ((std::ptrdiff_t(b) * ph + py) * pw + px) * p.cout;
+            const bool inside = py < ph && px < pw;
+            out[w] = inside ? y + at : junk;
+            arg[w] = inside ? argmax + at : reinterpret_cast<std::uint8_t*>(junk);
+          }
+        for_lanes<T>(f0, f1, [&]<class L>(int f) { output_tile_pooled<B, T, L>(mt, f, bias, scale, pool, out, arg); });
+        continue;
+      }
       T* out[M * M];
       for (int i = 0; i < M; ++i)
         for (int j = 0; j < M; ++j) {
           const int oy = M * ty + i, ox = M * tx + j;
           out[i * M + j] = oy < p.oh && ox < p.ow ? y + ((std::ptrdiff_t(b) * p.oh + oy) * p.ow + ox) * p.cout : junk;
         }
-      const T* mt[A2];
-      for (int xi = 0; xi < A2; ++xi) mt[xi] = mm + xi * ldm + std::size_t(t) * p.cout;
       for_lanes<T>(f0, f1, [&]<class L>(int f) { output_tile<B, T, L>(mt, f, bias, relu, out, scale); });
     }
   }
@@ -470,12 +540,34 @@ struct WinogradT {
     forward_impl(g, x, w, b, y, ws, true);
   }
 
+  // y = maxpool_P(max(conv(x, w) + b, 0)) with each window's position (py * P + px) in argmax:
+  // Conv2D, ReLU and MaxPool<P> in one pass, pooled in the output transform, where P divides
+  // the tile side M (a window then never leaves its tile). Returns false, having computed
+  // nothing, for other P.
+  template <class T>
+  static bool forward_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* b, int P, T* y,
+                                   std::uint8_t* argmax, Workspace<T>& ws) {
+    if (!applies(g)) return ImplicitGemm::forward_relu_maxpool(g, x, w, b, P, y, argmax, ws);
+    if (P < 1 || M % P != 0) return false;
+    forward_impl(g, x, w, b, y, ws, true, static_cast<const T*>(nullptr), P, argmax);
+    return true;
+  }
+
   // y = max(scale * conv(x, w) + shift, 0) per output channel (BatchNorm folded at inference),
   // the affine map and the ReLU in the output transform.
   template <class T>
   static void forward_affine_relu(const ConvGeometry& g, const T* x, const T* w, const T* scale, const T* shift, T* y,
                                   Workspace<T>& ws) {
     forward_impl(g, x, w, shift, y, ws, true, scale);
+  }
+  // ... and MaxPool<P> in the same pass, as forward_relu_maxpool.
+  template <class T>
+  static bool forward_affine_relu_maxpool(const ConvGeometry& g, const T* x, const T* w, const T* scale,
+                                          const T* shift, int P, T* y, std::uint8_t* argmax, Workspace<T>& ws) {
+    if (!applies(g)) return ImplicitGemm::forward_affine_relu_maxpool(g, x, w, scale, shift, P, y, argmax, ws);
+    if (P < 1 || M % P != 0) return false;
+    forward_impl(g, x, w, shift, y, ws, true, scale, P, argmax);
+    return true;
   }
 
   template <class T>
@@ -506,7 +598,7 @@ struct WinogradT {
  private:
   template <class T>
   static void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, Workspace<T>& ws, bool relu,
-                           const T* scale = nullptr) {
+                           const T* scale = nullptr, int pool = 0, std::uint8_t* argmax = nullptr) {
     if (!applies(g)) {
       if (scale) return ImplicitGemm::forward_affine_relu(g, x, w, scale, b, y, ws);
       return relu ? ImplicitGemm::forward_relu(g, x, w, b, y, ws) : ImplicitGemm::forward(g, x, w, b, y, ws);
@@ -517,7 +609,7 @@ struct WinogradT {
     if (!ws.has_prepared(kind, w, nw, NR))
       winograd_detail::transform_weights<M>(g.c, g.f, w, ws.prepare(kind, w, nw, A2 * gemm::packed_b_size<T>(g.c, g.f), NR));
     const winograd_detail::Problem p{g.n, g.h, g.w, g.c, g.pad_top, g.pad_left, g.oh, g.ow, g.f};
-    winograd_detail::convolve<M>(p, x, ws.prepared.data(), b, y, relu, scale);
+    winograd_detail::convolve<M>(p, x, ws.prepared.data(), b, y, relu, scale, pool, argmax);
   }
 };
 
