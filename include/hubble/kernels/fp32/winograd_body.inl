@@ -70,16 +70,19 @@ inline void apply(const L* in, L* out) {
   }(std::make_integer_sequence<int, R>{});
 }
 
-// A "lane": a vector of channels (GCC/Clang vector extension, 32 bytes) or, for the tail, one
-// scalar. Compilers without the extension (MSVC) take every channel as a scalar lane.
+// A "lane": a vector of channels (GCC/Clang vector extension: 64 bytes in the AVX-512 copy, whose
+// units are that wide on Zen 5 and Intel, 32 bytes otherwise; a 32-byte lane then takes a
+// 32-byte tail) or, for the last channels, one scalar. Every lane computes each channel with the
+// same operations, so the results are the same bits whatever the width. Compilers without the
+// extension (MSVC) take every channel as a scalar lane.
 #if defined(__GNUC__)  // GCC, and Clang, which defines it too
-template <class T>
+template <class T, int Bytes = (HUBBLE_FP32_AVX512 ? 64 : 32)>
 struct Lane {
-  typedef T vec __attribute__((vector_size(32)));
-  static constexpr int width = 32 / int(sizeof(T));
+  typedef T vec __attribute__((vector_size(Bytes)));
+  static constexpr int width = Bytes / int(sizeof(T));
 };
 #else
-template <class T>
+template <class T, int Bytes = 0>
 struct Lane {
   using vec = T;
   static constexpr int width = 1;
@@ -94,13 +97,18 @@ inline void store(T* p, const L& v) {
   std::memcpy(p, &v, sizeof(L));
 }
 
-// Runs body.template operator()<L>(c) over channels [c0, c1): vector lanes, then scalar lanes.
+// Runs body.template operator()<L>(c) over channels [c0, c1): vector lanes (wide, then one
+// 32-byte lane where the wide ones leave 32 bytes or more), then scalar lanes.
 template <class T, class Body>
 inline void for_lanes(int c0, int c1, Body&& body) {
   using V = typename Lane<T>::vec;
   constexpr int W = Lane<T>::width;
   int c = c0;
   for (; c + W <= c1; c += W) body.template operator()<V>(c);
+  if constexpr (W > Lane<T, 32>::width) {
+    constexpr int W32 = Lane<T, 32>::width;
+    for (; c + W32 <= c1; c += W32) body.template operator()<typename Lane<T, 32>::vec>(c);
+  }
   for (; c < c1; ++c) body.template operator()<T>(c);
 }
 
