@@ -164,8 +164,8 @@ inline void output_tile(const T* const* mt, int f, const T* bias, bool relu, T* 
     for (int j = 0; j < m; ++j) store(out[i * m + j] + f, y[i][j]);
 }
 
-// The window positions a lane's comparisons produce: the integer vector of the lanes' width
-// (-1 where true) for a vector lane, bool for a scalar one; positions are kept in the same type.
+// Where a lane keeps its windows' positions: for a vector lane, the integer vector its comparisons
+// give (same width, -1 where true); for a scalar lane, whose comparison is a bool, an int.
 template <class L>
 struct PoolIndex {
   using type = decltype(L{} > L{});
