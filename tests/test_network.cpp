@@ -25,9 +25,9 @@ static_assert(PaperNet::ends_with_softmax);
 TEST_CASE("summary() of the paper's network equals the paper's Table I") {
   const auto rows = PaperNet::summary_rows();
   const std::vector<std::pair<std::string, std::size_t>> table1 = {
-      {"62x62x32", 2432}, {"31x31x32", 0},     {"29x29x64", 18496}, {"14x14x64", 0}, {"12x12x128", 73856},
-      {"6x6x128", 0},     {"4x4x256", 295168}, {"2x2x256", 0},      {"1024", 0},     {"1024", 0},
-      {"256", 262400},    {"256", 0},          {"10", 2570}};
+      {"62x62x32", 2432}, {"31x31x32", 0}, {"29x29x64", 18496}, {"14x14x64", 0}, {"12x12x128", 73856},
+      {"6x6x128", 0},     {"4x4x256", 295168}, {"2x2x256", 0}, {"1024", 0}, {"1024", 0},
+      {"256", 262400},    {"256", 0},        {"10", 2570}};
   REQUIRE(rows.size() == table1.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
     INFO("row ", i, ": ", rows[i].name);

@@ -88,7 +88,6 @@ struct Workspace {
     weights_constant_ = on;
     trusted_.array = nullptr;
   }
-  bool weights_constant() const { return weights_constant_; }
 
  private:
   // The weights array last checked while constant. A copy of the workspace (a copied layer, with
