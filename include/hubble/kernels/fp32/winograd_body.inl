@@ -238,7 +238,9 @@ template <int M>
 struct Tiling {
   const Problem& p;
   int th, tw;
-  explicit Tiling(const Problem& pr) : p(pr), th((pr.oh + M - 1) / M), tw((pr.ow + M - 1) / M) {}
+  // Tiles covering the output's first oh x ow pixels (all of it by default).
+  explicit Tiling(const Problem& pr) : Tiling(pr, pr.oh, pr.ow) {}
+  Tiling(const Problem& pr, int oh, int ow) : p(pr), th((oh + M - 1) / M), tw((ow + M - 1) / M) {}
   long tiles() const { return long(p.n) * th * tw; }
   void locate(long t, int& b, int& ty, int& tx) const {
     b = int(t / (long(th) * tw));
@@ -339,23 +341,31 @@ void convolve(const Problem& p, const T* x, const T* u, const T* bias, T* y, boo
               int pool = 0, std::uint8_t* argmax = nullptr) {
   using B = Basis<M>;
   constexpr int a = B::a, A2 = a * a;
-  const Tiling<M> tl(p);
+  // Pooling keeps whole windows only (as MaxPool does), so only the tiles under them are
+  // computed: conv2's 29 x 29 output pools to 14 x 14 from rows and columns 0-27, 7 x 7 tiles
+  // of 4 x 4 instead of 8 x 8.
+  const Tiling<M> tl(p, pool ? p.oh / pool * pool : p.oh, pool ? p.ow / pool * pool : p.ow);
   const int tb = tiles_per_block<M, T>(p);
   const long tiles = tl.tiles(), blocks = (tiles + tb - 1) / tb;
   const std::size_t per_u = gemm::packed_b_size<T>(p.cin, p.cout);
-  // Few tiles (small images, batch 1): also split the output channels between tasks.
-  constexpr int NR = gemm::Microkernel<T>::NR;
+  // Few tiles (small images, batch 1): also split the output channels between tasks, but only
+  // until every thread has one. Each group repeats its block's input transform, and at batch 1
+  // that costs more than the balance of two tasks a thread buys (docs/kernels.md: conv2's two
+  // blocks as 2 tasks, not 4, made PaperNet's batch-1 forward 6.5% faster).
+  constexpr int MR = gemm::Microkernel<T>::MR, NR = gemm::Microkernel<T>::NR;
+  const long mr_units = (tiles + MR - 1) / MR;
   const int npan = (p.cout + NR - 1) / NR;
   int groups = 1;
-  while (blocks * groups < 2L * max_threads() && groups < npan) ++groups;
+  while (blocks * groups < max_threads() && groups < npan) ++groups;
   const long tasks = blocks * groups;
 #pragma omp parallel for schedule(static) if (tasks > 1)
   for (long task = 0; task < tasks; ++task) {
     const long blk = task / groups;
     const int grp = int(task % groups), jp0 = npan * grp / groups, jp1 = npan * (grp + 1) / groups;
     const int f0 = jp0 * NR, f1 = std::min(p.cout, jp1 * NR);
-    const long t0 = blk * tb;
-    const int nt = int(std::min<long>(tb, tiles - t0));
+    // Blocks of whole MR tiles, as even as that allows (at most tb tiles).
+    const long t0 = std::min(tiles, blk * mr_units / blocks * MR);
+    const int nt = int(std::min(tiles, (blk + 1) * mr_units / blocks * MR) - t0);
     const std::size_t ldv = xi_stride<T>(std::size_t(tb) * p.cin), ldm = xi_stride<T>(std::size_t(tb) * p.cout);
     T* v = thread_scratch<T, Scratch::winograd_v>(A2 * ldv);
     T* mm = thread_scratch<T, Scratch::winograd_m>(A2 * ldm);
