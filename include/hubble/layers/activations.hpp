@@ -18,30 +18,27 @@ namespace activation {
 
 struct ReLU {
   static constexpr const char* kind = "ReLU";
-  static constexpr std::size_t kParallelAbove = 32768;  // elements
   template <class T>
-  // Small tensors run outside any parallel region: even one with a false `if` clause costs
-  // libgomp a team start (1-3 us on these machines), more than a 256-unit Dense layer's ReLU.
   static void forward(const T* x, T* y, std::size_t n, std::size_t) {
-    const auto relu = [&](std::size_t i) { y[i] = x[i] > T(0) ? x[i] : T(0); };
-    if (n <= kParallelAbove) {
-#pragma omp simd
-      for (std::size_t i = 0; i < n; ++i) relu(i);
-      return;
-    }
-#pragma omp parallel for simd schedule(static)
-    for (std::size_t i = 0; i < n; ++i) relu(i);
+    for_each_element(n, [&](std::size_t i) { y[i] = x[i] > T(0) ? x[i] : T(0); });
   }
   template <class T>
   static void backward(const T*, const T* y, const T* dy, T* dx, std::size_t n, std::size_t) {
-    const auto mask = [&](std::size_t i) { dx[i] = y[i] > T(0) ? dy[i] : T(0); };
-    if (n <= kParallelAbove) {
+    for_each_element(n, [&](std::size_t i) { dx[i] = y[i] > T(0) ? dy[i] : T(0); });
+  }
+
+ private:
+  // Small tensors run outside any parallel region: even one with a false `if` clause costs
+  // libgomp a team start (1-3 us on these machines), more than a 256-unit Dense layer's ReLU.
+  template <class F>
+  static void for_each_element(std::size_t n, F&& f) {
+    if (n <= 32768) {
 #pragma omp simd
-      for (std::size_t i = 0; i < n; ++i) mask(i);
+      for (std::size_t i = 0; i < n; ++i) f(i);
       return;
     }
 #pragma omp parallel for simd schedule(static)
-    for (std::size_t i = 0; i < n; ++i) mask(i);
+    for (std::size_t i = 0; i < n; ++i) f(i);
   }
 };
 
