@@ -180,6 +180,30 @@ TEST_CASE(
   CHECK(error_of([&] { decode_picture(hdr_bytes, "x.hdr"); }).find("x.hdr: not a picture hubble can read") == 0);
 }
 
+TEST_CASE("picture: a PNM header number too large for stb_image's int is refused (fuzz regression)") {
+  // The fuzz finding (33 bytes): "P6" and 31 digits. stb_image 2.27 reads the width into an int
+  // with no overflow check (UBSan stops at 666666666 * 10).
+  const std::string found = std::string(HUBBLE_SOURCE_DIR) + "/tests/fuzz/regressions/picture/pnm_width_overflow.ppm";
+  CHECK(error_of([&] { read_picture(found); }) ==
+        found + ": corrupt PNM header (a width, height or maximum value of more than 9 digits)");
+  const auto bytes = [](const std::string& s) { return std::vector<std::uint8_t>(s.begin(), s.end()); };
+  // The height and the maximum value too, after whitespace and comments, in a grey (P5) file.
+  for (const std::string header : {"P5 4\n# a comment\n1234567890 255\n", "P5\t4 3\r\n#\r99999999999\n"}) {
+    CAPTURE(header);
+    CHECK(error_of([&] { decode_picture(bytes(header), "x.pgm"); }).find("x.pgm: corrupt PNM header") == 0);
+  }
+  // Nine digits pass the check and reach stb_image, which decodes a good PNM as written.
+  CHECK(error_of([&] { decode_picture(bytes("P5 999999999 1 255\n"), "x.pgm"); }).find("corrupt PNM") ==
+        std::string::npos);
+  std::string ppm = "P6\n# 2 x 1\n2 1\n255\n";
+  for (const int v : {10, 20, 30, 40, 50, 60}) ppm.push_back(char(v));
+  const auto good = decode_picture(bytes(ppm), "good.ppm");
+  CHECK(good.width == 2);
+  CHECK(good.height == 1);
+  CHECK(good.channels == 3);
+  CHECK(good.pixels == std::vector<std::uint8_t>{10, 20, 30, 40, 50, 60});
+}
+
 TEST_CASE("picture: stb_image may not allocate more than the declared picture can need (fuzz regression)") {
   // The fuzz finding (117 bytes): a 4 x 3 PNG whose third IDAT chunk declares 1,560,281,088 bytes
   // that the file does not hold. stb_image 2.27 grew its data buffer to 2 GiB before reading them.

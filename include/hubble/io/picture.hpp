@@ -10,8 +10,8 @@
 // is reported), reads at most max_picture_file_bytes, and decode_picture refuses a header that
 // declares more than max_picture_pixels before stb_image allocates anything for it.
 //
-// Debian 12 ships stb_image 2.27, and fuzzing (tests/fuzz, docs/hardening.md) found two of its
-// bugs that a picture can trigger; both are kept out here rather than patched in stb:
+// Debian 12 ships stb_image 2.27, and fuzzing (tests/fuzz, docs/hardening.md) found several of its
+// bugs that a picture can trigger; they are kept out here rather than patched in stb:
 //  * Radiance HDR: a truncated RLE scanline never finishes decoding (CVE-2021-42715, fixed in
 //    2.28). HDR is compiled out (STBI_NO_HDR): a galaxy cut-out is never HDR.
 //  * JPEG: a Huffman table whose code counts add up past 256 makes stbi__build_huffman write
@@ -20,6 +20,9 @@
 //  * PNG: an empty IDAT chunk before the first one with data makes stbi__getn call
 //    memcpy(NULL, ..., 0), undefined behaviour (UBSan stops there). An empty IDAT carries nothing,
 //    so decode_picture hands stb_image a copy without such chunks: the same picture, decoded.
+//  * PNM: stbi__pnm_getinteger reads the header's numbers into an int with no overflow check, so
+//    "P6" and thirty digits overflow it (UBSan stops there). pnm_header_numbers_fit() refuses a
+//    number of more than 9 digits first; no picture hubble reads is that large.
 //  * Memory: stb_image sizes some buffers from the data rather than from the picture's header.
 //    A 117-byte PNG whose IDAT chunk declares 1.5 GB made it allocate 2 GiB before finding the
 //    data missing, and a deflate stream may inflate to 4 GiB whatever the header says. While
@@ -134,6 +137,26 @@ inline bool jpeg_huffman_tables_fit(std::span<const std::uint8_t> b) {
   return true;
 }
 
+// False when a binary PNM (P5 or P6, the kinds stb_image reads) has a width, height or maximum
+// value of more than 9 digits: stb_image 2.27 accumulates each in an int with no overflow check
+// (undefined behaviour past 2,147,483,647). The header is walked as stbi__pnm_info walks it:
+// whitespace and '#' comments to the end of a line, then a run of digits, three times.
+inline bool pnm_header_numbers_fit(std::span<const std::uint8_t> b) {
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return true;  // not a PNM stb reads
+  const auto space = [](std::uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  std::size_t i = 2;
+  for (int field = 0; field < 3; ++field) {
+    for (;;) {
+      while (i < b.size() && space(b[i])) ++i;
+      if (i >= b.size() || b[i] != '#') break;
+      while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
+    }
+    for (int digits = 0; i < b.size() && b[i] >= '0' && b[i] <= '9'; ++i)
+      if (++digits > 9) return false;
+  }
+  return true;
+}
+
 // For a PNG with IDAT chunks of length 0 (see the header comment), a copy of it without them;
 // otherwise nothing. Nothing else changes: stb_image does not check the CRCs, and no chunk refers
 // to another by position.
@@ -191,6 +214,8 @@ inline Picture decode_picture(std::span<const std::uint8_t> bytes, const std::st
   HUBBLE_CHECK(!bytes.empty(), name, ": empty file, not a picture");
   HUBBLE_CHECK(detail::jpeg_huffman_tables_fit(bytes), name,
                ": corrupt JPEG (a Huffman table declares more than 256 codes)");
+  HUBBLE_CHECK(detail::pnm_header_numbers_fit(bytes), name,
+               ": corrupt PNM header (a width, height or maximum value of more than 9 digits)");
   HUBBLE_CHECK(bytes.size() <= std::size_t(std::numeric_limits<int>::max()), name, ": ", bytes.size(),
                " bytes is too large for a picture");
   if (const auto cleaned = detail::png_without_empty_idat(bytes)) return decode_picture(*cleaned, name);
