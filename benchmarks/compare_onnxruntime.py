@@ -57,6 +57,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETWORKS = (("paper", "PaperNet"), ("improved", "ImprovedNet"))
 BATCHES = (1, 64)
 SKIP = 77
+NEAR_TIE = 0.01  # int8 agreement without VNNI: a flip where hubble's top two are this close is a tie
+
+
+def agreement(p, q, n):
+    """hubble's probabilities p against ONNX Runtime's q, n images: argmax equality, |dp|, and how
+    many flipped argmaxes are not near ties (hubble gave ONNX Runtime's class a probability more
+    than NEAR_TIE below its own top class)."""
+    k = len(p) // n
+    if len(q) != len(p) or k * n != len(p):
+        raise Failure(f"hubble gave {len(p)} probabilities, ONNX Runtime {len(q)}, for {n} images")
+    diffs = [abs(x - y) for x, y in zip(p, q)]
+    agree, far, classes = 0, 0, set()
+    for i in range(n):
+        row_p, row_q = p[i * k:(i + 1) * k], q[i * k:(i + 1) * k]
+        a_p, a_q = max(range(k), key=row_p.__getitem__), max(range(k), key=row_q.__getitem__)
+        classes.add(a_p)
+        if a_p == a_q:
+            agree += 1
+        elif row_p[a_p] - row_p[a_q] > NEAR_TIE:
+            far += 1
+    return {"argmax_agree": agree, "flips_not_near_ties": far, "max_abs_diff": max(diffs),
+            "mean_abs_diff": sum(diffs) / len(diffs), "classes_predicted": sorted(classes)}
 
 
 class Failure(Exception):
@@ -224,28 +246,44 @@ class Comparison:
         h = run_json([self.infer, "predict-int8", qfile, "--batch", str(n), "--inputs", inputs, "--probs", hp,
                       "--threads", str(self.a.threads)], self.env, "infer_throughput predict-int8")
         self.ort("predict", model, "--batch", n, "--inputs", inputs, "--probs", op)
-        p, q = read_floats(hp), read_floats(op)
-        k = len(p) // n
-        if len(q) != len(p) or k * n != len(p):
-            raise Failure(f"{name} int8: hubble gave {len(p)} probabilities, ONNX Runtime {len(q)}, for {n} images")
-        diffs = [abs(x - y) for x, y in zip(p, q)]
-        arg_h = [max(range(k), key=lambda j: p[i * k + j]) for i in range(n)]
-        arg_o = [max(range(k), key=lambda j: q[i * k + j]) for i in range(n)]
-        agree = sum(x == y for x, y in zip(arg_h, arg_o))
+        # The graph as it reads (no optimisation: fp32 convolutions of the dequantised weights, then
+        # QuantizeLinear): the exact semantics of the export, whatever integer kernels this CPU has.
+        lit = os.path.join(self.out, f"{key}_int8_ort_literal_probs.f32")
+        run(["node", os.path.join(ROOT, "tests", "onnx", "run_onnxruntime.js"), model, inputs, str(n), "3", "128",
+             "128", lit], self.env, "run_onnxruntime.js (int8, no optimisation)")
+        p = read_floats(hp)
+        fused, literal = agreement(p, read_floats(op), n), agreement(p, read_floats(lit), n)
         # Which kernels ONNX Runtime ran: QLinearConv for every requantised conv stage.
         prof = self.ort("profile", model, "--batch", 1, "--steps", 1, "--dir", os.path.join(self.out, "int8_ops"))
         ops = sorted({l["op"] for l in prof["layers"]})
         qlinear = sum(l["op"] == "QLinearConv" for l in prof["layers"])
         convs = sum(l["op"] in ("Conv", "FusedConv", "QLinearConv") for l in prof["layers"])
-        check = {"images": n, "max_abs_diff": max(diffs), "mean_abs_diff": sum(diffs) / len(diffs),
-                 "argmax_agree": agree, "classes_predicted": sorted(set(arg_h)), "int8_path": h.get("int8_path"),
-                 "ort_ops": ops, "ort_qlinearconv": qlinear, "ort_convs": convs,
+        # Without VNNI, ONNX Runtime's u8 x s8 kernels (MLAS, AVX2) sum pairs of products with
+        # VPMADDUBSW, which saturates at 16 bits (255 * 127 * 2 > 32767), so its optimised run is not
+        # exact there: on a Zen 3, 45x further from hubble (max |dp| 1.5e-3) than the unoptimised run
+        # (3e-5), with argmaxes flipped where the untrained network's top two classes were within 1e-3.
+        # There the optimised run is held to the probability bounds, and may flip near ties only.
+        exact = h.get("int8_path") not in ("avx2", "generic")
+        check = {"images": n, "max_abs_diff": fused["max_abs_diff"], "mean_abs_diff": fused["mean_abs_diff"],
+                 "argmax_agree": fused["argmax_agree"], "argmax_flips_not_near_ties": fused["flips_not_near_ties"],
+                 "unoptimised": literal, "ort_kernels_exact": exact, "classes_predicted": fused["classes_predicted"],
+                 "int8_path": h.get("int8_path"), "ort_ops": ops, "ort_qlinearconv": qlinear, "ort_convs": convs,
                  "calibration_images": made.get("calibration_images")}
         print(f"{name} int8: {model}: hubble (QuantizedPlan, {h.get('int8_path')}) and ONNX Runtime agree on "
-              f"{agree}/{n} argmax, mean |dp| = {check['mean_abs_diff']:.2e}, max |dp| = {check['max_abs_diff']:.2e}; "
-              f"ONNX Runtime ran {qlinear} QLinearConv of {convs} convolutions ({', '.join(ops)})", flush=True)
-        if agree < 0.98 * n or not check["mean_abs_diff"] <= 1e-3 or not check["max_abs_diff"] <= 0.05:
-            raise Failure(f"{name} int8: hubble and ONNX Runtime disagree on the QDQ export ({check})")
+              f"{fused['argmax_agree']}/{n} argmax, mean |dp| = {fused['mean_abs_diff']:.2e}, max |dp| = "
+              f"{fused['max_abs_diff']:.2e} (unoptimised graph: {literal['argmax_agree']}/{n}, "
+              f"{literal['mean_abs_diff']:.2e}, {literal['max_abs_diff']:.2e}); ONNX Runtime ran {qlinear} "
+              f"QLinearConv of {convs} convolutions ({', '.join(ops)})", flush=True)
+        if not exact:
+            print(f"{name} int8: this CPU has no VNNI, and ONNX Runtime's integer kernels saturate 16-bit sums of "
+                  f"pairs: its optimised run may flip near ties only ({n - fused['argmax_agree']} flips, "
+                  f"{fused['flips_not_near_ties']} of them not at a near tie)", flush=True)
+        bad = [w for w, g, strict in (("optimised", fused, exact), ("unoptimised", literal, True))
+               if not g["mean_abs_diff"] <= 1e-3 or not g["max_abs_diff"] <= 0.05
+               or (g["argmax_agree"] < 0.98 * n if strict else g["flips_not_near_ties"] > 0)]
+        if bad:
+            raise Failure(f"{name} int8: hubble and ONNX Runtime ({', '.join(bad)}) disagree on the QDQ export "
+                          f"({check})")
         if qlinear < convs - 1:
             raise Failure(f"{name} int8: ONNX Runtime did not run the requantised stages as QLinearConv "
                           f"({qlinear} of {convs} convolutions; ops {ops}): its side would not be int8")

@@ -11,9 +11,11 @@
 // ONNX Runtime fused: acc + round(b / (sx*sw)) in int32, times sx*sw/sy in fp32; literal: an fp32
 // convolution of dequantised values), so a value within an ulp or so of a rounding boundary can
 // land one code apart, and that step (one scale of the stage's output) travels on to the
-// probabilities. Tolerances: argmax equal on >= 98% of the images, mean |p_hubble - p_ort| <= 1e-3
-// and max <= 0.05. Seen (networks trained 3 steps): 200/200 argmax, mean 6e-6, max 2.5e-4 for
-// PaperNet (both ORT modes); 200/200, mean 2.4e-6, max 2e-5 for ImprovedNet: a few codes one apart.
+// probabilities. Tolerances (onnx_support.hpp check_int8_agreement): argmax equal on >= 98% of the
+// images, mean |p_hubble - p_ort| <= 1e-3 and max <= 0.05. Seen (networks trained 3 steps): 200/200
+// argmax, mean 6e-6, max 2.5e-4 for PaperNet (both ORT modes); 200/200, mean 2.4e-6, max 2e-5 for
+// ImprovedNet: a few codes one apart. A CPU without VNNI is the exception: there ONNX Runtime's
+// optimised kernels saturate (ort_int8_exact), and only its unoptimised run is held to the bounds.
 // The bounds leave room for sharper (better trained) networks, where one code moves a probability
 // more, while a wrong scale, layout or zero point moves most images' probabilities by far more.
 #include <doctest/doctest.h>
@@ -253,13 +255,7 @@ TEST_CASE("onnx int8: ONNX Runtime runs the QDQ exports of PaperNet and Improved
     output_of(env + "node '" + HUBBLE_SOURCE_DIR + "/tests/onnx/run_onnxruntime.js' '" + file + "' '" + inputs +
               "' 200 3 128 128 '" + literal + "'");
     for (const auto& [how, path] : {std::pair<std::string, std::string>{"optimised", fused}, {"literal", literal}}) {
-      const Agreement g = compare(ours, read_floats(path, ours.size()), 10);
-      MESSAGE(name << " int8: QuantizedPlan vs ONNX Runtime (" << how << ") on " << g.count
-                   << " real images: argmax equal " << g.argmax_equal << "/" << g.count << ", mean |dp| " << g.mean_abs
-                   << ", max |dp| " << g.max_abs);
-      CHECK(g.argmax_equal >= 0.98 * g.count);
-      CHECK(g.mean_abs <= 1e-3);
-      CHECK(g.max_abs <= 0.05);
+      check_int8_agreement(name + " int8 (real images)", how, compare(ours, read_floats(path, ours.size()), 10));
     }
     // ONNX Runtime ran the requantised stages as integer convolutions: its profiler names the kernels.
     const std::string profile = output_of(env + "node '" + HUBBLE_SOURCE_DIR + "/benchmarks/ort_bench.js' profile '" +
@@ -301,13 +297,7 @@ TEST_CASE("onnx int8: ONNX Runtime agrees on 'same' padding, stride 2, a stage w
               literal + "'");
     const int classes = q.plan().classes();
     for (const auto& [how, path] : {std::pair<std::string, std::string>{"optimised", fused}, {"literal", literal}}) {
-      const Agreement g = compare(ours, read_floats(path, ours.size()), classes);
-      MESSAGE(name << " int8: QuantizedPlan vs ONNX Runtime (" << how << ") on " << g.count
-                   << " random images: argmax equal " << g.argmax_equal << "/" << g.count << ", mean |dp| "
-                   << g.mean_abs << ", max |dp| " << g.max_abs);
-      CHECK(g.argmax_equal >= 0.98 * g.count);
-      CHECK(g.mean_abs <= 1e-3);
-      CHECK(g.max_abs <= 0.05);
+      check_int8_agreement(name + " int8 (random images)", how, compare(ours, read_floats(path, ours.size()), classes));
     }
   };
   check(std::make_unique<QdqFlatNet>(1), "flat", 21);
