@@ -106,14 +106,21 @@ def run_json(cmd, env=None, what=None):
 
 
 def cpu_model():
+    """The CPU's name with its family and model: a VM reports "AMD EPYC" for Zen 3, 4 and 5 alike."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if not line.strip():
+                    break  # the first processor's block is enough
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return "unknown CPU"
+    name = fields.get("model name", "unknown CPU")
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']} model {fields['model']})"
+    return name
 
 
 def cpu_isa():
