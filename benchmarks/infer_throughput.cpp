@@ -196,7 +196,7 @@ double rate(F&& step, int batch, double seconds) {
 
 // Median and 99th percentile (nearest rank) of per-call times of two paths, milliseconds. The
 // paths take turns in blocks of 50 calls, so that both see the same machine (timed one after the
-// other, hubble::Model, timed first, measured 10-40% slower than the typed network on a Zen 3 VM,
+// other, hubble::Model, timed first, measured up to 40% slower than the typed network on a Zen 3 VM,
 // with the same kernels; taking turns, 3-10%). Blocks, not single calls:
 // each path has its own weights and buffers, and alternating call by call timed both with the
 // other's data in the caches. The first two calls of a block, which warm them, are not counted.
