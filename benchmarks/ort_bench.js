@@ -1,6 +1,7 @@
 // ONNX Runtime's side of the comparison (benchmarks/compare_onnxruntime.py): one exported model in
 // ONNX Runtime for Node.js (npm's onnxruntime-node, CPU), with the settings an embedder would pick
-// for speed: graph optimisation 'all', sequential execution, intra-op threads T, inter-op 1.
+// for speed: graph optimisation 'all', sequential execution, intra-op threads T, inter-op 1, and
+// exact int8 arithmetic on CPUs without VNNI (session.x64quantprecision, see options()).
 //
 //   node ort_bench.js version
 //   node ort_bench.js predict    MODEL.onnx --batch N --inputs IN.f32 --probs OUT.f32 [--threads T]
@@ -52,6 +53,12 @@ function options(a, extra) {
     executionMode: 'sequential',
     intraOpNumThreads: a.threads,
     interOpNumThreads: 1,
+    // int8 models: exact integer sums on an x86 CPU without VNNI too. There MLAS's default u8 x s8
+    // kernels add pairs of products with VPMADDUBSW, which saturates at 16 bits; on a Zen 3 that
+    // moved PaperNet's probabilities by up to 1.5e-3 and flipped 4 argmaxes of 64 against hubble's
+    // exact QuantizedPlan, where this option (u8 x u8 kernels for weights beyond [-64, 63]) agreed
+    // within 3.2e-5 on all 64. With VNNI ONNX Runtime ignores it.
+    extra: { session: { x64quantprecision: '1' } },
   }, extra || {});
 }
 

@@ -14,8 +14,8 @@
 // probabilities. Tolerances (onnx_support.hpp check_int8_agreement): argmax equal on >= 98% of the
 // images, mean |p_hubble - p_ort| <= 1e-3 and max <= 0.05. Seen (networks trained 3 steps): 200/200
 // argmax, mean 6e-6, max 2.5e-4 for PaperNet (both ORT modes); 200/200, mean 2.4e-6, max 2e-5 for
-// ImprovedNet: a few codes one apart. A CPU without VNNI is the exception: there ONNX Runtime's
-// optimised kernels saturate (ort_int8_exact), and only its unoptimised run is held to the bounds.
+// ImprovedNet: a few codes one apart. On a CPU without VNNI this needs ONNX Runtime's
+// session.x64quantprecision, which ort_bench.js sets (onnx_support.hpp says why).
 // The bounds leave room for sharper (better trained) networks, where one code moves a probability
 // more, while a wrong scale, layout or zero point moves most images' probabilities by far more.
 #include <doctest/doctest.h>
