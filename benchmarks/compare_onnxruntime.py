@@ -61,11 +61,11 @@ BATCHES = (1, 64)
 SKIP = 77
 
 
-def agreement(p, q, n):
+def agreement(p, q, n, what):
     """hubble's probabilities p against ONNX Runtime's q, n images: argmax equality and |dp|."""
     k = len(p) // n
     if len(q) != len(p) or k * n != len(p):
-        raise Failure(f"hubble gave {len(p)} probabilities, ONNX Runtime {len(q)}, for {n} images")
+        raise Failure(f"{what}: hubble gave {len(p)} probabilities, ONNX Runtime {len(q)}, for {n} images")
     diffs = [abs(x - y) for x, y in zip(p, q)]
     arg = lambda r, i: max(range(k), key=lambda j: r[i * k + j])
     return {"argmax_agree": sum(arg(p, i) == arg(q, i) for i in range(n)), "max_abs_diff": max(diffs),
@@ -213,17 +213,11 @@ class Comparison:
         inputs, hp, op = (os.path.join(self.out, f"{key}_{s}") for s in ("inputs.f32", "hubble_probs.f32", "ort_probs.f32"))
         h = self.hubble("predict", ckpt, "--batch", n, "--inputs", inputs, "--probs", hp)
         self.ort("predict", model, "--batch", n, "--inputs", inputs, "--probs", op)
-        p, q = read_floats(hp), read_floats(op)
-        k = len(p) // n
-        if len(q) != len(p) or k * n != len(p):
-            raise Failure(f"{name}: hubble gave {len(p)} probabilities, ONNX Runtime {len(q)}, for {n} images")
-        diff = max(abs(x - y) for x, y in zip(p, q))
-        arg_h = [max(range(k), key=lambda j: p[i * k + j]) for i in range(n)]
-        arg_o = [max(range(k), key=lambda j: q[i * k + j]) for i in range(n)]
-        agree = sum(x == y for x, y in zip(arg_h, arg_o))
+        g = agreement(read_floats(hp), read_floats(op), n, name)
+        diff, agree = g["max_abs_diff"], g["argmax_agree"]
         self.results["hubble_isa"] = h.get("isa", "?")
         check = {"images": n, "max_abs_diff": diff, "argmax_agree": agree, "typed_vs_model_max_abs_diff":
-                 h["typed_vs_model_max_abs_diff"], "classes_predicted": sorted(set(arg_h))}
+                 h["typed_vs_model_max_abs_diff"], "classes_predicted": g["classes_predicted"]}
         print(f"{name}: {model}: hubble and ONNX Runtime agree on {agree}/{n} argmax, "
               f"max |p_hubble - p_ort| = {diff:.2e}; typed vs Model {h['typed_vs_model_max_abs_diff']:.2e}", flush=True)
         if agree != n or not diff <= 1e-5 or not h["typed_vs_model_max_abs_diff"] <= 1e-6:
@@ -250,7 +244,7 @@ class Comparison:
         run(["node", os.path.join(ROOT, "tests", "onnx", "run_onnxruntime.js"), model, inputs, str(n), "3", "128",
              "128", lit], self.env, "run_onnxruntime.js (int8, no optimisation)")
         p = read_floats(hp)
-        fused, literal = agreement(p, read_floats(op), n), agreement(p, read_floats(lit), n)
+        fused, literal = (agreement(p, read_floats(f), n, f"{name} int8") for f in (op, lit))
         # Which kernels ONNX Runtime ran: QLinearConv for every requantised conv stage.
         prof = self.ort("profile", model, "--batch", 1, "--steps", 1, "--dir", os.path.join(self.out, "int8_ops"))
         ops = sorted({l["op"] for l in prof["layers"]})
