@@ -1,6 +1,7 @@
 // int8 convolution benchmarks (kernels/lowp/): each int8 path this CPU runs on the paper's four
 // conv shapes, at batch 1 and 64, beside hubble's fp32 Tuned kernel on the same shape, and the
 // peak of each family's multiply-add instruction measured with independent chains:
+//   PeakInt8/tdpbusd        amx_int8      16,384 u8 x s8 multiply-adds per instruction (4 tiles)
 //   PeakInt8/vpdpbusd_zmm   avx512_vnni   64 u8 x s8 multiply-adds per instruction
 //   PeakInt8/vpdpbusd_ymm   avx_vnni      32
 //   PeakInt8/vpmaddwd_ymm   avx2          16 (+ the VPADDD that accumulates them)
@@ -60,6 +61,33 @@ double vpdpbusd_zmm_chains(long iterations) {
   return 2.0 * 64 * chains * double(iterations);
 }
 
+// Four independent accumulator tiles, each TDPBUSD 16 x 16 x 64 multiply-adds on the same A and B.
+HUBBLE_TARGET("amx-tile,amx-int8")
+double tdpbusd_tiles(long iterations) {
+  amx::configure_tiles();
+  alignas(64) static std::uint8_t ones[16 * 64];
+  std::fill(std::begin(ones), std::end(ones), std::uint8_t(1));
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ones, 64);
+  _tile_loadd(5, ones, 64);
+  _tile_loadd(6, ones, 64);
+  _tile_loadd(7, ones, 64);
+  for (long i = 0; i < iterations; ++i) {
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  alignas(64) static thread_local std::int32_t out[16 * 16];
+  _tile_stored(0, out, 64);
+  volatile int sink = out[0];
+  (void)sink;
+  return 2.0 * 16 * 16 * 64 * 4 * double(iterations);
+}
+
 HUBBLE_TARGET("avx2,fma,avxvnni")
 double vpdpbusd_ymm_chains(long iterations) {
   __m256i acc[chains];
@@ -96,6 +124,8 @@ using Probe = double (*)(long);
 Probe probe_of(Int8Path p) {
 #if HUBBLE_INT8_X86
   switch (p) {
+    case Int8Path::amx_int8:
+      return tdpbusd_tiles;
     case Int8Path::avx512_vnni:
       return vpdpbusd_zmm_chains;
     case Int8Path::avx_vnni:
@@ -111,6 +141,8 @@ Probe probe_of(Int8Path p) {
 }
 const char* probe_name(Int8Path p) {
   switch (p) {
+    case Int8Path::amx_int8:
+      return "tdpbusd";
     case Int8Path::avx512_vnni:
       return "vpdpbusd_zmm";
     case Int8Path::avx_vnni:
@@ -272,8 +304,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const int all = bench::threads();
-  std::fprintf(stderr, "%s\nint8 path chosen: %s%s%s\n", hubble::cpu::describe().c_str(), chosen_int8_path(),
-               int8_dispatch_note().empty() ? "" : "; ", int8_dispatch_note().c_str());
+  std::fprintf(stderr, "%s\nint8 path chosen: %s\n", hubble::cpu::describe().c_str(), chosen_int8_path());
   validate_int8_or_die();
   bench::validate_or_die<Tuned>();
   measure_peaks(all);

@@ -117,6 +117,8 @@ class QuantizedPlan {
     build(std::move(stages));
   }
 
+  // The path asked for; a stage with a short patch may run on another (conv_path_for: amx_int8
+  // leaves conv1's 75 codes to VNNI).
   kernels::lowp::Int8Path path() const { return path_; }
   const InferencePlan& plan() const { return plan_; }
   kernels::lowp::U8Quant input_quant() const { return input_; }
@@ -166,8 +168,9 @@ class QuantizedPlan {
       HUBBLE_CHECK(s.relu || !s.pool, "QuantizedPlan: ", s.name,
                    " pools without a ReLU, which the int8 path does not fuse");
       kernels::lowp::check_u8_quant(stages[i].out, "QuantizedPlan stage output");
+      const auto layer_path = kernels::lowp::conv_path_for(path_, int(s.g.patch()));
       packed_.push_back(
-          kernels::lowp::prepare_int8_conv(s.g.k, s.g.c, stages[i].weights, stages[i].bias.data(), path_));
+          kernels::lowp::prepare_int8_conv(s.g.k, s.g.c, stages[i].weights, stages[i].bias.data(), layer_path));
     }
     stages_ = std::move(stages);
   }
@@ -176,7 +179,7 @@ class QuantizedPlan {
   kernels::lowp::Int8Path path_;
   kernels::lowp::U8Quant input_;
   std::vector<QuantizedStage> stages_;
-  std::vector<kernels::lowp::Int8ConvWeights> packed_;  // stages_' weights packed for path_
+  std::vector<kernels::lowp::Int8ConvWeights> packed_;  // stages_' weights packed for conv_path_for(path_, .)
   mutable std::vector<std::uint8_t> a_, b_;             // activations, ping-pong
   mutable std::vector<float> f_;                        // the last conv stage's fp32 output
 };

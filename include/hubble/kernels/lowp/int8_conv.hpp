@@ -29,7 +29,9 @@
 // place: row_len codes from each kernel row's start (the up to 3 codes after the row, the next
 // pixel's, meet zero weights). Padding, or a last window too close to the end of x to read
 // row_len codes, costs one copy of the input with zx borders. The avx2 path multiplies int16
-// (VPMADDWD), so it copies each block's patches, widened, into a per-thread buffer instead.
+// (VPMADDWD), so it copies each block's patches, widened, into a per-thread buffer instead; the
+// amx_int8 path copies them as u8, k4 (a multiple of 64) apart, since a tile load reads 16 rows
+// at one stride.
 // Counted with callgrind on the avx2 path (valgrind cannot run AVX-512 or VNNI), paper layers at
 // batch 2: that copy and the block loop were 7-9% of conv2..conv4's instructions and 28% of
 // conv1's; a VNNI kernel needs ~8x fewer instructions for the same sums, so reading in place
@@ -64,17 +66,31 @@ struct Int8ConvWeights {
   std::vector<std::int32_t> wsum;  // sum over the patch of qw[.][f]: the zero-point correction
   std::vector<float> bias;         // b[f], fp32 (zeros when none was given)
   // How the convolution reads its input, which fixes the layout of B's rows:
-  //   in place (the u8 paths: generic, avx_vnni, avx512_vnni): each kernel row's k*c weights
+  //   in place (generic, avx_vnni, avx512_vnni): each kernel row's k*c weights
   //     are followed by zeros up to row_len = a multiple of 4, so the kernel can read the image's
   //     k*c codes of a kernel row (and up to 3 codes after them, which meet those zeros) in groups
   //     of 4: B is (k * row_len) x f;
-  //   packed (avx2, whose kernel wants int16): patches are copied, widened, per block: B is
-  //     (k*k*c) x f, row_len = k*k*c.
+  //   packed (avx2, whose kernel wants int16; amx_int8, whose tile loads want rows k4 apart):
+  //     patches are copied (widened for avx2) per block: B is (k*k*c) x f, row_len = k*k*c.
   bool in_place = false;
   int row_len = 0;
   PackedB packed;  // qw in the layout above, for packed.path
   Int8Path path() const { return packed.path; }
 };
+
+// The path a convolution with patch length k*k*c = `patch` should run on when `p` is asked for:
+// p itself, except that amx_int8 gives way to the best VNNI path below 128 codes. A tile is 64
+// codes deep, so a short patch is mostly padding (conv1: 75 -> 128) and each patch is copied,
+// where VPDPBUSD reads the image in place (bench_int8, Xeon with AMX, conv1 + ReLU + pool:
+// 0.050 ms on amx_int8, 0.029 ms on avx512_vnni at batch 1; conv2 with 288 codes: 0.017 against
+// 0.027).
+inline constexpr int amx_min_patch = 128;
+inline Int8Path conv_path_for(Int8Path p, int patch) {
+  if (p != Int8Path::amx_int8 || patch >= amx_min_patch) return p;
+  for (Int8Path q : {Int8Path::avx512_vnni, Int8Path::avx_vnni})
+    if (available(q)) return q;
+  return p;
+}
 
 // From weights already in s8 (q [k*k*c][f] with its per-channel scales).
 inline Int8ConvWeights prepare_int8_conv(int k, int c, const PerChannelS8& q, const float* bias,
@@ -104,7 +120,7 @@ inline Int8ConvWeights prepare_int8_conv(int k, int c, const PerChannelS8& q, co
   W.wsum.assign(std::size_t(q.f), 0);
   for (int i = 0; i < q.rows; ++i)
     for (int j = 0; j < q.f; ++j) W.wsum[std::size_t(j)] += q.q[std::size_t(i) * std::size_t(q.f) + std::size_t(j)];
-  W.in_place = path != Int8Path::avx2;
+  W.in_place = reads_in_place(path);
   const int kc = k * c, F = q.f;
   if (W.in_place) {
     W.row_len = round_up(kc, 4);
@@ -193,13 +209,18 @@ inline void copy_codes_rounded_up(std::int16_t* d, const std::uint8_t* s, int n)
   for (int i = 0; i < n; i += 8) widen8(d + i, s + i);
 }
 
-// Copies the patch of output pixel (b, oy, ox) into dst (k4 codes, widened): zx where the window
-// is over the padding, zero beyond k*k*c. May write up to 7 codes past dst + k4 (pack_slack).
-inline void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int b, int oy, int ox, std::int16_t* dst,
-                       int k4) {
+// u8 codes as they are (the amx_int8 path's packed rows).
+inline void copy_codes(std::uint8_t* d, const std::uint8_t* s, int n) { std::memcpy(d, s, std::size_t(n)); }
+inline void copy_codes_rounded_up(std::uint8_t* d, const std::uint8_t* s, int n) { copy_codes(d, s, n); }
+
+// Copies the patch of output pixel (b, oy, ox) into dst (k4 codes, widened to int16 or as u8): zx
+// where the window is over the padding, zero beyond k*k*c. May write up to 7 codes past dst + k4
+// (pack_slack).
+template <class Code>
+void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int b, int oy, int ox, Code* dst, int k4) {
   const int iy0 = oy * g.stride - g.pad_top, ix0 = ox * g.stride - g.pad_left, kc = g.k * g.c;
   const std::size_t row = std::size_t(g.w) * std::size_t(g.c);
-  std::int16_t* d = dst;
+  Code* d = dst;
   if (iy0 >= 0 && iy0 + g.k <= g.h && ix0 >= 0 && ix0 + g.k <= g.w) {  // inside: k rows of k*c consecutive codes
     const std::uint8_t* s =
         x + (std::size_t(b) * std::size_t(g.h) + std::size_t(iy0)) * row + std::size_t(ix0) * std::size_t(g.c);
@@ -212,21 +233,23 @@ inline void pack_patch(const ConvGeometry& g, const std::uint8_t* x, int zx, int
     for (int ky = 0; ky < g.k; ++ky, d += kc) {
       const int iy = iy0 + ky;
       if (iy < 0 || iy >= g.h) {
-        std::fill(d, d + kc, std::int16_t(zx));
+        std::fill(d, d + kc, Code(zx));
         continue;
       }
       const std::uint8_t* src = x + (std::size_t(b) * std::size_t(g.h) + std::size_t(iy)) * row;
       for (int kx = 0; kx < g.k; ++kx) {
         const int ix = ix0 + kx;
-        std::int16_t* dk = d + kx * g.c;
-        if (ix < 0 || ix >= g.w) std::fill(dk, dk + g.c, std::int16_t(zx));
+        Code* dk = d + kx * g.c;
+        if (ix < 0 || ix >= g.w) std::fill(dk, dk + g.c, Code(zx));
         else copy_codes(dk, src + std::size_t(ix) * std::size_t(g.c), g.c);
       }
     }
   }
-  const int tail = k4 - kc * g.k;  // 0..3: a few stores, not a memset call
-  for (int t = 0; t < 3; ++t)
-    if (t < tail) d[t] = 0;
+  const int tail = k4 - kc * g.k;  // avx2: 0..3, a few stores rather than a memset call
+  if (tail > 3) std::fill(d, d + tail, Code(0));
+  else
+    for (int t = 0; t < 3; ++t)
+      if (t < tail) d[t] = 0;
 }
 
 // The input as the in-place walk reads it: x itself when every window is inside it and the last
@@ -313,7 +336,7 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
   const Requantize rq = make_requantize(W.scale, W.bias, W.wsum, xq, ep.relu, ep.kind == Output::u8, ep.out);
   const EpilogueIsa epilogue = epilogue_isa();
   // Where each GEMM row (output pixel) reads its patch: in place from the (padded) image, one
-  // segment per kernel row; or packed, widened, by pack_patch.
+  // segment per kernel row; or packed by pack_patch (widened for avx2).
   int hp = g.h, wp = g.w;
   const std::uint8_t* xp = W.in_place ? input_for_in_place(g, x, zx, W.row_len, hp, wp) : x;
   std::vector<std::ptrdiff_t> seg_off(W.in_place ? std::size_t(g.k) : 1, 0);
@@ -327,7 +350,7 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
         [&](long m0, int rows, const AT** ptrs, AT* buffer) {
           PixelWalk px(m0, P ? P : 1, ph, pw);
           for (int i = 0; i < rows; ++i, px.next()) {
-            if constexpr (std::is_same_v<AT, std::uint8_t>) {
+            if constexpr (reads_in_place(K::path)) {
               ptrs[i] = xp + ((std::ptrdiff_t(px.b) * hp + std::ptrdiff_t(px.oy()) * g.stride) * wp +
                               std::ptrdiff_t(px.ox()) * g.stride) *
                                  g.c;

@@ -11,6 +11,8 @@
 //       which is what VPDPBUSD multiplies: each 32-bit lane j of a B register holds B[4g..4g+3][j],
 //       the A register holds A[i][4g..4g+3] broadcast to every lane, and the instruction adds
 //           lane j += A[i][4g]*B[4g][j] + ... + A[i][4g+3]*B[4g+3][j]   (u8 x s8, exact in int32)
+//       amx_int8 uses the same layout, k padded to a multiple of 64: 16 consecutive k4 rows of a
+//       panel (1 KiB) are one B tile of TDPBUSD, which adds 16 x 16 x 64 such products at once.
 //   pairs (avx2): the same with 2 k per lane, widened to int16, for VPMADDWD:
 //           packed[panel][k/2][j][k%2] = B[k][16*panel + j]
 //       lane j += A[i][2g]*B[2g][j] + A[i][2g+1]*B[2g+1][j]   (s16 x s16: at most 2*255*128, exact)
@@ -19,8 +21,9 @@
 // The micro-kernels read A's rows through pointers and a segmented walk (AWalk below): gemm_u8s8
 // packs each block of up to 96 rows into a per-thread buffer ([row][k4], u8; int16 for avx2,
 // zero beyond k), so A needs no padding; a convolution points them into its image instead
-// (int8_conv.hpp). They keep an MR x 16*P tile of C in registers over the whole k (no k
-// blocking: the int32 tile is exact however long k is).
+// (int8_conv.hpp), except on avx2 and amx_int8, whose kernels need A packed (widened; or rows
+// k4 bytes apart, which a tile load reads as a 16 x 64-byte A tile). They keep an MR x 16*P tile of C in registers over
+// the whole k (no k blocking: the int32 tile is exact however long k is).
 //
 // Threads: the (row block x column panel group) tasks are spread over OpenMP threads; every C
 // entry is one exact sum made by one kernel call, so results do not depend on the thread count.
@@ -51,6 +54,7 @@
 
 #include "hubble/core/aligned.hpp"
 #include "hubble/core/error.hpp"
+#include "hubble/kernels/amx.hpp"
 #include "hubble/kernels/gemm.hpp"  // AlignedBuffer, max_threads
 #include "hubble/kernels/lowp/int8_path.hpp"
 
@@ -72,11 +76,18 @@ inline constexpr int panel_width = 16;  // columns per packed panel (one zmm, tw
 
 constexpr int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
+// What k is padded to in packed B (and in packed A rows): one TDPBUSD tile row of 64 codes on
+// amx_int8, one group of 4 (VPDPBUSD) or 2 pairs (VPMADDWD) elsewhere.
+constexpr int k_multiple(Int8Path p) { return p == Int8Path::amx_int8 ? 64 : 4; }
+// True for the paths whose kernels read a convolution's image in place (u8 rows at any address);
+// the others (avx2: int16; amx_int8: rows k4 apart) read A rows packed per block.
+constexpr bool reads_in_place(Int8Path p) { return p != Int8Path::avx2 && p != Int8Path::amx_int8; }
+
 // B packed for one path; see the layouts above. Both layouts take k4 * 16 elements per panel.
 struct PackedB {
   Int8Path path = Int8Path::generic;
   int k = 0, n = 0, k4 = 0, panels = 0;
-  AlignedVector<std::int8_t> quads;   // [panel][k4/4][16][4]   (generic, avx_vnni, avx512_vnni)
+  AlignedVector<std::int8_t> quads;   // [panel][k4/4][16][4]   (generic, avx_vnni, avx512_vnni, amx_int8)
   AlignedVector<std::int16_t> pairs;  // [panel][k4/2][16][2]   (avx2)
   std::ptrdiff_t panel_stride() const { return std::ptrdiff_t(k4) * panel_width; }  // elements
   bool uses_pairs() const { return path == Int8Path::avx2; }
@@ -92,7 +103,7 @@ PackedB pack_b(int k, int n, Get get, Int8Path path) {
   pb.path = path;
   pb.k = k;
   pb.n = n;
-  pb.k4 = round_up(k, 4);
+  pb.k4 = round_up(k, k_multiple(path));
   pb.panels = (n + panel_width - 1) / panel_width;
   const std::size_t size = std::size_t(pb.panels) * std::size_t(pb.panel_stride());
   const auto value = [&](int p, int col) { return p < k && col < n ? get(p, col) : std::int8_t(0); };
@@ -279,6 +290,52 @@ struct Avx512VnniKernel {
       for (int pn = 0; pn < P; ++pn) _mm512_storeu_si512(c + r * ldc + 16 * pn, acc[r][pn]);
   }
 };
+
+// AMX (TDPBUSD on tiles): a 32 x 32 tile of C in four C tiles (tmm0..3), two A tiles of 16 rows
+// x 64 k (tmm4, 5) and two B tiles of 64 k x 16 columns (tmm6, 7); per 64 k: 4 tile loads, 4
+// TDPBUSD (65,536 multiply-adds). A's rows must be packed k4 = seg_len bytes apart (rows[r] =
+// rows[0] + r * k4, one segment, k4 a multiple of 64): run_blocks packs them so.
+struct AmxInt8Kernel {
+  using A = std::uint8_t;
+  using B = std::int8_t;
+  static constexpr Int8Path path = Int8Path::amx_int8;
+  static constexpr int MR = 32, max_panels = 2;
+  template <int P>
+  HUBBLE_TARGET("amx-tile,amx-int8")
+  static void run(const A* const* rows, const AWalk& walk, const B* b, std::ptrdiff_t panel_stride, std::int32_t* c,
+                  std::ptrdiff_t ldc) {
+    static_assert(P == 1 || P == 2);
+    amx::configure_tiles();
+    const std::ptrdiff_t lda = walk.seg_len, ldc_bytes = ldc * std::ptrdiff_t(sizeof(std::int32_t));
+    const A* a0 = rows[0];
+    const A* a1 = rows[16];
+    _tile_zero(0);
+    _tile_zero(1);
+    if constexpr (P == 2) {
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+    for (int k0 = 0; k0 < walk.seg_len; k0 += 64) {
+      const B* bk = b + std::ptrdiff_t(k0) * 16;  // k4 row k0/4 of the panel, 64 bytes a row
+      _tile_loadd(4, a0 + k0, lda);
+      _tile_loadd(5, a1 + k0, lda);
+      _tile_loadd(6, bk, 64);
+      _tile_dpbusd(0, 4, 6);
+      _tile_dpbusd(1, 5, 6);
+      if constexpr (P == 2) {
+        _tile_loadd(7, bk + panel_stride, 64);
+        _tile_dpbusd(2, 4, 7);
+        _tile_dpbusd(3, 5, 7);
+      }
+    }
+    _tile_stored(0, c, ldc_bytes);
+    _tile_stored(1, c + 16 * ldc, ldc_bytes);
+    if constexpr (P == 2) {
+      _tile_stored(2, c + 16, ldc_bytes);
+      _tile_stored(3, c + 16 * ldc + 16, ldc_bytes);
+    }
+  }
+};
 #endif
 
 // Calls f.template operator()<Kernel>() with the kernel of `path`.
@@ -292,10 +349,13 @@ void with_kernel(Int8Path path, F&& f) {
       return f.template operator()<AvxVnniKernel>();
     case Int8Path::avx512_vnni:
       return f.template operator()<Avx512VnniKernel>();
+    case Int8Path::amx_int8:
+      return f.template operator()<AmxInt8Kernel>();
 #else
     case Int8Path::avx2:
     case Int8Path::avx_vnni:
     case Int8Path::avx512_vnni:
+    case Int8Path::amx_int8:
       throw Error(std::string("int8 path ") + name_of(path) + " exists on x86 only");
 #endif
     case Int8Path::generic:
@@ -321,11 +381,13 @@ T* scratch(std::size_t n) {
 // `block_rows` (a multiple of `unit`, e.g. whole pooling windows); the column panels into groups
 // when there are too few blocks to keep every thread busy (batch-1 convolutions). Per task:
 //   rows_of_a(m0, rows, ptrs, buffer)          points ptrs[0 .. rows) at the block's rows of A, read
-//                                              with `walk`: into `buffer` (room for rows x k4
-//                                              elements + pack_slack) for a packer, or anywhere
+//                                              with `walk`: into `buffer` (room for rows, padded to
+//                                              MR, x k4 elements + pack_slack) for a packer, row i
+//                                              at buffer + i * k4 (amx_int8 needs that), or anywhere
 //                                              (an image read in place)
 //   (the kernel, over the block's panels)      C block [rows padded to MR][16 * panels of the group]
-//                                              (padding rows repeat the last row: computed, unused)
+//                                              (padding rows repeat the last row, or on amx_int8
+//                                              are zero rows after the packed ones: computed, unused)
 //   finish(m0, rows, f0, f1, cblock, ldc)      consumes columns [f0, f1) of the block's sums
 inline constexpr std::size_t pack_slack = 64;
 
@@ -364,9 +426,15 @@ void run_blocks(long M, const PackedB& pb, int unit, const AWalk& walk, RowsOfA&
     if (p1 <= p0) continue;
     thread_local std::vector<const A*> ptrs;  // one per thread, kept: no allocation per task
     ptrs.resize(std::size_t(rows_padded));
-    rows_of_a(m0, rows, ptrs.data(),
-              scratch<A, Int8Scratch::a_block>(std::size_t(rows) * std::size_t(pb.k4) + pack_slack));
-    std::fill(ptrs.begin() + rows, ptrs.end(), ptrs[std::size_t(rows - 1)]);
+    A* abuf = scratch<A, Int8Scratch::a_block>(std::size_t(rows_padded) * std::size_t(pb.k4) + pack_slack);
+    rows_of_a(m0, rows, ptrs.data(), abuf);
+    if constexpr (K::path == Int8Path::amx_int8) {  // packed rows k4 apart; padding rows of zeros
+      A* pad = abuf + std::ptrdiff_t(rows) * pb.k4;
+      std::fill(pad, pad + std::ptrdiff_t(rows_padded - rows) * pb.k4, A(0));
+      for (int r = rows; r < rows_padded; ++r) ptrs[std::size_t(r)] = abuf + std::ptrdiff_t(r) * pb.k4;
+    } else {
+      std::fill(ptrs.begin() + rows, ptrs.end(), ptrs[std::size_t(rows - 1)]);
+    }
     const std::ptrdiff_t ldc = std::ptrdiff_t(p1 - p0) * panel_width;
     std::int32_t* cb = scratch<std::int32_t, Int8Scratch::c_block>(std::size_t(rows_padded) * std::size_t(ldc));
     for (int p = p0; p < p1;) {

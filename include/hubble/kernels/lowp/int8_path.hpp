@@ -2,19 +2,17 @@
 // Which instruction family runs the int8 kernels (int8_gemm.hpp, int8_conv.hpp), chosen at run
 // time from CPUID (kernels/cpu_features.hpp), so one binary built with -mavx2 -mfma runs the
 // fastest path each machine has:
+//   amx_int8     TDPBUSD tiles  16 x 16 x 64 u8 x s8 products per instruction (kernels/amx.hpp)
 //   avx512_vnni  VPDPBUSD zmm   64 u8 x s8 products per instruction, summed 4 at a time into int32
 //   avx_vnni     VPDPBUSD ymm   the same on 256-bit registers (VEX encoding)
 //   avx2         VPMADDWD       bytes widened to 16 bits, pairs summed into int32 (exact)
 //   generic      scalar C++     the reference the others are checked against
 // Every path computes the same int32 sums exactly, so they give bit-identical results.
-// AMX (TDPBUSD) is not implemented: on a machine that has it the choice says so by name
-// ("amx_int8: not implemented, using avx512_vnni"), once, on stderr.
 //
 //   lowp::chosen_int8_path()                        // "avx512_vnni"
 //   lowp::ForcedInt8Path scope(lowp::Int8Path::avx2);  // a lower path, until scope ends
 // HUBBLE_CPU_LIMIT=avx2 in the environment hides the higher families from the whole process.
 #include <atomic>
-#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -23,9 +21,9 @@
 
 namespace hubble::kernels::lowp {
 
-enum class Int8Path { generic, avx2, avx_vnni, avx512_vnni };
+enum class Int8Path { generic, avx2, avx_vnni, avx512_vnni, amx_int8 };
 inline constexpr Int8Path all_int8_paths[] = {Int8Path::generic, Int8Path::avx2, Int8Path::avx_vnni,
-                                              Int8Path::avx512_vnni};
+                                              Int8Path::avx512_vnni, Int8Path::amx_int8};
 
 constexpr const char* name_of(Int8Path p) {
   switch (p) {
@@ -37,6 +35,8 @@ constexpr const char* name_of(Int8Path p) {
       return "avx_vnni";
     case Int8Path::avx512_vnni:
       return "avx512_vnni";
+    case Int8Path::amx_int8:
+      return "amx_int8";
   }
   return "?";
 }
@@ -52,6 +52,8 @@ constexpr cpu::Isa isa_of(Int8Path p) {
       return cpu::Isa::avx_vnni;
     case Int8Path::avx512_vnni:
       return cpu::Isa::avx512_vnni;
+    case Int8Path::amx_int8:
+      return cpu::Isa::amx_int8;
   }
   return cpu::Isa::generic;
 }
@@ -76,13 +78,6 @@ inline Int8Path parse_int8_path(std::string_view s) {
   throw Error("unknown int8 path '" + std::string(s) + "' (known: " + known + ")");
 }
 
-// What the dispatch cannot use and why, empty when nothing is missing: on an AMX machine
-// "amx_int8: not implemented, using avx512_vnni".
-inline std::string int8_dispatch_note() {
-  if (!cpu::features().has(cpu::Isa::amx_int8)) return {};
-  return std::string("amx_int8: not implemented, using ") + name_of(best_int8_path());
-}
-
 namespace detail {
 inline std::atomic<int>& forced_int8_path() {  // -1: none
   static std::atomic<int> forced{-1};
@@ -94,12 +89,6 @@ inline std::atomic<int>& forced_int8_path() {  // -1: none
 inline Int8Path int8_path() {
   const int forced = detail::forced_int8_path().load();
   if (forced >= 0) return Int8Path(forced);
-  static const bool noted = [] {  // say once, by name, what is left unused
-    const std::string note = int8_dispatch_note();
-    if (!note.empty()) std::fprintf(stderr, "hubble int8 kernels: %s\n", note.c_str());
-    return true;
-  }();
-  (void)noted;
   return best_int8_path();
 }
 inline const char* chosen_int8_path() { return name_of(int8_path()); }
