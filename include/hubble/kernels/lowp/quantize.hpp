@@ -77,12 +77,25 @@ inline std::uint8_t quantize_u8(float real, const U8Quant& p) {
 //   real = scale * (q - zero_point)
 inline float dequantize_u8(std::uint8_t q, const U8Quant& p) { return p.scale * float(int(q) - p.zero_point); }
 
+// The same for n values, in one pass the compiler vectorises (no branch, no check inside) and
+// threads share when n is large: a network's input at batch 64 is 3.1M values, which the
+// element-by-element loop with its check took 39% of an int8 PaperNet forward to quantise
+// (perf, Xeon with AMX). A value that is not finite is refused afterwards, naming the first.
 inline void quantize_u8(const float* x, std::size_t n, const U8Quant& p, std::uint8_t* q) {
   check_u8_quant(p, "quantize_u8");
-  for (std::size_t i = 0; i < n; ++i) {
-    HUBBLE_CHECK(std::isfinite(x[i]), "quantize_u8: value ", i, " is not finite (", x[i], ")");
-    q[i] = quantize_u8(x[i], p);
+  const float scale = p.scale, zero = float(p.zero_point);
+  const long count = long(n);
+  int not_finite = 0;  // v - v is 0 for a finite v, NaN for an infinity or a NaN
+#pragma omp parallel for simd schedule(static) reduction(| : not_finite) if (count > 65536)
+  for (long i = 0; i < count; ++i) {
+    const float v = x[i];
+    not_finite |= int(!(v - v == 0.0f));
+    const float c = std::nearbyint(v / scale) + zero;  // quantize_u8(v, p), written out to vectorise
+    q[i] = c >= 255.0f ? std::uint8_t(255) : c > 0.0f ? std::uint8_t(c) : std::uint8_t(0);
   }
+  if (not_finite)
+    for (std::size_t i = 0; i < n; ++i)
+      HUBBLE_CHECK(std::isfinite(x[i]), "quantize_u8: value ", i, " is not finite (", x[i], ")");
 }
 inline void dequantize_u8(const std::uint8_t* q, std::size_t n, const U8Quant& p, float* x) {
   check_u8_quant(p, "dequantize_u8");
