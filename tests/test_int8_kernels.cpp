@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -166,6 +167,25 @@ TEST_CASE("int8 quantize: u8 parameters cover the range and keep real 0 exact") 
   const std::vector<float> v = {0.5f, -0.25f, 2.0f, 1.0f};
   const U8Quant from_data = choose_u8_quant(v.data(), v.size());
   CHECK(from_data.scale == doctest::Approx(2.25 / 255));
+}
+
+TEST_CASE(
+    "int8 quantize: the array form gives the scalar form's codes, threaded or not, and refuses non-finite values") {
+  const U8Quant p = choose_u8_quant(-0.3f, 1.2f);
+  for (std::size_t n : {std::size_t(37), std::size_t(200000)}) {  // one thread; past the threading cut-off
+    auto x = random_f32(n, 9, -2.0, 3.0);                         // beyond the range on both sides: clamped codes too
+    x[1] = -0.0f;
+    x[2] = p.scale * 2.5f;  // a tie: rounds to even, as std::nearbyint does
+    x[3] = 1e30f;
+    x[4] = -1e30f;
+    std::vector<std::uint8_t> q(n);
+    quantize_u8(x.data(), n, p, q.data());
+    for (std::size_t i = 0; i < n; ++i) REQUIRE(q[i] == quantize_u8(x[i], p));
+    x[n - 2] = std::numeric_limits<float>::infinity();
+    x[n - 1] = std::numeric_limits<float>::quiet_NaN();
+    const std::string why = test_support::error_of([&] { quantize_u8(x.data(), n, p, q.data()); });
+    CHECK(why.find("quantize_u8: value " + std::to_string(n - 2) + " is not finite (inf)") != std::string::npos);
+  }
 }
 
 TEST_CASE("int8 quantize: round trips within half a step, and every code survives dequantise + quantise") {
