@@ -1,5 +1,5 @@
 // An embedding program that uses the whole installed library, built by tests/consumer/run.cmake
-// with -Wall -Wextra -Wpedantic -Werror under each compiler, with and without -mavx2 -mfma, so
+// with -Wall -Wextra -Wpedantic -Werror (g++ with and without -mavx2 -mfma, clang++ without), so
 // a warning in any public header fails the build. It instantiates PaperNet's training step,
 // ImprovedNet, hubble::Model, checkpoint I/O and every convolution variant, and checks results.
 #include <hubble/hubble.hpp>
