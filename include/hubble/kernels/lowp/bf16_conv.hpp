@@ -129,7 +129,8 @@ struct PixelWalker {
 };
 
 inline ConvertPath convert_path_for(Bf16Path p) {
-  return p == Bf16Path::avx512_bf16 ? ConvertPath::avx512_bf16 : ConvertPath::portable;
+  if (p == Bf16Path::avx512_bf16) return ConvertPath::avx512_bf16;
+  return p == Bf16Path::amx_bf16 ? convert_path() : ConvertPath::portable;  // AMX: VCVTNE2PS2BF16 if there
 }
 
 // Max-pooling fused into the forward: P x P windows, stride P, of max(conv + b, 0), the window

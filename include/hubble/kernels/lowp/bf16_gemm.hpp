@@ -17,8 +17,13 @@
 // The paths (Bf16Path), fastest first; one binary built with the project's usual flags (-mavx2
 // -mfma, no -mavx512) holds them all, each compiled with __attribute__((target(...))), and picks
 // by CPUID at run time (cpu_features.hpp; HUBBLE_CPU_LIMIT=avx2 hides the AVX-512 ones):
-//   amx_bf16     AMX tiles (TDPBF16PS): NOT implemented in this round (this machine cannot run
-//                it); asking for it is refused by name.
+//   amx_bf16     AMX tiles (TDPBF16PS, kernels/amx.hpp): C [16][16] += A [16 rows][16 pairs] *
+//                B [16 pairs][16 columns] per instruction, 8,192 multiply-adds. B's tile is 16
+//                pair rows of a panel's first or last 16 columns: the panels above, read at a
+//                stride of 32 words. A's tile wants each row's pairs consecutive, the transpose of
+//                an A panel, so each task's 8-row panels (packed as for every path) are transposed
+//                into rows of pairs (AVX-512 permutes, 8 x 16 words at a time) and the kernel keeps
+//                32 x 32 sums in four C tiles.
 //   avx512_bf16  VDPBF16PS on zmm, as above.
 //   avx2         the same products in fp32 FMA on ymm: bf16 -> fp32 is a 16-bit shift, and per
 //                pair acc = fma(a_odd, b_odd, acc); acc = fma(a_even, b_even, acc).
@@ -50,6 +55,7 @@
 #include <type_traits>
 
 #include "hubble/core/aligned.hpp"
+#include "hubble/kernels/amx.hpp"
 #include "hubble/kernels/gemm.hpp"  // max_threads
 #include "hubble/kernels/lowp/bf16.hpp"
 
@@ -91,8 +97,8 @@ inline std::string bf16_path_unavailable(Bf16Path p) {
       if (!HUBBLE_BF16_X86) return "avx512_bf16: not an x86-64 build";
       return f.has(cpu::Isa::avx512_bf16) ? "" : "avx512_bf16: this CPU lacks it (or HUBBLE_CPU_LIMIT hides it)";
     case Bf16Path::amx_bf16:
-      return std::string("amx_bf16: not implemented in hubble yet (no AMX machine to test it on)") +
-             (f.has(cpu::Isa::amx_bf16) ? "; this CPU has AMX-BF16" : "; this CPU lacks it too");
+      if (!HUBBLE_BF16_X86 || !HUBBLE_AMX) return "amx_bf16: not an x86-64 build";
+      return f.has(cpu::Isa::amx_bf16) ? "" : "amx_bf16: this CPU lacks it (or HUBBLE_CPU_LIMIT hides it)";
   }
   return "unknown path";
 }
@@ -100,7 +106,7 @@ inline bool bf16_path_runs(Bf16Path p) { return bf16_path_unavailable(p).empty()
 
 // The fastest path this process can run.
 inline Bf16Path best_bf16_path() {
-  for (Bf16Path p : {Bf16Path::avx512_bf16, Bf16Path::avx2})
+  for (Bf16Path p : {Bf16Path::amx_bf16, Bf16Path::avx512_bf16, Bf16Path::avx2})
     if (bf16_path_runs(p)) return p;
   return Bf16Path::generic;
 }
@@ -431,9 +437,140 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void bloc
 }
 #endif
 
+#if HUBBLE_BF16_X86 && HUBBLE_AMX
+// 8 rows x 16 pairs of an A panel, src[p * 8 + r], into dst[r * dst_stride + p]: the panel's
+// transpose, whose rows a tile load reads. v[i] holds pairs 2i and 2i+1 of the 8 rows; one
+// permute makes its 64-bit lane r row r's two pairs; then an 8 x 8 transpose of 64-bit lanes
+// (three rounds of two-register permutes) gives row r = lane r of v[0..7].
+__attribute__((target("avx512f"))) inline void transpose_panel_block(const PairWord* src, PairWord* dst,
+                                                                     std::size_t dst_stride) {
+  const __m512i rows_of_pairs = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  __m512i v[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i)  // maskz: GCC 12 warns on the plain form's undefined source
+    v[i] = _mm512_maskz_permutexvar_epi32(__mmask16(0xFFFF), rows_of_pairs, _mm512_loadu_si512(src + 16 * i));
+  const __m512i lo1 = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), hi1 = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+  const __m512i lo2 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), hi2 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  const __m512i lo3 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), hi3 = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
+  __m512i a[8], b[8];
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; ++m) {  // a[2m]: rows 0-3 of v[2m], v[2m+1] interleaved; a[2m+1]: rows 4-7
+    a[2 * m] = _mm512_permutex2var_epi64(v[2 * m], lo1, v[2 * m + 1]);
+    a[2 * m + 1] = _mm512_permutex2var_epi64(v[2 * m], hi1, v[2 * m + 1]);
+  }
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h)      // h: v[0..3] or v[4..7]
+    for (int q = 0; q < 2; ++q) {  // q: rows 0-3 or 4-7
+      const __m512i x = a[4 * h + q], y = a[4 * h + 2 + q];
+      b[4 * h + 2 * q] = _mm512_permutex2var_epi64(x, lo2, y);      // rows 4q, 4q+1 of four v
+      b[4 * h + 2 * q + 1] = _mm512_permutex2var_epi64(x, hi2, y);  // rows 4q+2, 4q+3
+    }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {  // b[j]: rows 2j, 2j+1 of v[0..3]; b[4 + j]: of v[4..7]
+    _mm512_storeu_si512(dst + std::size_t(2 * j) * dst_stride, _mm512_permutex2var_epi64(b[j], lo3, b[4 + j]));
+    _mm512_storeu_si512(dst + std::size_t(2 * j + 1) * dst_stride, _mm512_permutex2var_epi64(b[j], hi3, b[4 + j]));
+  }
+}
+
+// One task's C block on AMX: `rows` (<= gemm_mc) rows of A as panels (ap, panel_words apart,
+// np pairs each), B panels j0 .. j1-1 (np pairs from b, b_stride apart), epilogue into c.
+// A is transposed into a per-thread buffer of rows of pairs, padded with zeros to whole tiles
+// (16 rows, 16 pairs); B's last pair block, when np is not a multiple of 16, is copied into a
+// zeroed tile so that no pair past the chunk is read (it could be another chunk's, or past the
+// end of the buffer).
+__attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline void task_amx_bf16(
+    const PairWord* ap, std::size_t panel_words, int rows, int np, const PairWord* b, std::size_t b_stride, int j0,
+    int j1, int n, float* c, std::size_t ldc, const float* bias, bool relu) {
+  constexpr int MR = gemm_mr, NR = gemm_nr;
+  amx::configure_tiles();
+  const int blocks = (np + 15) / 16, lda = blocks * 16;  // lda: words per transposed row
+  const int rows16 = (rows + 15) / 16 * 16;
+  static thread_local AlignedVector<std::uint32_t> at;
+  if (at.size() < std::size_t(rows16) * std::size_t(lda)) at.resize(std::size_t(rows16) * std::size_t(lda));
+  std::fill(at.begin(), at.begin() + std::ptrdiff_t(rows16) * lda, PairWord(0));
+  alignas(64) PairWord tail[16 * 16];
+  for (int r0 = 0; r0 < rows; r0 += MR) {
+    const PairWord* panel = ap + std::size_t(r0 / MR) * panel_words;
+    for (int blk = 0; blk < blocks; ++blk) {
+      const PairWord* src = panel + std::size_t(blk) * 16 * MR;
+      const int pairs = std::min(16, np - blk * 16);
+      if (pairs < 16) {  // the last block: zero pairs after np
+        std::fill(std::begin(tail), std::end(tail), PairWord(0));
+        std::copy(src, src + std::size_t(pairs) * MR, tail);
+        src = tail;
+      }
+      transpose_panel_block(src, at.data() + std::size_t(r0) * std::size_t(lda) + std::size_t(blk) * 16,
+                            std::size_t(lda));
+    }
+  }
+  // (rows of `at` past `rows` are zero: a panel's rows past `rows` were packed as zeros too.)
+  alignas(64) PairWord b_tail[16 * 32];
+  alignas(64) float sums[32][32];
+  const int last = np - (blocks - 1) * 16;  // pairs in the last block
+  for (int panel = j0; panel < j1; ++panel) {
+    const PairWord* bp = b + std::size_t(panel) * b_stride;
+    if (last < 16) {
+      std::fill(std::begin(b_tail), std::end(b_tail), PairWord(0));
+      std::copy(bp + std::size_t(blocks - 1) * 16 * NR, bp + std::size_t(np) * NR, b_tail);
+    }
+    const int col0 = panel * NR, cols = std::min(NR, n - col0);
+    for (int rt = 0; rt < rows16; rt += 32) {
+      const bool two = rt + 16 < rows16;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int blk = 0; blk < blocks; ++blk) {
+        const PairWord* bk = blk + 1 == blocks && last < 16 ? b_tail : bp + std::size_t(blk) * 16 * NR;
+        const PairWord* ak = at.data() + std::size_t(rt) * std::size_t(lda) + std::size_t(blk) * 16;
+        _tile_loadd(6, bk, NR * 4);
+        _tile_loadd(7, bk + 16, NR * 4);
+        _tile_loadd(4, ak, lda * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        if (two) {
+          _tile_loadd(5, ak + std::size_t(16) * std::size_t(lda), lda * 4);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+      }
+      _tile_stored(0, &sums[0][0], 32 * 4);
+      _tile_stored(1, &sums[0][16], 32 * 4);
+      _tile_stored(2, &sums[16][0], 32 * 4);
+      _tile_stored(3, &sums[16][16], 32 * 4);
+      const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+      const __mmask16 m1 = cols >= 32  ? __mmask16(0xFFFF)
+                           : cols > 16 ? __mmask16((1u << (cols - 16)) - 1)
+                                       : __mmask16(0);
+      __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+      if (bias) {
+        bias0 = _mm512_maskz_loadu_ps(m0, bias + col0);
+        bias1 = _mm512_maskz_loadu_ps(m1, bias + col0 + 16);
+      }
+      const int tile_rows = std::min(32, rows - rt);
+      for (int r = 0; r < tile_rows; ++r) {  // the same epilogue as block_avx512_bf16
+        __m512 v0 = _mm512_load_ps(&sums[r][0]), v1 = _mm512_load_ps(&sums[r][16]);
+        if (bias) {
+          v0 = _mm512_add_ps(v0, bias0);
+          v1 = _mm512_add_ps(v1, bias1);
+        }
+        if (relu) {
+          v0 = _mm512_maskz_max_ps(__mmask16(0xFFFF), v0, _mm512_setzero_ps());
+          v1 = _mm512_maskz_max_ps(__mmask16(0xFFFF), v1, _mm512_setzero_ps());
+        }
+        float* out = c + std::size_t(rt + r) * ldc + std::size_t(col0);
+        _mm512_mask_storeu_ps(out, m0, v0);
+        _mm512_mask_storeu_ps(out + 16, m1, v1);
+      }
+    }
+  }
+}
+#endif
+
 inline BlockKernel block_kernel(Bf16Path path) {
   const std::string why = bf16_path_unavailable(path);
   if (!why.empty()) throw Error("lowp bf16 GEMM: cannot run " + why);
+  if (path == Bf16Path::amx_bf16) return nullptr;  // whole tasks: task_amx_bf16
 #if HUBBLE_BF16_X86
   if (path == Bf16Path::avx512_bf16) return block_avx512_bf16;
   if (path == Bf16Path::avx2) return block_avx2;
@@ -528,9 +665,16 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
       PairWord* ap = abuf.data() + std::size_t(r0 / MR) * panel_words;
       const int panel_rows = std::min(MR, rows - r0);
       pack_rows(row0 + r0, panel_rows, p0, p1, ap);
-      kernel(ap, np, b.data + std::size_t(p0) * gemm_nr, b.panel_stride(), j0, j1, panel_rows, n,
-             out + std::size_t(r0) * ld, ld, split ? nullptr : ep.bias, split ? false : ep.relu);
+      if (kernel)
+        kernel(ap, np, b.data + std::size_t(p0) * gemm_nr, b.panel_stride(), j0, j1, panel_rows, n,
+               out + std::size_t(r0) * ld, ld, split ? nullptr : ep.bias, split ? false : ep.relu);
     }
+#if HUBBLE_BF16_X86 && HUBBLE_AMX
+    if (!kernel)  // amx_bf16: the whole block at once, from the packed panels
+      bf16_detail::task_amx_bf16(abuf.data(), panel_words, rows, np, b.data + std::size_t(p0) * gemm_nr,
+                                 b.panel_stride(), j0, j1, n, out, ld, split ? nullptr : ep.bias,
+                                 split ? false : ep.relu);
+#endif
     if constexpr (has_sink)
       sink(row0, rows, j0 * gemm_nr, std::min(n, j1 * gemm_nr), bf16_detail::thread_c_buffer().data());
   }
