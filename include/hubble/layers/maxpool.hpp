@@ -86,7 +86,7 @@ class MaxPoolLayer : public ParameterFreeLayer {
       const T* ys = y.data();
       T* m = masked_dy_.data();
       const std::size_t count = dy.size();
-#pragma omp parallel for simd schedule(static) if (count > 32768)
+#pragma omp parallel for simd schedule(static) if (parallel : count > 32768)
       for (std::size_t i = 0; i < count; ++i) m[i] = ys[i] > T(0) ? g[i] : T(0);
       g = m;
     }

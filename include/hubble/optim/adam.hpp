@@ -44,10 +44,11 @@ class Adam : public OptimizerState<T> {
       const std::ptrdiff_t n = std::ptrdiff_t(params[p].size);
 // Clang does not vectorise std::sqrt while it may set errno (-fmath-errno, its default) and says
 // so for an `omp simd` loop (-Wpass-failed), which a -Werror build cannot take: no simd there.
+// The if names `parallel`: a plain if also turns the simd off, and small tensors ran scalar.
 #if defined(__clang__)
 #pragma omp parallel for schedule(static) if (n > 65536)
 #else
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
 #endif
       for (std::ptrdiff_t i = 0; i < n; ++i) {
         m[i] = b1 * m[i] + (1 - b1) * g[i];
