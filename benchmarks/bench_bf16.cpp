@@ -1,9 +1,10 @@
 // The bf16 convolution (kernels/lowp/bf16_conv.hpp) on the paper's four conv shapes, beside
 // hubble's fp32 kernels::Tuned on the same shapes, at batch 1 and 64, forward and
 // forward+backward, with img/s, GFLOP/s and the percentage of the peak of its precision:
-//   bf16   VDPBF16PS peak: twelve independent chains of zmm VDPBF16PS (16 lanes x 2 multiply-adds
-//          = 64 flops each), probed beside every timed call as bench_conv_kernels does with FMA;
-//          on a CPU without AVX-512 BF16 the bf16 kernel runs FMA and is compared to the FMA peak
+//   bf16   the peak of the instruction the chosen path runs, probed beside every timed call as
+//          bench_conv_kernels does with FMA: TDPBF16PS on amx_bf16 (four independent C tiles,
+//          16 x 16 x 32 multiply-adds each), VDPBF16PS on avx512_bf16 (twelve independent chains
+//          of zmm VDPBF16PS, 16 lanes x 2 multiply-adds = 64 flops each), FMA on the other paths
 //   fp32   the FMA peak (bench_common.hpp's probe)
 // The flops credited are the convolution's, 2 per multiply-add: forward K*f*P*2, forward+backward
 // adds dw and dx (conv1's dx is never needed, so it is not computed or credited); a third pass,
@@ -16,10 +17,11 @@
 // Before anything is timed, both kernels are checked against kernels::Naive on the paper shapes
 // (bf16 within its derived bound, see tests/test_bf16_kernels.cpp; Tuned within 1e-4): a wrong
 // one stops the program. Benchmark names: Bf16/<layer>/<bf16|tuned>/<pass>/batch:<n>/threads:<t>,
-// and PeakBf16/threads:<t> for the probe alone.
+// and PeakBf16/threads:<t> (VDPBF16PS), PeakAmxBf16/threads:<t> (TDPBF16PS) for the probes alone.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -61,7 +63,35 @@ __attribute__((target("avx512f,avx512bf16"))) double bf16_chains(long iterations
 double bf16_chains(long) { return 0; }
 #endif
 
+// ---- the TDPBF16PS peak probe: four C tiles, each 16 x 16 fp32 += [16 x 32 bf16] x [32 x 16 bf16] --
+constexpr double amx_bf16_flops = 4.0 * 16 * 16 * 32 * 2;
+
+#if defined(__x86_64__)
+__attribute__((target("amx-tile,amx-bf16"))) double amx_bf16_tiles(long iterations) {
+  amx::configure_tiles();
+  alignas(64) static const std::uint16_t ones[16 * 32] = {};  // zeros: the rate does not depend on values
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ones, 64);
+  _tile_loadd(5, ones, 64);
+  _tile_loadd(6, ones, 64);
+  _tile_loadd(7, ones, 64);
+  for (long i = 0; i < iterations; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  return amx_bf16_flops * double(iterations);
+}
+#else
+double amx_bf16_tiles(long) { return 0; }
+#endif
+
 bool has_bf16_instructions() { return hubble::cpu::features().has(hubble::cpu::Isa::avx512_bf16); }
+bool has_amx_bf16() { return lowp::bf16_path_runs(lowp::Bf16Path::amx_bf16); }
 
 // The peak the bf16 kernel is measured against: VDPBF16PS where it runs, else FMA.
 struct Probe {
@@ -70,6 +100,7 @@ struct Probe {
   const char* what;
 };
 Probe bf16_probe() {
+  if (lowp::active_bf16_path() == lowp::Bf16Path::amx_bf16) return {amx_bf16_flops, amx_bf16_tiles, "TDPBF16PS peak"};
   if (lowp::active_bf16_path() == lowp::Bf16Path::avx512_bf16) return {bf16_chain_flops, bf16_chains, "VDPBF16PS peak"};
   return {bench::fma_chain_flops, bench::fma_chains, "FMA peak (no VDPBF16PS on this path)"};
 }
@@ -211,12 +242,12 @@ void register_variant(const char* vname, const Probe& probe, int nthreads) {
       }
 }
 
-void peak_benchmark(benchmark::State& st, int nthreads) {
+void peak_benchmark(benchmark::State& st, int nthreads, const Probe& probe, long iterations) {
   double gflops = 0;
   int runs = 0;
   for (auto _ : st) {
     const double t0 = bench::now();
-    gflops += probe_gflops({bf16_chain_flops, bf16_chains, ""}, nthreads, 1 << 20);
+    gflops += probe_gflops(probe, nthreads, iterations);
     st.SetIterationTime(bench::now() - t0);
     ++runs;
   }
@@ -226,7 +257,7 @@ void peak_benchmark(benchmark::State& st, int nthreads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --bf16_path=NAME forces a path (generic, avx2, avx512_bf16); taken out before Google Benchmark reads the rest.
+  // --bf16_path=NAME forces a path (generic, avx2, avx512_bf16, amx_bf16); taken out before Google Benchmark reads the rest.
   for (int i = 1; i < argc; ++i) {
     const char* prefix = "--bf16_path=";
     if (std::strncmp(argv[i], prefix, std::strlen(prefix)) != 0) continue;
@@ -263,13 +294,25 @@ int main(int argc, char** argv) {
       for (int trial = 0; trial < 3; ++trial)
         best = std::max(best, probe_gflops({bf16_chain_flops, bf16_chains, ""}, t, 1 << 22));
       std::fprintf(stderr, "VDPBF16PS peak, %d thread(s): %.1f GFLOP/s\n", t, best);
-      benchmark::RegisterBenchmark(("PeakBf16/threads:" + std::to_string(t)).c_str(),
-                                   [t](benchmark::State& st) { peak_benchmark(st, t); })
+      benchmark::RegisterBenchmark(
+          ("PeakBf16/threads:" + std::to_string(t)).c_str(),
+          [t](benchmark::State& st) { peak_benchmark(st, t, {bf16_chain_flops, bf16_chains, ""}, 1 << 20); })
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
     }
   } else {
     std::fprintf(stderr, "skipped: VDPBF16PS peak probe: this CPU lacks avx512_bf16 (or HUBBLE_CPU_LIMIT hides it)\n");
+  }
+  if (has_amx_bf16()) {
+    for (int t = 1; t <= all; ++t)
+      benchmark::RegisterBenchmark(
+          ("PeakAmxBf16/threads:" + std::to_string(t)).c_str(),
+          [t](benchmark::State& st) { peak_benchmark(st, t, {amx_bf16_flops, amx_bf16_tiles, ""}, 1 << 16); })
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond);
+  } else {
+    std::fprintf(stderr, "skipped: TDPBF16PS peak probe: %s\n",
+                 lowp::bf16_path_unavailable(lowp::Bf16Path::amx_bf16).c_str());
   }
   register_variant<lowp::Bf16>("bf16", bf16_probe(), all);
   register_variant<Tuned>("tuned", fp32_probe(), all);
