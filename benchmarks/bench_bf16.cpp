@@ -68,16 +68,7 @@ constexpr double amx_bf16_flops = 4.0 * 16 * 16 * 32 * 2;
 
 #if defined(__x86_64__)
 __attribute__((target("amx-tile,amx-bf16"))) double amx_bf16_tiles(long iterations) {
-  amx::configure_tiles();
-  alignas(64) static const std::uint16_t ones[16 * 32] = {};  // zeros: the rate does not depend on values
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_loadd(4, ones, 64);
-  _tile_loadd(5, ones, 64);
-  _tile_loadd(6, ones, 64);
-  _tile_loadd(7, ones, 64);
+  bench::prepare_probe_tiles();
   for (long i = 0; i < iterations; ++i) {
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "hubble/kernels/amx.hpp"
 #include "hubble/kernels/default.hpp"
 #include "hubble/core/rng.hpp"
 
@@ -36,6 +37,24 @@ inline void set_threads(int n) {
 }
 
 // The median of per-iteration figures: a few calls slowed by the shared host do not move it.
+#if HUBBLE_AMX
+// The AMX peak probes' set-up (bench_int8, bench_bf16): four accumulator tiles (tmm0-3) zeroed,
+// two A tiles (tmm4, 5) and two B tiles (tmm6, 7) loaded from zeros, whose values do not change
+// the rate. The probe then repeats one tile instruction on (0,4,6) (1,4,7) (2,5,6) (3,5,7).
+__attribute__((target("amx-tile"))) inline void prepare_probe_tiles() {
+  hubble::kernels::amx::configure_tiles();
+  alignas(64) static const unsigned char zeros[16 * 64] = {};
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, zeros, 64);
+  _tile_loadd(5, zeros, 64);
+  _tile_loadd(6, zeros, 64);
+  _tile_loadd(7, zeros, 64);
+}
+#endif
+
 inline double median(std::vector<double> v) {
   std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
   return v[v.size() / 2];

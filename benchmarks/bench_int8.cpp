@@ -61,30 +61,16 @@ double vpdpbusd_zmm_chains(long iterations) {
   return 2.0 * 64 * chains * double(iterations);
 }
 
-// Four independent accumulator tiles, each TDPBUSD 16 x 16 x 64 multiply-adds on the same A and B.
+// Four independent accumulator tiles, each TDPBUSD 16 x 16 x 64 multiply-adds.
 HUBBLE_TARGET("amx-tile,amx-int8")
 double tdpbusd_tiles(long iterations) {
-  amx::configure_tiles();
-  alignas(64) static std::uint8_t ones[16 * 64];
-  std::fill(std::begin(ones), std::end(ones), std::uint8_t(1));
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_loadd(4, ones, 64);
-  _tile_loadd(5, ones, 64);
-  _tile_loadd(6, ones, 64);
-  _tile_loadd(7, ones, 64);
+  bench::prepare_probe_tiles();
   for (long i = 0; i < iterations; ++i) {
     _tile_dpbusd(0, 4, 6);
     _tile_dpbusd(1, 4, 7);
     _tile_dpbusd(2, 5, 6);
     _tile_dpbusd(3, 5, 7);
   }
-  alignas(64) static thread_local std::int32_t out[16 * 16];
-  _tile_stored(0, out, 64);
-  volatile int sink = out[0];
-  (void)sink;
   return 2.0 * 16 * 16 * 64 * 4 * double(iterations);
 }
 
