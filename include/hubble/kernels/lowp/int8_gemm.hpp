@@ -22,8 +22,9 @@
 // packs each block of up to 96 rows into a per-thread buffer ([row][k4], u8; int16 for avx2,
 // zero beyond k), so A needs no padding; a convolution points them into its image instead
 // (int8_conv.hpp), except on avx2 and amx_int8, whose kernels need A packed (widened; or rows
-// k4 bytes apart, which a tile load reads as a 16 x 64-byte A tile). They keep an MR x 16*P tile of C in registers over
-// the whole k (no k blocking: the int32 tile is exact however long k is).
+// k4 bytes apart, which a tile load reads as a 16 x 64-byte A tile). They keep an MR x 16*P
+// block of C in registers (tiles on AMX) over the whole k (no k blocking: the int32 sums are
+// exact however long k is).
 //
 // Threads: the (row block x column panel group) tasks are spread over OpenMP threads; every C
 // entry is one exact sum made by one kernel call, so results do not depend on the thread count.
