@@ -248,7 +248,8 @@ void peak_benchmark(benchmark::State& st, int nthreads, const Probe& probe, long
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --bf16_path=NAME forces a path (generic, avx2, avx512_bf16, amx_bf16); taken out before Google Benchmark reads the rest.
+  // --bf16_path=NAME forces a path (generic, avx2, avx512_bf16, amx_bf16); taken out before Google Benchmark reads the
+  // rest.
   for (int i = 1; i < argc; ++i) {
     const char* prefix = "--bf16_path=";
     if (std::strncmp(argv[i], prefix, std::strlen(prefix)) != 0) continue;
@@ -285,9 +286,10 @@ int main(int argc, char** argv) {
       for (int trial = 0; trial < 3; ++trial)
         best = std::max(best, probe_gflops({bf16_chain_flops, bf16_chains, ""}, t, 1 << 22));
       std::fprintf(stderr, "VDPBF16PS peak, %d thread(s): %.1f GFLOP/s\n", t, best);
-      benchmark::RegisterBenchmark(
-          ("PeakBf16/threads:" + std::to_string(t)).c_str(),
-          [t](benchmark::State& st) { peak_benchmark(st, t, {bf16_chain_flops, bf16_chains, ""}, 1 << 20); })
+      benchmark::RegisterBenchmark(("PeakBf16/threads:" + std::to_string(t)).c_str(),
+                                   [t](benchmark::State& st) {
+                                     peak_benchmark(st, t, {bf16_chain_flops, bf16_chains, ""}, 1 << 20);
+                                   })
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
     }
@@ -296,9 +298,10 @@ int main(int argc, char** argv) {
   }
   if (has_amx_bf16()) {
     for (int t = 1; t <= all; ++t)
-      benchmark::RegisterBenchmark(
-          ("PeakAmxBf16/threads:" + std::to_string(t)).c_str(),
-          [t](benchmark::State& st) { peak_benchmark(st, t, {amx_bf16_flops, amx_bf16_tiles, ""}, 1 << 16); })
+      benchmark::RegisterBenchmark(("PeakAmxBf16/threads:" + std::to_string(t)).c_str(),
+                                   [t](benchmark::State& st) {
+                                     peak_benchmark(st, t, {amx_bf16_flops, amx_bf16_tiles, ""}, 1 << 16);
+                                   })
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
   } else {

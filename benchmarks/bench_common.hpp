@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "hubble/core/rng.hpp"
 #include "hubble/kernels/amx.hpp"
 #include "hubble/kernels/default.hpp"
-#include "hubble/core/rng.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -19,7 +19,9 @@
 
 namespace bench {
 
-inline double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+inline double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 inline int threads() {
 #ifdef _OPENMP
@@ -131,7 +133,13 @@ struct Layer {
   int h, w, c, k, s, f;
   hubble::kernels::ConvGeometry geometry(int n) const {
     hubble::kernels::ConvGeometry g;
-    g.n = n; g.h = h; g.w = w; g.c = c; g.k = k; g.stride = s; g.f = f;
+    g.n = n;
+    g.h = h;
+    g.w = w;
+    g.c = c;
+    g.k = k;
+    g.stride = s;
+    g.f = f;
     g.oh = (h - k) / s + 1;
     g.ow = (w - k) / s + 1;
     return g;
@@ -172,7 +180,9 @@ struct ConvData {
 // Does the variant run Conv2D + ReLU + MaxPool<2> in one pass (the paper's pattern)?
 template <class Variant>
 constexpr bool fuses_pool = requires(const hubble::kernels::ConvGeometry& g, const float* p, float* q, std::uint8_t* a,
-                                     hubble::kernels::Workspace<float>& ws) { Variant::forward_relu_maxpool(g, p, p, p, 2, q, a, ws); };
+                                     hubble::kernels::Workspace<float>& ws) {
+  Variant::forward_relu_maxpool(g, p, p, p, 2, q, a, ws);
+};
 
 // maxpool_2(relu(y)) of a forward output, the long way.
 inline std::vector<float> relu_pool2(const hubble::kernels::ConvGeometry& g, const std::vector<float>& y) {
@@ -202,7 +212,8 @@ void validate_or_die() {
     Naive::forward(ref.g, ref.x.data(), ref.w.data(), ref.b.data(), ref.y.data(), ws0);
     Naive::backward(ref.g, ref.x.data(), ref.w.data(), ref.dy.data(), ref.dw.data(), ref.db.data(), ref.dx.data(), ws0);
     Variant::forward(got.g, got.x.data(), got.w.data(), got.b.data(), got.y.data(), ws1);
-    Variant::backward(got.g, got.x.data(), got.w.data(), got.dy.data(), got.dw.data(), got.db.data(), got.dx.data(), ws1);
+    Variant::backward(got.g, got.x.data(), got.w.data(), got.dy.data(), got.dw.data(), got.db.data(), got.dx.data(),
+                      ws1);
     auto err = [](const std::vector<float>& a, const std::vector<float>& b) {
       double e = 0, s = 1e-30;
       for (std::size_t i = 0; i < a.size(); ++i) {
@@ -216,7 +227,8 @@ void validate_or_die() {
     std::string pool_note;
     if constexpr (fuses_pool<Variant>) {
       hubble::kernels::Workspace<float> ws2;
-      if (Variant::forward_relu_maxpool(got.g, got.x.data(), got.w.data(), got.b.data(), 2, got.pooled.data(), got.argmax.data(), ws2)) {
+      if (Variant::forward_relu_maxpool(got.g, got.x.data(), got.w.data(), got.b.data(), 2, got.pooled.data(),
+                                        got.argmax.data(), ws2)) {
         ep = err(relu_pool2(ref.g, ref.y), got.pooled);
         char buf[32];
         std::snprintf(buf, sizeof buf, " relu+pool %.1e", ep);
@@ -224,8 +236,8 @@ void validate_or_die() {
       }
     }
     const double worst = std::max({ey, ew, eb, ex, ep});
-    std::fprintf(stderr, "validate %-20s %s: rel. error y %.1e dw %.1e db %.1e dx %.1e%s %s\n", Variant::name, L.name, ey, ew,
-                 eb, ex, pool_note.c_str(), worst <= 1e-4 ? "ok" : "WRONG");
+    std::fprintf(stderr, "validate %-20s %s: rel. error y %.1e dw %.1e db %.1e dx %.1e%s %s\n", Variant::name, L.name,
+                 ey, ew, eb, ex, pool_note.c_str(), worst <= 1e-4 ? "ok" : "WRONG");
     if (!(worst <= 1e-4)) {
       std::fprintf(stderr, "%s gives wrong results on %s; refusing to time it\n", Variant::name, L.name);
       std::exit(1);
