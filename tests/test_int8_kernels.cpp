@@ -470,6 +470,16 @@ TEST_CASE("int8 dispatch: names the path it runs, prefers AMX, then VNNI, and fo
   if (cpu::features().has(cpu::Isa::amx_int8)) CHECK(best_int8_path() == Int8Path::amx_int8);
   else if (cpu::features().has(cpu::Isa::avx512_vnni)) CHECK(best_int8_path() == Int8Path::avx512_vnni);
   else if (cpu::features().has(cpu::Isa::avx2)) CHECK(best_int8_path() != Int8Path::generic);
+  // A short patch leaves AMX for the best VNNI path (conv1: 75 codes); other paths stay.
+  const Int8Path vnni = available(Int8Path::avx512_vnni) ? Int8Path::avx512_vnni
+                        : available(Int8Path::avx_vnni)  ? Int8Path::avx_vnni
+                                                         : Int8Path::amx_int8;
+  CHECK(conv_path_for(Int8Path::amx_int8, 75) == vnni);
+  CHECK(conv_path_for(Int8Path::amx_int8, amx_min_patch - 1) == vnni);
+  CHECK(conv_path_for(Int8Path::amx_int8, amx_min_patch) == Int8Path::amx_int8);
+  CHECK(conv_path_for(Int8Path::amx_int8, 288) == Int8Path::amx_int8);
+  CHECK(conv_path_for(Int8Path::avx2, 75) == Int8Path::avx2);
+  CHECK(conv_path_for(Int8Path::generic, 75) == Int8Path::generic);
   MESSAGE("int8 path: " << std::string(chosen_int8_path()) << " on " << cpu::describe());
 }
 
