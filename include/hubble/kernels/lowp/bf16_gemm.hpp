@@ -487,7 +487,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
   const int rows16 = (rows + 15) / 16 * 16;
   static thread_local AlignedVector<std::uint32_t> at;
   if (at.size() < std::size_t(rows16) * std::size_t(lda)) at.resize(std::size_t(rows16) * std::size_t(lda));
-  std::fill(at.begin(), at.begin() + std::ptrdiff_t(rows16) * lda, PairWord(0));
+  const int rows8 = (rows + MR - 1) / MR * MR;  // rows the transpose writes, every column of them
+  std::fill(at.begin() + std::ptrdiff_t(rows8) * lda, at.begin() + std::ptrdiff_t(rows16) * lda, PairWord(0));
   alignas(64) PairWord tail[16 * 16];
   for (int r0 = 0; r0 < rows; r0 += MR) {
     const PairWord* panel = ap + std::size_t(r0 / MR) * panel_words;
@@ -503,7 +504,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
                             std::size_t(lda));
     }
   }
-  // (rows of `at` past `rows` are zero: a panel's rows past `rows` were packed as zeros too.)
+  // (rows of `at` past `rows` are zero: a panel's rows past `rows` were packed as zeros, and the
+  // rows from rows8 on were filled above.)
   alignas(64) PairWord b_tail[16 * 32];
   alignas(64) float sums[32][32];
   const int last = np - (blocks - 1) * 16;  // pairs in the last block
@@ -570,7 +572,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
 inline BlockKernel block_kernel(Bf16Path path) {
   const std::string why = bf16_path_unavailable(path);
   if (!why.empty()) throw Error("lowp bf16 GEMM: cannot run " + why);
-  if (path == Bf16Path::amx_bf16) return nullptr;  // whole tasks: task_amx_bf16
+  if (path == Bf16Path::amx_bf16) return nullptr;  // no block kernel: whole tasks run task_amx_bf16
 #if HUBBLE_BF16_X86
   if (path == Bf16Path::avx512_bf16) return block_avx512_bf16;
   if (path == Bf16Path::avx2) return block_avx2;
@@ -624,6 +626,7 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
   constexpr bool has_sink = !std::is_same_v<std::decay_t<BlockSink>, NoBlockSink>;
   constexpr int MR = gemm_mr;
   const bf16_detail::BlockKernel kernel = bf16_detail::block_kernel(path);
+  const bool whole_tasks = path == Bf16Path::amx_bf16;  // packs every panel first, then one AMX call
   const int n = b.n, pairs = b.pairs(), panels = b.panels();
   if (m <= 0 || n <= 0) return;
   const bool split = gemm_partials_size(m, n, b.k, k_chunk_pairs) > 0;
@@ -665,12 +668,12 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
       PairWord* ap = abuf.data() + std::size_t(r0 / MR) * panel_words;
       const int panel_rows = std::min(MR, rows - r0);
       pack_rows(row0 + r0, panel_rows, p0, p1, ap);
-      if (kernel)
+      if (!whole_tasks)
         kernel(ap, np, b.data + std::size_t(p0) * gemm_nr, b.panel_stride(), j0, j1, panel_rows, n,
                out + std::size_t(r0) * ld, ld, split ? nullptr : ep.bias, split ? false : ep.relu);
     }
 #if HUBBLE_BF16_X86 && HUBBLE_AMX
-    if (!kernel)  // amx_bf16: the whole block at once, from the packed panels
+    if (whole_tasks)
       bf16_detail::task_amx_bf16(abuf.data(), panel_words, rows, np, b.data + std::size_t(p0) * gemm_nr,
                                  b.panel_stride(), j0, j1, n, out, ld, split ? nullptr : ep.bias,
                                  split ? false : ep.relu);

