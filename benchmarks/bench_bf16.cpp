@@ -84,7 +84,7 @@ double amx_bf16_tiles(long) { return 0; }
 bool has_bf16_instructions() { return hubble::cpu::features().has(hubble::cpu::Isa::avx512_bf16); }
 bool has_amx_bf16() { return lowp::bf16_path_runs(lowp::Bf16Path::amx_bf16); }
 
-// The peak the bf16 kernel is measured against: VDPBF16PS where it runs, else FMA.
+// The peak the bf16 kernel is measured against: the instruction of its path (TDPBF16PS, VDPBF16PS), else FMA.
 struct Probe {
   double flops_per_iteration;
   double (*run)(long);
