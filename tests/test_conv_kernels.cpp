@@ -236,6 +236,43 @@ TEST_CASE("gemm matches its reference: random sizes, transposes and epilogues") 
   check_gemm<float>(78, 48);
 }
 
+TEST_CASE("gemm with a few rows (B read in place) matches its reference, on 1 and 2 threads alike") {
+  // m <= 8 and no transposes: gemm's few_rows_gemm, split over the threads by column blocks.
+  Rng rng(79);
+  for (int i = 0; i < 40; ++i) {
+    const int m = 1 + i % 8, n = 1 + int(rng.below(i % 5 == 0 ? 20 : 400)), k = int(rng.below(1300));
+    const int lda = k + int(rng.below(3)), ldb = n + int(rng.below(3)), ldc = n + int(rng.below(3));
+    std::vector<float> a(std::size_t(m) * lda + 1), b(std::size_t(k) * ldb + 1), c0(std::size_t(m) * ldc), bias(n),
+        scale(n);
+    for (auto* v : {&a, &b, &c0, &bias, &scale})
+      for (auto& x : *v) x = float(rng.uniform(-1, 1));
+    gemm::Epilogue<float> ep;
+    ep.accumulate = i % 3 == 1;
+    ep.bias = i % 2 ? bias.data() : nullptr;
+    ep.relu = i % 4 < 2;
+    ep.scale = i % 5 == 2 ? scale.data() : nullptr;
+    std::vector<float> c1 = c0;
+    gemm::reference(gemm::Trans::no, gemm::Trans::no, m, n, k, a.data(), lda, b.data(), ldb, c0.data(), ldc, ep);
+    auto run = [&](int threads) {
+      std::vector<float> c = c1;
+#ifdef _OPENMP
+      const int before = omp_get_max_threads();
+      omp_set_num_threads(threads);
+#endif
+      gemm::gemm(gemm::Trans::no, gemm::Trans::no, m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc, ep);
+#ifdef _OPENMP
+      omp_set_num_threads(before);
+#endif
+      return c;
+    };
+    const auto one = run(1), two = run(2);
+    INFO("m ", m, " n ", n, " k ", k, " acc ", ep.accumulate, " bias ", bool(ep.bias), " relu ", ep.relu, " scale ",
+         bool(ep.scale));
+    CHECK(rel_error(c0, two) <= Tol<float>::value);
+    CHECK(one == two);
+  }
+}
+
 TEST_CASE("gemm: empty sum applies only the epilogue; column_sums") {
   std::vector<double> c = {1, -2, 3, -4}, bias = {0.5, 0.5};
   gemm::Epilogue<double> ep;

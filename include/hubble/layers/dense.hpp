@@ -2,6 +2,7 @@
 // Dense<Units>: fully connected layer on flat inputs.
 //   x [n, I] -> y [n, U]:   y = x W + 1 b^T          W [I, U], b [U]
 //   backward:  dW = x^T dy    db = column sums of dy    dx = dy W^T
+#include "hubble/kernels/gemm.hpp"
 #include "hubble/layers/layer_abstract.hpp"
 
 namespace hubble {
@@ -29,9 +30,12 @@ class DenseLayer {
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
     check_input<In>(x, "Dense");
     y.template resize_for<out_shape>(x.batch());
-    auto Y = y.matrix();
-    Y.noalias() = x.matrix() * weights();
-    Y.rowwise() += bias();
+    // hubble's gemm, with the bias added as each tile is stored; at a small batch it reads W in
+    // place, split over the threads by columns (gemm_body.inl, few_rows_gemm).
+    kernels::gemm::Epilogue<T> ep;
+    ep.bias = b_.data();
+    kernels::gemm::gemm(kernels::gemm::Trans::no, kernels::gemm::Trans::no, int(x.batch()), U, I, x.data(), I,
+                        w_.data(), U, y.data(), U, ep);
   }
   void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
     MatrixMap<T>(dw_.data(), I, U).noalias() = x.matrix().transpose() * dy.matrix();
@@ -48,7 +52,6 @@ class DenseLayer {
 
  private:
   ConstMatrixMap<T> weights() const { return {w_.data(), I, U}; }
-  Eigen::Map<const Eigen::Matrix<T, 1, U>> bias() const { return Eigen::Map<const Eigen::Matrix<T, 1, U>>(b_.data()); }
   AlignedVector<T> w_, b_, dw_, db_;
 };
 

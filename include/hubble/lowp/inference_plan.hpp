@@ -20,10 +20,9 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Core>
-
 #include "hubble/core/error.hpp"
 #include "hubble/kernels/conv_geometry.hpp"
+#include "hubble/kernels/gemm.hpp"
 #include "hubble/kernels/naive.hpp"
 #include "hubble/network/describe.hpp"
 
@@ -169,7 +168,6 @@ inline void max_pool(const float* x, int n, int h, int w, int c, int p, float* y
 // features [n][h][w][c], the Dense layers, and Softmax. Shared by the fp32 and the int8 runs.
 inline std::vector<float> run_head(const InferencePlan& plan, const std::vector<float>& features, int n, int h, int w,
                                    int c) {
-  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   std::vector<float> cur, out;
   if (plan.bridge == Bridge::global_avg_pool) {
     cur.assign(std::size_t(n) * c, 0.0f);
@@ -184,10 +182,11 @@ inline std::vector<float> run_head(const InferencePlan& plan, const std::vector<
     HUBBLE_CHECK(cur.size() == std::size_t(n) * d.in, "inference plan: ", d.name, " expects ", d.in, " inputs, not ",
                  cur.size() / std::size_t(n));
     out.resize(std::size_t(n) * d.out);
-    Eigen::Map<RowMajor> y(out.data(), n, d.out);
-    y.noalias() = Eigen::Map<const RowMajor>(cur.data(), n, d.in) * Eigen::Map<const RowMajor>(d.w.data(), d.in, d.out);
-    y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(d.b.data(), d.out);
-    if (d.relu) y = y.cwiseMax(0.0f);
+    kernels::gemm::Epilogue<float> ep;  // the same product as DenseLayer::forward
+    ep.bias = d.b.data();
+    ep.relu = d.relu;
+    kernels::gemm::gemm(kernels::gemm::Trans::no, kernels::gemm::Trans::no, n, d.out, d.in, cur.data(), d.in,
+                        d.w.data(), d.out, out.data(), d.out, ep);
     cur.swap(out);
   }
   if (plan.softmax) {

@@ -242,6 +242,84 @@ void gemm_block(Trans ta, Trans tb, int i0, int mc, int j0, int nc, int kb, int 
 }
 }  // namespace detail
 
+// ---- a few rows times a matrix read in place ----------------------------------------------------
+// C[m x n] (+)= A[m x k] B[k x n] for a small m (a Dense layer at batch 1): the product is bound by
+// reading B once, and packing B would read and write it twice more. So B is read in place, row by
+// row: each thread takes a block of FewRows::W columns (schedule static, so at inference a core
+// reads the same part of B on every call and keeps it in its own L2; a 1024 x 256 Dense layer is
+// 1 MiB), and sweeps k once per pass of up to 4 rows of A with the sums in vector registers: W
+// columns for one row, W/2 for two, W/4 for three or four (at least 8 independent FMA chains).
+// Every value is summed over k in order, so the result does not depend on the threads.
+struct FewRows {
+  static constexpr int max_m = 8;  // gemm() sends products of at most this many rows here
+#if HUBBLE_FP32_AVX512
+  static constexpr int W = 128;  // 8 zmm of sums per pass
+#else
+  static constexpr int W = 64;  // 8 ymm
+#endif
+};
+
+namespace detail {
+// Rows [0, R) of A times columns [j0, j0 + w) of B, w <= Wr: with w == Wr the loop bounds are
+// constants and the compiler keeps the R x Wr sums in vector registers.
+template <class T, int R, int Wr>
+void few_rows_pass(int w, int j0, int k, const T* a, std::ptrdiff_t lda, const T* b, std::ptrdiff_t ldb, T* c,
+                   std::ptrdiff_t ldc, const Epilogue<T>& ep) {
+  T acc[R][Wr] = {};
+  if (w == Wr) {
+    for (int p = 0; p < k; ++p) {
+      const T* bp = b + std::ptrdiff_t(p) * ldb + j0;
+      for (int i = 0; i < R; ++i) {
+        const T av = a[std::ptrdiff_t(i) * lda + p];
+        for (int j = 0; j < Wr; ++j) acc[i][j] += av * bp[j];
+      }
+    }
+  } else {
+    for (int p = 0; p < k; ++p) {
+      const T* bp = b + std::ptrdiff_t(p) * ldb + j0;
+      for (int i = 0; i < R; ++i) {
+        const T av = a[std::ptrdiff_t(i) * lda + p];
+        for (int j = 0; j < w; ++j) acc[i][j] += av * bp[j];
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < w; ++j) {
+      T& cij = c[std::ptrdiff_t(i) * ldc + j0 + j];
+      cij = finish(acc[i][j], cij, j0 + j, ep);
+    }
+}
+// Rows [0, R) times columns [j0, j0 + w), w <= FewRows::W, in sub-blocks of W / R (R = 3: W / 4).
+template <class T, int R>
+void few_rows_block(int w, int j0, int k, const T* a, std::ptrdiff_t lda, const T* b, std::ptrdiff_t ldb, T* c,
+                    std::ptrdiff_t ldc, const Epilogue<T>& ep) {
+  constexpr int Wr = FewRows::W / (R == 3 ? 4 : R);
+  for (int j = 0; j < w; j += Wr) few_rows_pass<T, R, Wr>(std::min(Wr, w - j), j0 + j, k, a, lda, b, ldb, c, ldc, ep);
+}
+}  // namespace detail
+
+// C[m x n] (+)= A B with A stored m x k, B stored k x n, for m <= FewRows::max_m.
+template <class T>
+void few_rows_gemm(int m, int n, int k, const T* a, std::ptrdiff_t lda, const T* b, std::ptrdiff_t ldb, T* c,
+                   std::ptrdiff_t ldc, const Epilogue<T>& ep) {
+  constexpr int W = FewRows::W;
+  const int blocks = (n + W - 1) / W;
+#pragma omp parallel for schedule(static) if (blocks > 1 && long(m) * n * k > 32768)
+  for (int jb = 0; jb < blocks; ++jb) {
+    const int j0 = jb * W, w = std::min(W, n - j0);
+    for (int i0 = 0; i0 < m; i0 += 4) {
+      const T* ai = a + std::ptrdiff_t(i0) * lda;
+      T* ci = c + std::ptrdiff_t(i0) * ldc;
+      switch (std::min(4, m - i0)) {
+        case 1: detail::few_rows_block<T, 1>(w, j0, k, ai, lda, b, ldb, ci, ldc, ep); break;
+        case 2: detail::few_rows_block<T, 2>(w, j0, k, ai, lda, b, ldb, ci, ldc, ep); break;
+        case 3: detail::few_rows_block<T, 3>(w, j0, k, ai, lda, b, ldb, ci, ldc, ep); break;
+        default: detail::few_rows_block<T, 4>(w, j0, k, ai, lda, b, ldb, ci, ldc, ep); break;
+      }
+    }
+  }
+}
+
 // C[m x n] (+)= op(A) op(B) with the epilogue ep; lda/ldb/ldc are the row strides of the stored
 // matrices (A stored m x k when ta == no, k x m when ta == yes; likewise B).
 template <class T>
@@ -258,6 +336,7 @@ void gemm(Trans ta, Trans tb, int m, int n, int k, const T* a, std::ptrdiff_t ld
       }
     return;
   }
+  if (m <= FewRows::max_m && ta == Trans::no && tb == Trans::no) return few_rows_gemm(m, n, k, a, lda, b, ldb, c, ldc, ep);
   const int parts = k_parts(m, n, k, MC, NC, KC);
   const int tm = (m + MC - 1) / MC;
   // Column width of a task: narrower when there are too few tasks for the threads (this only
