@@ -19,24 +19,10 @@ struct Avx2Microkernel {
   static constexpr const char* isa = "avx2";
   HUBBLE_MICROKERNEL_INLINE static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr,
                                             int nr, const Epilogue<float>& ep, std::ptrdiff_t ldb = NR) {
+    if (mr < MR) return run_short(a, b, c, ldc, mr, nr, ep, ldb);
     __m256 acc[MR][2];
-    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int s = 0; s < a.segments; ++s) {
-      const float* p[MR];
-      for (int r = 0; r < MR; ++r) p[r] = a.rows[r] + a.seg_off[s];
-      const std::ptrdiff_t step = a.step;
-      std::ptrdiff_t idx = 0;
-      HUBBLE_UNROLL_4
-      for (int t = 0; t < a.seg_len; ++t, idx += step, b += ldb) {
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        for (int r = 0; r < MR; ++r) {
-          const __m256 av = _mm256_broadcast_ss(p[r] + idx);
-          acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-          acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
-        }
-      }
-    }
-    if (mr == MR && nr == NR) {
+    accumulate<MR>(a, b, ldb, acc);
+    if (nr == NR) {
       const __m256 zero = _mm256_setzero_ps();
       const __m256 bias0 = ep.bias ? _mm256_loadu_ps(ep.bias) : zero, bias1 = ep.bias ? _mm256_loadu_ps(ep.bias + 8) : zero;
       const __m256 s0 = ep.scale ? _mm256_loadu_ps(ep.scale) : zero, s1 = ep.scale ? _mm256_loadu_ps(ep.scale + 8) : zero;
@@ -57,9 +43,53 @@ struct Avx2Microkernel {
       }
       return;
     }
+    store_partial(acc, c, ldc, mr, nr, ep);
+  }
+
+ private:
+  // Rows [0, R) of the tile: acc[r] += A row r * B over every segment of k.
+  template <int R>
+  HUBBLE_MICROKERNEL_INLINE static void accumulate(const APanel<float>& a, const float* b, std::ptrdiff_t ldb,
+                                                   __m256 (&acc)[MR][2]) {
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int s = 0; s < a.segments; ++s) {
+      const float* p[R];
+      for (int r = 0; r < R; ++r) p[r] = a.rows[r] + a.seg_off[s];
+      const std::ptrdiff_t step = a.step;
+      std::ptrdiff_t idx = 0;
+      HUBBLE_UNROLL_4
+      for (int t = 0; t < a.seg_len; ++t, idx += step, b += ldb) {
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        for (int r = 0; r < R; ++r) {
+          const __m256 av = _mm256_broadcast_ss(p[r] + idx);
+          acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+      }
+    }
+  }
+  static void store_partial(const __m256 (&acc)[MR][2], float* c, std::ptrdiff_t ldc, int mr, int nr,
+                            const Epilogue<float>& ep) {
     alignas(64) float tmp[MR * NR];
-    for (int r = 0; r < MR; ++r) { _mm256_store_ps(tmp + r * NR, acc[r][0]); _mm256_store_ps(tmp + r * NR + 8, acc[r][1]); }
+    for (int r = 0; r < mr; ++r) { _mm256_store_ps(tmp + r * NR, acc[r][0]); _mm256_store_ps(tmp + r * NR + 8, acc[r][1]); }
     detail::store_tile<float, MR, NR>(tmp, c, ldc, mr, nr, ep);
+  }
+  // A tile of mr < MR rows (the last row block of a product): only its rows are computed, each
+  // with the same sums in the same order as in a full tile, so the results are the same bits.
+  // Out of line: it runs once per product and panel, and inlining every row count would grow
+  // every caller.
+  [[gnu::noinline]] static void run_short(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr,
+                                          int nr, const Epilogue<float>& ep, std::ptrdiff_t ldb) {
+    __m256 acc[MR][2] = {};  // rows past mr stay unused; zeroed so that no compiler sees them unset
+    switch (mr) {
+      case 1: accumulate<1>(a, b, ldb, acc); break;
+      case 2: accumulate<2>(a, b, ldb, acc); break;
+      case 3: accumulate<3>(a, b, ldb, acc); break;
+      case 4: accumulate<4>(a, b, ldb, acc); break;
+      case 5: accumulate<5>(a, b, ldb, acc); break;
+      default: return;
+    }
+    store_partial(acc, c, ldc, mr, nr, ep);
   }
 };
 #endif
@@ -73,24 +103,10 @@ struct Avx512Microkernel {
   static constexpr const char* isa = "avx512";
   HUBBLE_MICROKERNEL_INLINE static void run(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr,
                                             int nr, const Epilogue<float>& ep, std::ptrdiff_t ldb = NR) {
+    if (mr < MR) return run_short(a, b, c, ldc, mr, nr, ep, ldb);
     __m512 acc[MR][2];
-    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int s = 0; s < a.segments; ++s) {
-      const float* p[MR];
-      for (int r = 0; r < MR; ++r) p[r] = a.rows[r] + a.seg_off[s];
-      const std::ptrdiff_t step = a.step;
-      std::ptrdiff_t idx = 0;
-      HUBBLE_UNROLL_4
-      for (int t = 0; t < a.seg_len; ++t, idx += step, b += ldb) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        for (int r = 0; r < MR; ++r) {
-          const __m512 av = _mm512_set1_ps(p[r][idx]);
-          acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-          acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
-        }
-      }
-    }
-    if (mr == MR && nr == NR) {
+    accumulate<MR>(a, b, ldb, acc);
+    if (nr == NR) {
       const __m512 zero = _mm512_setzero_ps();
       const __m512 bias0 = ep.bias ? _mm512_loadu_ps(ep.bias) : zero, bias1 = ep.bias ? _mm512_loadu_ps(ep.bias + 16) : zero;
       const __m512 s0 = ep.scale ? _mm512_loadu_ps(ep.scale) : zero, s1 = ep.scale ? _mm512_loadu_ps(ep.scale + 16) : zero;
@@ -114,9 +130,55 @@ struct Avx512Microkernel {
       }
       return;
     }
+    store_partial(acc, c, ldc, mr, nr, ep);
+  }
+
+ private:
+  // Rows [0, R) of the tile: acc[r] += A row r * B over every segment of k.
+  template <int R>
+  HUBBLE_MICROKERNEL_INLINE static void accumulate(const APanel<float>& a, const float* b, std::ptrdiff_t ldb,
+                                                   __m512 (&acc)[MR][2]) {
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int s = 0; s < a.segments; ++s) {
+      const float* p[R];
+      for (int r = 0; r < R; ++r) p[r] = a.rows[r] + a.seg_off[s];
+      const std::ptrdiff_t step = a.step;
+      std::ptrdiff_t idx = 0;
+      HUBBLE_UNROLL_4
+      for (int t = 0; t < a.seg_len; ++t, idx += step, b += ldb) {
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        for (int r = 0; r < R; ++r) {
+          const __m512 av = _mm512_set1_ps(p[r][idx]);
+          acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+      }
+    }
+  }
+  static void store_partial(const __m512 (&acc)[MR][2], float* c, std::ptrdiff_t ldc, int mr, int nr,
+                            const Epilogue<float>& ep) {
     alignas(64) float tmp[MR * NR];
-    for (int r = 0; r < MR; ++r) { _mm512_store_ps(tmp + r * NR, acc[r][0]); _mm512_store_ps(tmp + r * NR + 16, acc[r][1]); }
+    for (int r = 0; r < mr; ++r) { _mm512_store_ps(tmp + r * NR, acc[r][0]); _mm512_store_ps(tmp + r * NR + 16, acc[r][1]); }
     detail::store_tile<float, MR, NR>(tmp, c, ldc, mr, nr, ep);
+  }
+  // A tile of mr < MR rows (the last row block of a product): only its rows are computed, each
+  // with the same sums in the same order as in a full tile, so the results are the same bits.
+  // Out of line: it runs once per product and panel, and inlining every row count would grow
+  // every caller.
+  [[gnu::noinline]] static void run_short(const APanel<float>& a, const float* b, float* c, std::ptrdiff_t ldc, int mr,
+                                          int nr, const Epilogue<float>& ep, std::ptrdiff_t ldb) {
+    __m512 acc[MR][2] = {};  // rows past mr stay unused; zeroed so that no compiler sees them unset
+    switch (mr) {
+      case 1: accumulate<1>(a, b, ldb, acc); break;
+      case 2: accumulate<2>(a, b, ldb, acc); break;
+      case 3: accumulate<3>(a, b, ldb, acc); break;
+      case 4: accumulate<4>(a, b, ldb, acc); break;
+      case 5: accumulate<5>(a, b, ldb, acc); break;
+      case 6: accumulate<6>(a, b, ldb, acc); break;
+      case 7: accumulate<7>(a, b, ldb, acc); break;
+      default: return;
+    }
+    store_partial(acc, c, ldc, mr, nr, ep);
   }
 };
 #endif
