@@ -178,6 +178,13 @@ TEST_CASE(
     x[2] = p.scale * 2.5f;  // a tie: rounds to even, as std::nearbyint does
     x[3] = 1e30f;
     x[4] = -1e30f;
+    // Every half-way point k + 1/2 (as the float nearest (k + 1/2) scale) and its two neighbours:
+    // where a quotient one ulp off would round to the other code.
+    for (int k = -300, i = 5; k < 300 && i + 3 <= int(n); ++k, i += 3) {
+      x[std::size_t(i)] = (float(k) + 0.5f) * p.scale;
+      x[std::size_t(i) + 1] = std::nextafter(x[std::size_t(i)], -INFINITY);
+      x[std::size_t(i) + 2] = std::nextafter(x[std::size_t(i)], INFINITY);
+    }
     std::vector<std::uint8_t> q(n);
     quantize_u8(x.data(), n, p, q.data());
     for (std::size_t i = 0; i < n; ++i) REQUIRE(q[i] == quantize_u8(x[i], p));
