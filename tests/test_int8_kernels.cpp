@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <set>
 #include <string>
@@ -170,7 +171,7 @@ TEST_CASE("int8 quantize: u8 parameters cover the range and keep real 0 exact") 
 }
 
 TEST_CASE(
-    "int8 quantize: the array form gives the scalar form's codes, threaded or not, and refuses non-finite values") {
+    "int8 quantize: the array forms give the scalar form's codes, threaded or not, and refuse non-finite values") {
   const U8Quant p = choose_u8_quant(-0.3f, 1.2f);
   for (std::size_t n : {std::size_t(37), std::size_t(200000)}) {  // one thread; past the threading cut-off
     auto x = random_f32(n, 9, -2.0, 3.0);                         // beyond the range on both sides: clamped codes too
@@ -185,14 +186,20 @@ TEST_CASE(
       x[std::size_t(i) + 1] = std::nextafter(x[std::size_t(i)], -INFINITY);
       x[std::size_t(i) + 2] = std::nextafter(x[std::size_t(i)], INFINITY);
     }
-    std::vector<std::uint8_t> q(n);
+    std::vector<std::uint8_t> q(n), qs(n);
     quantize_u8(x.data(), n, p, q.data());
+    quantize_u8_simd(x.data(), n, p, qs.data());  // AVX-512 where the CPU has it
     for (std::size_t i = 0; i < n; ++i) REQUIRE(q[i] == quantize_u8(x[i], p));
+    CHECK(qs == q);
     x[n - 2] = std::numeric_limits<float>::infinity();
     x[n - 1] = std::numeric_limits<float>::quiet_NaN();
-    const std::string why = test_support::error_of([&] { quantize_u8(x.data(), n, p, q.data()); });
-    CHECK(why.find("quantize_u8: value " + std::to_string(n - 2) + " is not finite (inf)") != std::string::npos);
+    for (const auto& form : {std::function<void()>([&] { quantize_u8(x.data(), n, p, q.data()); }),
+                             std::function<void()>([&] { quantize_u8_simd(x.data(), n, p, q.data()); })}) {
+      const std::string why = test_support::error_of(form);
+      CHECK(why.find("quantize_u8: value " + std::to_string(n - 2) + " is not finite (inf)") != std::string::npos);
+    }
   }
+  if (!cpu::features().has(cpu::Isa::avx512)) MESSAGE("no AVX-512 here: quantize_u8_simd ran the portable form");
 }
 
 TEST_CASE("int8 quantize: round trips within half a step, and every code survives dequantise + quantise") {

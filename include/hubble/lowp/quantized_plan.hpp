@@ -130,7 +130,7 @@ class QuantizedPlan {
     HUBBLE_CHECK(n > 0, "QuantizedPlan::run: needs at least one image");
     const std::size_t in_size = std::size_t(n) * plan_.h * plan_.w * plan_.c;
     grow(a_, in_size);
-    kernels::lowp::quantize_u8(x, in_size, input_, a_.data());
+    kernels::lowp::quantize_u8_simd(x, in_size, input_, a_.data());
     kernels::lowp::U8Quant xq = input_;
     int h = plan_.h, w = plan_.w, c = plan_.c;
     for (std::size_t i = 0; i < stages_.size(); ++i) {
