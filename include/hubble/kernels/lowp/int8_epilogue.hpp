@@ -202,7 +202,8 @@ inline bool quantize_u8_avx512(const float* x, long i0, long i1, const U8Quant& 
     const __m512 rounded =
         _mm512_maskz_roundscale_ps(all, _mm512_div_ps(v, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 c = _mm512_maskz_min_ps(all, hi, _mm512_maskz_max_ps(all, lo, _mm512_add_ps(rounded, zero)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_maskz_cvtepi32_epi8(all, _mm512_maskz_cvtps_epi32(all, c)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i),
+                     _mm512_maskz_cvtepi32_epi8(all, _mm512_maskz_cvtps_epi32(all, c)));
   }
   bool ok = finite == all;
   for (; i < i1; ++i) {
