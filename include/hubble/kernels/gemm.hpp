@@ -19,6 +19,9 @@
 // on a packed panel (one segment, step MR), on unpacked rows (step 1), or directly on the input
 // image of a convolution (one segment per kernel row) — see implicit_gemm.hpp.
 //
+// A product of at most 8 rows (a Dense layer at a small batch) skips the packing: few_rows_gemm
+// reads B in place (gemm_body.inl).
+//
 // Threads: the tasks are spread over OpenMP threads.  A product whose output is too small to
 // split (a weight gradient: few rows, huge k) is split along k into parts whose number depends
 // on the shape only; each part sums into its own buffer and the parts are added in a fixed order,
