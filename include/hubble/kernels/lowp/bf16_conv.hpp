@@ -20,7 +20,8 @@
 //   x is rounded to bf16 once, into a zero-padded copy xp [n][hp][wp][c] (hp = (oh-1)*s + k): each
 //   input value is converted once rather than once per window it falls in (k^2/s^2 times: 6.25x for
 //   conv1), and each output pixel's patch is then gathered from xp straight into the micro-kernel's
-//   A panel, pair by pair (an implicit GEMM: no col matrix).
+//   A panel, pair by pair (an implicit GEMM: no col matrix); an odd kernel row is widened by one
+//   value against a zero weight, so that no pair straddles two rows (forward).
 //   w is packed once into B panels and kept in the layer's Workspace while the weights do not
 //   change (compared bit for bit, as the fp32 variants do), so inference packs it once.
 //   dy is rounded when packed: into B panels for dw, and row by row into A panels for dx.
@@ -153,29 +154,40 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
   check_geometry(g, pool.p ? "forward_relu_maxpool" : relu ? "forward_relu" : "forward");
   HUBBLE_CHECK(x && w && y, "lowp::Bf16::forward: null x, w or y");
   const Bf16Path path = active_bf16_path();
-  const int K = int(g.patch());
+  // Patch value l = (ky, kx, ci) of a window lies in run ky (k*c contiguous values, wp*c apart in
+  // xp). The pairs are read from xp straight into the A panel, one 32-bit load each (copying the
+  // runs into a line first and reading pairs back stalled on store forwarding). With an odd run
+  // (conv1: 5 x 3 = 15 values) a pair would straddle two runs and be built value by value, which
+  // was most of conv1's forward; such runs are widened by one value instead, multiplied by a zero
+  // weight row: the GEMM's k is k * (run + 1) (80 for conv1's 75). That value is the next one in
+  // xp (pad_and_round leaves 2 values of slack after the last row), finite for a finite input, so
+  // it adds exactly 0.
+  const int run = g.k * g.c, run_k = run + run % 2, K = g.k * run_k;
   const std::size_t nw = g.patch() * std::size_t(g.f), words = packed_b_words(K, g.f);
   if (!ws.has_prepared(bf16_weight_panels, w, nw)) {  // packed once; kept while w does not change
     auto* panels = reinterpret_cast<PairWord*>(ws.prepare(bf16_weight_panels, w, nw, words));
-    pack_b_rows(K, g.f, w, std::size_t(g.f), panels, convert_path_for(path));
+    if (run_k == run) {
+      pack_b_rows(K, g.f, w, std::size_t(g.f), panels, convert_path_for(path));
+    } else {  // w [k][run][f] -> [k][run + 1][f], the added row zero
+      std::vector<float> widened(std::size_t(K) * std::size_t(g.f), 0.0f);
+      for (int ky = 0; ky < g.k; ++ky)
+        std::copy(w + std::size_t(ky) * std::size_t(run) * std::size_t(g.f),
+                  w + std::size_t(ky + 1) * std::size_t(run) * std::size_t(g.f),
+                  widened.begin() + std::ptrdiff_t(std::size_t(ky) * std::size_t(run_k) * std::size_t(g.f)));
+      pack_b_rows(K, g.f, widened.data(), std::size_t(g.f), panels, convert_path_for(path));
+    }
   }
   const PackedBView wb{reinterpret_cast<const PairWord*>(ws.prepared.data()), K, g.f};
   const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
   const int side = pool.p ? pool.p : 1, window = side * side;  // 1 x 1 windows: no pooling
   const int ph = g.oh / side, pw = g.ow / side;
   const int rows_total = g.n * ph * pw * window;
-  // Patch value l = (ky, kx, ci) of a window lies at offset[l] from the window's start in xp: k
-  // runs of k*c contiguous values, wp*c apart. The pairs are read from xp straight into the A
-  // panel (copying the runs into a line first and reading pairs back stalled on store forwarding:
-  // conv1's 30-byte runs straddle the 4-byte loads, half the forward's time in a profile).
-  const int run = g.k * g.c;
-  const bool pairs_in_runs = run % 2 == 0;  // then a pair never straddles two runs: one 32-bit load
-  std::vector<std::uint32_t> offset(static_cast<std::size_t>(K));
-  for (int l = 0; l < K; ++l) offset[std::size_t(l)] = std::uint32_t((l / run) * xp.wp * g.c + l % run);
+  std::vector<std::uint32_t> offset(static_cast<std::size_t>(K / 2));  // where pair p starts
+  for (int p = 0; p < K / 2; ++p) offset[std::size_t(p)] = std::uint32_t((2 * p / run_k) * xp.wp * g.c + 2 * p % run_k);
   auto pack_rows = [&](int row0, int rows, int, int p1, PairWord* ap) {  // no k-split here: p0 = 0
     // Locals, not captures: the panel's stores may alias (PairWord), which would reload captures.
     const std::uint32_t* off = offset.data();
-    const int whole_pairs = K / 2, pairs = p1;  // pairs > whole_pairs when K is odd: the last has a zero
+    const int pairs = p1;
     PixelWalker at(row0, side, ph, pw);
     for (int r = 0; r < gemm_mr; ++r) {
       PairWord* dst = ap + r;
@@ -188,17 +200,11 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
                      std::size_t(at.ox() * g.stride)) *
                         std::size_t(g.c);
       at.next();
-      if (pairs_in_runs) {
-        for (int p = 0; p < whole_pairs; ++p) {
-          std::uint32_t pair;
-          std::memcpy(&pair, patch + off[2 * p], sizeof pair);
-          dst[std::size_t(p) * gemm_mr] = pair;
-        }
-      } else {
-        for (int p = 0; p < whole_pairs; ++p)
-          dst[std::size_t(p) * gemm_mr] = make_pair_word(patch[off[2 * p]].bits, patch[off[2 * p + 1]].bits);
+      for (int p = 0; p < pairs; ++p) {
+        std::uint32_t pair;
+        std::memcpy(&pair, patch + off[p], sizeof pair);
+        dst[std::size_t(p) * gemm_mr] = pair;
       }
-      if (pairs > whole_pairs) dst[std::size_t(whole_pairs) * gemm_mr] = make_pair_word(patch[off[K - 1]].bits, 0);
     }
   };
   if (!pool.p) return gemm_bf16_packed(rows_total, wb, pack_rows, y, std::size_t(g.f), Epilogue{b, relu}, path);
