@@ -230,10 +230,15 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
 }
 
 // dw [K x f] = col^T * dy and db = column sums of dy. A rows are patch positions q = (ky, kx, ci),
-// its k the output pixels: ap pairs two consecutive pixels' values at q.
+// its k the output pixels: ap pairs two consecutive pixels' values at q. Odd kernel rows are
+// widened by one position as in forward (conv1: 75 -> 80 rows), so that every block of 8 rows
+// lies in one kernel row, 8 consecutive values of each pixel's window: the vector gather below.
+// The added rows' gradients are computed and dropped.
 inline void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db,
                             Workspace<float>& ws, Bf16Path path) {
-  const int K = int(g.patch()), P = int(g.out_pixels()), f = g.f;
+  const int run = g.k * g.c, run_k = run + run % 2, K = g.k * run_k, P = int(g.out_pixels()), f = g.f;
+  std::vector<float> widened_dw(run_k == run ? 0 : std::size_t(K) * std::size_t(f));
+  float* dw_k = run_k == run ? dw : widened_dw.data();
   const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
   auto* dy_panels = reinterpret_cast<PairWord*>(ws.get_b(packed_b_words(P, f)));
   pack_b_rows(P, f, dy, std::size_t(f), dy_panels, convert_path_for(path));
@@ -250,9 +255,9 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
       K, dyb,
       [&](int q0, int rows, int p0, int p1, PairWord* ap) {
         std::size_t offset[gemm_mr] = {};
-        for (int r = 0; r < rows; ++r) {
-          const int q = q0 + r, ky = q / (g.k * g.c), kx = q / g.c % g.k, ci = q % g.c;
-          offset[r] = (std::size_t(ky) * wp + std::size_t(kx)) * c + std::size_t(ci);
+        for (int r = 0; r < rows; ++r) {  // row q = (ky, position in the widened kernel row)
+          const int q = q0 + r;
+          offset[r] = std::size_t(q / run_k) * wp * c + std::size_t(q % run_k);
         }
         PixelWalker at(2 * p0, 1, g.oh, g.ow);
 #if HUBBLE_BF16_X86
@@ -287,7 +292,12 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
             dst[r] = r < rows ? make_pair_word(w0[offset[r]].bits, w1 ? w1[offset[r]].bits : std::uint16_t(0)) : 0;
         }
       },
-      dw, std::size_t(f), Epilogue{}, path, dw_chunk_pairs, partials);
+      dw_k, std::size_t(f), Epilogue{}, path, dw_chunk_pairs, partials);
+  if (run_k != run)  // drop the widened rows
+    for (int ky = 0; ky < g.k; ++ky)
+      std::copy(dw_k + std::size_t(ky) * std::size_t(run_k) * std::size_t(f),
+                dw_k + (std::size_t(ky) * std::size_t(run_k) + std::size_t(run)) * std::size_t(f),
+                dw + std::size_t(ky) * std::size_t(run) * std::size_t(f));
   if (!db) return;
   // db[j] = sum over pixels of dy[l][j], in fp32: chunks of 4096 pixels fixed by the shape, added in order.
   constexpr int db_chunk = 4096;
