@@ -184,7 +184,23 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
   const int rows_total = g.n * ph * pw * window;
   std::vector<std::uint32_t> offset(static_cast<std::size_t>(K / 2));  // where pair p starts
   for (int p = 0; p < K / 2; ++p) offset[std::size_t(p)] = std::uint32_t((2 * p / run_k) * xp.wp * g.c + 2 * p % run_k);
-  auto pack_rows = [&](int row0, int rows, int, int p1, PairWord* ap) {  // no k-split here: p0 = 0
+  auto pack_tile_rows = [&](TileRows, int row0, int rows, int, int, PairWord* at, int lda) {  // amx_bf16
+    // Row r holds pixel r's pairs in order: its k kernel rows of run_k values, one copy each.
+    PixelWalker at_pixel(row0, side, ph, pw);
+    for (int r = 0; r < rows; ++r, at_pixel.next()) {
+      const bfloat16* patch =
+          xp.data + ((std::size_t(at_pixel.img) * std::size_t(xp.hp) + std::size_t(at_pixel.oy() * g.stride)) *
+                         std::size_t(xp.wp) +
+                     std::size_t(at_pixel.ox() * g.stride)) *
+                        std::size_t(g.c);
+      auto* dst = reinterpret_cast<bfloat16*>(at + std::ptrdiff_t(r) * lda);
+      for (int ky = 0; ky < g.k; ++ky)
+        std::memcpy(dst + std::size_t(ky) * std::size_t(run_k),
+                    patch + std::size_t(ky) * std::size_t(xp.wp) * std::size_t(g.c),
+                    std::size_t(run_k) * sizeof(bfloat16));
+    }
+  };
+  auto pack_panels = [&](int row0, int rows, int, int p1, PairWord* ap) {  // no k-split here: p0 = 0
     // Locals, not captures: the panel's stores may alias (PairWord), which would reload captures.
     const std::uint32_t* off = offset.data();
     const int pairs = p1;
@@ -207,6 +223,7 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
       }
     }
   };
+  Overloaded pack_rows{pack_panels, pack_tile_rows};
   if (!pool.p) return gemm_bf16_packed(rows_total, wb, pack_rows, y, std::size_t(g.f), Epilogue{b, relu}, path);
   const int f = g.f;
   gemm_bf16_packed(rows_total, wb, pack_rows, nullptr, 0, Epilogue{b, relu}, path, 0, nullptr,

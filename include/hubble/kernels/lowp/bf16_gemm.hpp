@@ -472,23 +472,25 @@ __attribute__((target("avx512f"))) inline void transpose_panel_block(const PairW
   }
 }
 
-// One task's C block on AMX: `rows` (<= gemm_mc) rows of A as panels (ap, panel_words apart,
-// np pairs each), B panels j0 .. j1-1 (np pairs from b, b_stride apart), epilogue into c.
-// A is transposed into a per-thread buffer of rows of pairs, padded with zeros to whole tiles
-// (16 rows, 16 pairs); B's last pair block, when np is not a multiple of 16, is copied into a
-// zeroed tile so that no pair past the chunk is read (it could be another chunk's, or past the
-// end of the buffer).
-__attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline void task_amx_bf16(
-    const PairWord* ap, std::size_t panel_words, int rows, int np, const PairWord* b, std::size_t b_stride, int j0,
-    int j1, int n, float* c, std::size_t ldc, const float* bias, bool relu) {
-  constexpr int MR = gemm_mr, NR = gemm_nr;
-  amx::configure_tiles();
-  const int blocks = (np + 15) / 16, lda = blocks * 16;  // lda: words per transposed row
-  const int rows16 = (rows + 15) / 16 * 16;
+// AMX reads A as rows of pairs (a tile row: 16 pairs of one row of A). A task's rows go to a
+// per-thread buffer of rows16 = `rows` rounded up to 16 rows, lda = np rounded up to 16 pairs
+// each, zero past `rows` and past np.
+inline PairWord* amx_a_rows(int rows, int np) {
   static thread_local AlignedVector<std::uint32_t> at;
-  if (at.size() < std::size_t(rows16) * std::size_t(lda)) at.resize(std::size_t(rows16) * std::size_t(lda));
-  const int rows8 = (rows + MR - 1) / MR * MR;  // rows the transpose writes, every column of them
-  std::fill(at.begin() + std::ptrdiff_t(rows8) * lda, at.begin() + std::ptrdiff_t(rows16) * lda, PairWord(0));
+  const std::size_t need = std::size_t((rows + 15) / 16 * 16) * std::size_t((np + 15) / 16 * 16);
+  if (at.size() < need) at.resize(need);
+  return at.data();
+}
+
+// The panels every packer writes (ap, panel_words apart, np pairs each, 8 rows) transposed into
+// amx_a_rows' layout: 8 x 16 pairs at a time, the last pair block through a zeroed copy so that
+// no pair past the chunk is read (it could be another chunk's, or past the end of the buffer).
+__attribute__((target("avx512f"))) inline void panels_to_rows(const PairWord* ap, std::size_t panel_words, int rows,
+                                                              int np, PairWord* at) {
+  constexpr int MR = gemm_mr;
+  const int blocks = (np + 15) / 16, lda = blocks * 16;
+  const int rows16 = (rows + 15) / 16 * 16, rows8 = (rows + MR - 1) / MR * MR;  // rows8: what the transpose writes
+  std::fill(at + std::ptrdiff_t(rows8) * lda, at + std::ptrdiff_t(rows16) * lda, PairWord(0));
   alignas(64) PairWord tail[16 * 16];
   for (int r0 = 0; r0 < rows; r0 += MR) {
     const PairWord* panel = ap + std::size_t(r0 / MR) * panel_words;
@@ -500,12 +502,23 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
         std::copy(src, src + std::size_t(pairs) * MR, tail);
         src = tail;
       }
-      transpose_panel_block(src, at.data() + std::size_t(r0) * std::size_t(lda) + std::size_t(blk) * 16,
-                            std::size_t(lda));
+      transpose_panel_block(src, at + std::size_t(r0) * std::size_t(lda) + std::size_t(blk) * 16, std::size_t(lda));
     }
   }
   // (rows of `at` past `rows` are zero: a panel's rows past `rows` were packed as zeros, and the
   // rows from rows8 on were filled above.)
+}
+
+// One task's C block on AMX: `rows` (<= gemm_mc) rows of A in amx_a_rows' layout (at), B panels
+// j0 .. j1-1 (np pairs from b, b_stride apart), epilogue into c. Four C tiles hold 32 x 32 sums;
+// B's last pair block, when np is not a multiple of 16, is copied into a zeroed tile.
+__attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline void task_amx_bf16(
+    const PairWord* at, int rows, int np, const PairWord* b, std::size_t b_stride, int j0, int j1, int n, float* c,
+    std::size_t ldc, const float* bias, bool relu) {
+  constexpr int NR = gemm_nr;
+  amx::configure_tiles();
+  const int blocks = (np + 15) / 16, lda = blocks * 16;  // lda: words per row of `at`
+  const int rows16 = (rows + 15) / 16 * 16;
   alignas(64) PairWord b_tail[16 * 32];
   alignas(64) float sums[32][32];
   const int last = np - (blocks - 1) * 16;  // pairs in the last block
@@ -524,7 +537,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
       _tile_zero(3);
       for (int blk = 0; blk < blocks; ++blk) {
         const PairWord* bk = blk + 1 == blocks && last < 16 ? b_tail : bp + std::size_t(blk) * 16 * NR;
-        const PairWord* ak = at.data() + std::size_t(rt) * std::size_t(lda) + std::size_t(blk) * 16;
+        const PairWord* ak = at + std::size_t(rt) * std::size_t(lda) + std::size_t(blk) * 16;
         _tile_loadd(6, bk, NR * 4);
         _tile_loadd(7, bk + 16, NR * 4);
         _tile_loadd(4, ak, lda * 4);
@@ -619,11 +632,25 @@ inline std::size_t gemm_partials_size(int m, int n, int k, int k_chunk_pairs) {
 // col0 .. col1-1, go to a per-thread buffer and then to
 //   sink(int row0, int rows, int col0, int col1, const float* block)   block[i * n + j], j in [col0, col1)
 // (the convolution pools them there). Row blocks start at multiples of gemm_mc.
+// A packer may also write rows of pairs directly, for the amx_bf16 path (which otherwise
+// transposes the panels), through a second call operator (see Overloaded):
+//   pack_rows(TileRows{}, int row0, int rows, int p0, int p1, PairWord* at, int lda):
+//     at[r * lda + (p - p0)] = { A[row0 + r][2p], A[row0 + r][2p + 1] } for r < rows, p0 <= p < p1
+// (the driver zeroes the rest of each row and the rows past `rows`).
+struct TileRows {};
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
 struct NoBlockSink {};
 template <class PackRows, class BlockSink = NoBlockSink>
 void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* c, std::size_t ldc, const Epilogue& ep,
                       Bf16Path path, int k_chunk_pairs = 0, float* partials = nullptr, BlockSink&& sink = {}) {
   constexpr bool has_sink = !std::is_same_v<std::decay_t<BlockSink>, NoBlockSink>;
+  constexpr bool packs_tile_rows = requires(PackRows & f, PairWord * at) { f(TileRows{}, 0, 0, 0, 0, at, 0); };
   constexpr int MR = gemm_mr;
   const bf16_detail::BlockKernel kernel = bf16_detail::block_kernel(path);
   const bool whole_tasks = path == Bf16Path::amx_bf16;  // packs every panel first, then one AMX call
@@ -664,19 +691,30 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
       out = cbuf.data();
       ld = std::size_t(n);
     }
-    for (int r0 = 0; r0 < rows; r0 += MR) {
-      PairWord* ap = abuf.data() + std::size_t(r0 / MR) * panel_words;
-      const int panel_rows = std::min(MR, rows - r0);
-      pack_rows(row0 + r0, panel_rows, p0, p1, ap);
-      if (!whole_tasks)
-        kernel(ap, np, b.data + std::size_t(p0) * gemm_nr, b.panel_stride(), j0, j1, panel_rows, n,
-               out + std::size_t(r0) * ld, ld, split ? nullptr : ep.bias, split ? false : ep.relu);
-    }
+    if (!(whole_tasks && packs_tile_rows))
+      for (int r0 = 0; r0 < rows; r0 += MR) {
+        PairWord* ap = abuf.data() + std::size_t(r0 / MR) * panel_words;
+        const int panel_rows = std::min(MR, rows - r0);
+        pack_rows(row0 + r0, panel_rows, p0, p1, ap);
+        if (!whole_tasks)
+          kernel(ap, np, b.data + std::size_t(p0) * gemm_nr, b.panel_stride(), j0, j1, panel_rows, n,
+                 out + std::size_t(r0) * ld, ld, split ? nullptr : ep.bias, split ? false : ep.relu);
+      }
 #if HUBBLE_BF16_X86 && HUBBLE_AMX
-    if (whole_tasks)
-      bf16_detail::task_amx_bf16(abuf.data(), panel_words, rows, np, b.data + std::size_t(p0) * gemm_nr,
-                                 b.panel_stride(), j0, j1, n, out, ld, split ? nullptr : ep.bias,
-                                 split ? false : ep.relu);
+    if (whole_tasks) {
+      PairWord* at = bf16_detail::amx_a_rows(rows, np);
+      if constexpr (packs_tile_rows) {
+        const int lda = (np + 15) / 16 * 16, rows16 = (rows + 15) / 16 * 16;
+        pack_rows(TileRows{}, row0, rows, p0, p1, at, lda);
+        for (int r = 0; r < rows; ++r)
+          std::fill(at + std::ptrdiff_t(r) * lda + np, at + std::ptrdiff_t(r + 1) * lda, 0u);
+        std::fill(at + std::ptrdiff_t(rows) * lda, at + std::ptrdiff_t(rows16) * lda, 0u);
+      } else {
+        bf16_detail::panels_to_rows(abuf.data(), panel_words, rows, np, at);
+      }
+      bf16_detail::task_amx_bf16(at, rows, np, b.data + std::size_t(p0) * gemm_nr, b.panel_stride(), j0, j1, n, out, ld,
+                                 split ? nullptr : ep.bias, split ? false : ep.relu);
+    }
 #endif
     if constexpr (has_sink)
       sink(row0, rows, j0 * gemm_nr, std::min(n, j1 * gemm_nr), bf16_detail::thread_c_buffer().data());
