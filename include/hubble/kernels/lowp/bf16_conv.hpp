@@ -185,7 +185,8 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
   std::vector<std::uint32_t> offset(static_cast<std::size_t>(K / 2));  // where pair p starts
   for (int p = 0; p < K / 2; ++p) offset[std::size_t(p)] = std::uint32_t((2 * p / run_k) * xp.wp * g.c + 2 * p % run_k);
   auto pack_tile_rows = [&](TileRows, int row0, int rows, int, int, PairWord* at, int lda) {  // amx_bf16
-    // Row r holds pixel r's pairs in order: its k kernel rows of run_k values, one copy each.
+    // Row r holds pixel r's pairs in order: its k kernel rows of run_k values, one copy each
+    // (all K / 2 pairs: the forward never splits k, so p0 = 0 and p1 = K / 2).
     PixelWalker at_pixel(row0, side, ph, pw);
     for (int r = 0; r < rows; ++r, at_pixel.next()) {
       const bfloat16* patch =
