@@ -20,8 +20,9 @@
 //   x is rounded to bf16 once, into a zero-padded copy xp [n][hp][wp][c] (hp = (oh-1)*s + k): each
 //   input value is converted once rather than once per window it falls in (k^2/s^2 times: 6.25x for
 //   conv1), and each output pixel's patch is then gathered from xp straight into the micro-kernel's
-//   A panel, pair by pair (an implicit GEMM: no col matrix); an odd kernel row is widened by one
-//   value against a zero weight, so that no pair straddles two rows (forward).
+//   A panel, pair by pair (an implicit GEMM: no col matrix), or on amx_bf16 into tile rows, one
+//   copy per kernel row; an odd kernel row is widened by one value against a zero weight, so that
+//   no pair straddles two rows (forward; the weight gradient widens it too).
 //   w is packed once into B panels and kept in the layer's Workspace while the weights do not
 //   change (compared bit for bit, as the fp32 variants do), so inference packs it once.
 //   dy is rounded when packed: into B panels for dw, and row by row into A panels for dx.

@@ -21,8 +21,9 @@
 //                B [16 pairs][16 columns] per instruction, 8,192 multiply-adds. B's tile is 16
 //                pair rows of a panel's first or last 16 columns: the panels above, read at a
 //                stride of 32 words. A's tile wants each row's pairs consecutive, the transpose of
-//                an A panel, so each task's 8-row panels (packed as for every path) are transposed
-//                into rows of pairs (AVX-512 permutes, 8 x 16 words at a time) and the kernel keeps
+//                an A panel: a packer that can writes rows of pairs itself (TileRows, below);
+//                otherwise each task's 8-row panels (packed as for every path) are transposed
+//                into rows of pairs (AVX-512 permutes, 8 x 16 words at a time). The kernel keeps
 //                32 x 32 sums in four C tiles.
 //   avx512_bf16  VDPBF16PS on zmm, as above.
 //   avx2         the same products in fp32 FMA on ymm: bf16 -> fp32 is a 16-bit shift, and per
