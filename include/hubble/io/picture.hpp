@@ -18,8 +18,9 @@
 //    past its size[257] array, already while reading the header. jpeg_huffman_tables_fit()
 //    reads every place stb_image could take for such a table and refuses the file first.
 //  * PNG: an empty IDAT chunk before the first one with data makes stbi__getn call
-//    memcpy(NULL, ..., 0), undefined behaviour (UBSan stops there). An empty IDAT carries nothing,
-//    so decode_picture hands stb_image a copy without such chunks: the same picture, decoded.
+//    memcpy(NULL, ..., 0), undefined behaviour (UBSan stops there), even when the file ends
+//    before the chunk's CRC. An empty IDAT carries nothing, so decode_picture hands stb_image a
+//    copy without such chunks: the same picture, decoded (or refused as truncated).
 //  * PNM: stbi__pnm_getinteger reads the header's numbers into an int with no overflow check, so
 //    "P6" and thirty digits overflow it (UBSan stops there). pnm_header_numbers_fit() refuses a
 //    number of more than 9 digits first; no picture hubble reads is that large.
@@ -165,11 +166,13 @@ inline std::optional<std::vector<std::uint8_t>> png_without_empty_idat(std::span
   if (b.size() < 8 || !std::equal(signature, signature + 8, b.begin())) return std::nullopt;
   // Chunks as stb_image walks them: 4-byte big-endian length, 4-byte type, data, 4-byte CRC.
   std::vector<std::size_t> empty_idat;  // where each starts
-  for (std::size_t at = 8; b.size() - at >= 12;) {
+  for (std::size_t at = 8; b.size() - at >= 8;) {
     const std::size_t length =
         std::size_t(b[at]) << 24 | std::size_t(b[at + 1]) << 16 | std::size_t(b[at + 2]) << 8 | std::size_t(b[at + 3]);
-    if (length > b.size() - at - 12) break;  // truncated: stb_image stops here too
+    // An empty IDAT counts even when the file ends before its CRC: stb_image reads a chunk's data
+    // before its CRC, so it would reach the memcpy all the same (a fuzz finding, 43 bytes).
     if (length == 0 && std::equal(b.begin() + long(at) + 4, b.begin() + long(at) + 8, "IDAT")) empty_idat.push_back(at);
+    if (b.size() - at < 12 || length > b.size() - at - 12) break;  // truncated: stb_image stops here too
     at += 12 + length;
   }
   if (empty_idat.empty()) return std::nullopt;
@@ -178,7 +181,7 @@ inline std::optional<std::vector<std::uint8_t>> png_without_empty_idat(std::span
   std::size_t from = 0;
   for (const std::size_t at : empty_idat) {
     out.insert(out.end(), b.begin() + long(from), b.begin() + long(at));
-    from = at + 12;
+    from = std::min(at + 12, b.size());  // a chunk cut short goes to the end
   }
   out.insert(out.end(), b.begin() + long(from), b.end());
   return out;
@@ -237,7 +240,9 @@ inline Picture decode_picture(std::span<const std::uint8_t> bytes, const std::st
   HUBBLE_CHECK(pixels != nullptr || detail::stb_refused_bytes == 0, name, ": corrupt picture: decoding it asked for ",
                detail::stb_refused_bytes, " bytes at once, more than the ", detail::stb_allocation_limit, " a ", w,
                " x ", h, " picture can need");
-  HUBBLE_CHECK(pixels != nullptr, name, ": cannot decode the picture (", stbi_failure_reason(), ")");
+  const char* why = pixels ? nullptr : stbi_failure_reason();
+  HUBBLE_CHECK(pixels != nullptr, name, ": cannot decode the picture (",
+               why && *why ? why : "stb_image gives no reason: truncated or corrupt data", ")");
   HUBBLE_CHECK(dw == w && dh == h && dc == c, name, ": the picture decoded to ", dw, " x ", dh, " x ", dc,
                " but its header said ", w, " x ", h, " x ", c);
   Picture p;
