@@ -673,7 +673,9 @@ void gemm_bf16_packed(int m, const PackedBView& b, PackRows&& pack_rows, float* 
   const bool parallel = tasks > 1 && double(m) * n * b.k >= gemm_parallel_min_work;
 #pragma omp parallel for schedule(static) if (parallel)
   for (long t = 0; t < tasks; ++t) {
-    const int group = int(t % groups), chunk = int((t / groups) % chunks), block = int(t / groups / chunks);
+    // Chunks outermost: a static split then gives each thread whole chunks of every row block
+    // (weight gradients: conv1's 80 rows are blocks of 64 and 16, which block-major split unevenly).
+    const int group = int(t % groups), block = int((t / groups) % row_blocks), chunk = int(t / groups / row_blocks);
     const int j0 = group * panels_per_group, j1 = std::min(panels, j0 + panels_per_group);
     if (j0 >= j1) continue;
     const int p0 = chunk * chunk_pairs, p1 = std::min(pairs, p0 + chunk_pairs), np = p1 - p0;
