@@ -8,7 +8,9 @@
 // (B's row g holds k = 4g..4g+3 of each column side by side: int8_gemm.hpp's "quads" layout).
 // TDPBF16PS (bf16) takes the same shapes, A being 16 x 32 bf16 and B's rows pairs of k.
 //
-// configure_tiles() loads the table once per thread; a kernel calls it first. The OS must have
+// configure_tiles() loads that table (once per thread, unless another shape was loaded since); a
+// kernel calls it first. A kernel with other shapes (bf16_conv_amx.hpp) loads its own table with
+// load_config(). The OS must have
 // granted the process the tile state (cpu_features.hpp asks for it when AMX is queried); without
 // it the first tile instruction faults, so callers check cpu::features().has(amx_*) first.
 #include <cstdint>
@@ -32,12 +34,23 @@ struct alignas(64) TileConfig {
 };
 static_assert(sizeof(TileConfig) == 64, "LDTILECFG reads a 64-byte table");
 
-__attribute__((target("amx-tile"))) inline void configure_tiles() {
-  thread_local bool configured = false;
-  if (configured) return;
-  static const TileConfig config;
+// The shapes loaded on this thread now (LDTILECFG is not free: a kernel reloads only on a change).
+inline const TileConfig*& loaded_config() {
+  thread_local const TileConfig* loaded = nullptr;
+  return loaded;
+}
+// Loads `config` unless it is already this thread's; `config` must outlive every later call
+// (kernels pass tables with static storage).
+__attribute__((target("amx-tile"))) inline void load_config(const TileConfig& config) {
+  if (loaded_config() == &config) return;
   _tile_loadconfig(&config);
-  configured = true;
+  loaded_config() = &config;
+}
+
+// Eight full 16 x 64-byte tiles: what int8_gemm.hpp and bf16_gemm.hpp run on.
+__attribute__((target("amx-tile"))) inline void configure_tiles() {
+  static const TileConfig config;
+  load_config(config);
 }
 #endif
 
