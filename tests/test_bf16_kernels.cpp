@@ -416,7 +416,7 @@ TEST_CASE("bf16 conv matches Naive, forward and backward, on every path this CPU
       conv_geometry(1, 6, 6, 128, 3, 1, false, 256),  // conv4 at batch 1
       conv_geometry(5, 45, 45, 4, 3, 2, true, 5),     // 3x3 stride 2 same; dw's sum over 2645 pixels split in 2 chunks
       // Rows of 16 output pixels or more: amx_bf16 loads them straight from the input (bf16_conv_amx.hpp)
-      conv_geometry(2, 40, 38, 3, 5, 2, false, 32),  // conv1-like: 8-pair blocks, 17 columns (overlapping tiles)
+      conv_geometry(2, 40, 38, 3, 5, 2, false, 32),   // conv1-like: 8-pair blocks, 17 columns (overlapping tiles)
       conv_geometry(2, 20, 19, 32, 3, 1, false, 48),  // conv2-like: 16-pair blocks, f = 48 (a half panel), odd rows
   };
   const auto paths = runnable_paths();

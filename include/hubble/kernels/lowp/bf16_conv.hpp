@@ -182,8 +182,8 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
   const PackedBView wb{reinterpret_cast<const PairWord*>(ws.prepared.data()), K, g.f};
   const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
   if (path == Bf16Path::amx_bf16 && direct_applies(g, run_k, pool.p))  // tiles loaded from xp, no packing
-    return direct_forward({g, xp.data, xp.hp, xp.wp, run_k, direct_block_pairs(run_k), wb, b, relu, pool.p, y,
-                           pool.argmax});
+    return direct_forward(
+        {g, xp.data, xp.hp, xp.wp, run_k, direct_block_pairs(run_k), wb, b, relu, pool.p, y, pool.argmax});
   const int side = pool.p ? pool.p : 1, window = side * side;  // 1 x 1 windows: no pooling
   const int ph = g.oh / side, pw = g.ow / side;
   const int rows_total = g.n * ph * pw * window;

@@ -83,13 +83,14 @@ __attribute__((target("avx512f"))) inline __m512 direct_epilogue(__m512 v, __m51
 
 // One job: output rows oy0 (and oy0 + 1 when `two`) of image img, columns ox0 .. ox0 + 15.
 __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline void direct_job(const DirectForward& d,
-                                                                                             int img, int oy0,
-                                                                                             bool two, int ox0) {
+                                                                                              int img, int oy0,
+                                                                                              bool two, int ox0) {
   const ConvGeometry& g = d.g;
   amx::load_config(direct_tile_config(d.block_pairs));
   const std::size_t c = std::size_t(g.c), wp = std::size_t(d.wp);
   const bfloat16* a0 =
-      d.xp + ((std::size_t(img) * std::size_t(d.hp) + std::size_t(oy0 * g.stride)) * wp + std::size_t(ox0 * g.stride)) * c;
+      d.xp +
+      ((std::size_t(img) * std::size_t(d.hp) + std::size_t(oy0 * g.stride)) * wp + std::size_t(ox0 * g.stride)) * c;
   const bfloat16* a1 = a0 + std::size_t(g.stride) * wp * c;
   const long a_stride = long(g.stride) * g.c * long(sizeof(bfloat16));
   const int bp = d.block_pairs, blocks = d.run_k / (2 * bp);
@@ -130,8 +131,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
     if (!d.pool) {
       for (int r = 0; r < (two ? 32 : 16); ++r) {
         const int oy = oy0 + r / 16, ox = ox0 + r % 16;
-        float* out = d.y + ((std::size_t(img) * std::size_t(g.oh) + std::size_t(oy)) * std::size_t(g.ow) + std::size_t(ox)) * f +
-                     std::size_t(col0);
+        float* out =
+            d.y + ((std::size_t(img) * std::size_t(g.oh) + std::size_t(oy)) * std::size_t(g.ow) + std::size_t(ox)) * f +
+            std::size_t(col0);
         _mm512_mask_storeu_ps(out, m0, direct_epilogue(_mm512_load_ps(&sums[r][0]), bias0, d.relu));
         _mm512_mask_storeu_ps(out + 16, m1, direct_epilogue(_mm512_load_ps(&sums[r][16]), bias1, d.relu));
       }
@@ -142,8 +144,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
     const int ph = g.oh / 2, pw = g.ow / 2, py = oy0 / 2;
     for (int i = 0; i < 8; ++i) {
       const int px = ox0 / 2 + i;
-      const std::size_t at = ((std::size_t(img) * std::size_t(ph) + std::size_t(py)) * std::size_t(pw) + std::size_t(px)) * f +
-                             std::size_t(col0);
+      const std::size_t at =
+          ((std::size_t(img) * std::size_t(ph) + std::size_t(py)) * std::size_t(pw) + std::size_t(px)) * f +
+          std::size_t(col0);
       for (int half = 0; half < 2; ++half) {
         const __m512 bias = half ? bias1 : bias0;
         const int row_of[4] = {2 * i, 2 * i + 1, 16 + 2 * i, 17 + 2 * i};
