@@ -418,6 +418,7 @@ TEST_CASE("bf16 conv matches Naive, forward and backward, on every path this CPU
       // Rows of 16 output pixels or more: amx_bf16 loads them straight from the input (bf16_conv_amx.hpp)
       conv_geometry(2, 40, 38, 3, 5, 2, false, 32),   // conv1-like: 8-pair blocks, 17 columns (overlapping tiles)
       conv_geometry(2, 20, 19, 32, 3, 1, false, 48),  // conv2-like: 16-pair blocks, f = 48 (a half panel), odd rows
+      conv_geometry(3, 61, 62, 3, 5, 2, false, 16),   // dw sums 2,523 pixels (odd) in 2 chunks
   };
   const auto paths = runnable_paths();
   for (const ConvGeometry& g : shapes) {

@@ -22,7 +22,9 @@
 //   conv1), and each output pixel's patch is then gathered from xp straight into the micro-kernel's
 //   A panel, pair by pair (an implicit GEMM: no col matrix), or on amx_bf16 into tile rows, one
 //   copy per kernel row; an odd kernel row is widened by one value against a zero weight, so that
-//   no pair straddles two rows (forward; the weight gradient widens it too).
+//   no pair straddles two rows (forward; the weight gradient widens it too). On amx_bf16, where
+//   the shapes allow, the forward loads its tiles straight from xp and the weight gradient builds
+//   its tiles from xp and a transposed dy (bf16_conv_amx.hpp).
 //   w is packed once into B panels and kept in the layer's Workspace while the weights do not
 //   change (compared bit for bit, as the fp32 variants do), so inference packs it once.
 //   dy is rounded when packed: into B panels for dw, and row by row into A panels for dx.
@@ -100,36 +102,6 @@ inline PaddedInput pad_and_round(const ConvGeometry& g, const float* x, Workspac
   }
   return {xp, hp, wp};
 }
-
-// Walks output pixels in GEMM row order, window by window (side x side windows over a grid of
-// windows_h x windows_w per image; side 1: plain row-major pixels), dividing once at the start
-// rather than for every row (dividing per pixel pair made conv1's dw 1.6x slower in quick runs).
-struct PixelWalker {
-  int side, windows_h, windows_w;
-  int img = 0, wy = 0, wx = 0, qy = 0, qx = 0;
-  PixelWalker(int row, int side_, int windows_h_, int windows_w_)
-      : side(side_), windows_h(windows_h_), windows_w(windows_w_) {
-    const int window = side * side, win = row / window, q = row % window, per_image = windows_h * windows_w;
-    img = win / per_image;
-    wy = win % per_image / windows_w;
-    wx = win % windows_w;
-    qy = q / side;
-    qx = q % side;
-  }
-  int oy() const { return wy * side + qy; }
-  int ox() const { return wx * side + qx; }
-  void next() {
-    if (++qx < side) return;
-    qx = 0;
-    if (++qy < side) return;
-    qy = 0;
-    if (++wx < windows_w) return;
-    wx = 0;
-    if (++wy < windows_h) return;
-    wy = 0;
-    ++img;
-  }
-};
 
 inline ConvertPath convert_path_for(Bf16Path p) {
   if (p == Bf16Path::avx512_bf16) return ConvertPath::avx512_bf16;
@@ -252,17 +224,14 @@ inline void forward(const ConvGeometry& g, const float* x, const float* w, const
                    });
 }
 
-// dw [K x f] = col^T * dy and db = column sums of dy. A rows are patch positions q = (ky, kx, ci),
-// its k the output pixels: ap pairs two consecutive pixels' values at q. Odd kernel rows are
-// widened by one position as in forward (conv1: 75 -> 80 rows), so that every block of 8 rows
-// lies in one kernel row, 8 consecutive values of each pixel's window: the vector gather below.
-// The added rows' gradients are computed and dropped.
-inline void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db,
-                            Workspace<float>& ws, Bf16Path path) {
-  const int run = g.k * g.c, run_k = run + run % 2, K = g.k * run_k, P = int(g.out_pixels()), f = g.f;
-  std::vector<float> widened_dw(run_k == run ? 0 : std::size_t(K) * std::size_t(f));
-  float* dw_k = run_k == run ? dw : widened_dw.data();
-  const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
+// dw_k [K x f] (widened rows included) = col^T * dy through gemm_bf16_packed, on every path (on
+// amx_bf16 where direct_weight_gradient does not apply). A rows are patch positions q = (ky, kx,
+// ci), its k the output pixels: ap pairs two consecutive pixels' values at q. With the widened
+// rows every block of 8 rows lies in one kernel row, 8 consecutive values of each pixel's window:
+// the vector gather below. dy is packed into B panels.
+inline void packed_weight_gradient(const ConvGeometry& g, const PaddedInput& xp, int run_k, const float* dy,
+                                   float* dw_k, Workspace<float>& ws, Bf16Path path) {
+  const int K = g.k * run_k, P = int(g.out_pixels()), f = g.f;
   auto* dy_panels = reinterpret_cast<PairWord*>(ws.get_b(packed_b_words(P, f)));
   pack_b_rows(P, f, dy, std::size_t(f), dy_panels, convert_path_for(path));
   const PackedBView dyb{dy_panels, P, f};
@@ -316,6 +285,22 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
         }
       },
       dw_k, std::size_t(f), Epilogue{}, path, dw_chunk_pairs, partials);
+}
+
+// dw [K x f] = col^T * dy and db = column sums of dy. Odd kernel rows are widened by one position
+// as in forward (conv1: 75 -> 80 rows); the added rows' gradients are computed and dropped.
+inline void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                            Workspace<float>& ws, Bf16Path path) {
+  const int run = g.k * g.c, run_k = run + run % 2, K = g.k * run_k, P = int(g.out_pixels()), f = g.f;
+  std::vector<float> widened_dw(run_k == run ? 0 : std::size_t(K) * std::size_t(f));
+  float* dw_k = run_k == run ? dw : widened_dw.data();
+  const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
+  if (path == Bf16Path::amx_bf16 && direct_dw_applies(g, run_k)) {  // dy transposed, B tiles from xp
+    auto* dyt = reinterpret_cast<PairWord*>(ws.get_b(std::size_t(f) * std::size_t(direct_dw_pairs16(g))));
+    direct_weight_gradient(g, xp.data, xp.hp, xp.wp, run_k, dy, dyt, ws.get_c(direct_dw_partials(g, run_k)), dw_k);
+  } else {
+    packed_weight_gradient(g, xp, run_k, dy, dw_k, ws, path);
+  }
   if (run_k != run)  // drop the widened rows
     for (int ky = 0; ky < g.k; ++ky)
       std::copy(dw_k + std::size_t(ky) * std::size_t(run_k) * std::size_t(f),

@@ -1,7 +1,12 @@
 #pragma once
-// The bf16 convolution's forward on AMX without packing A: each tile of 16 output pixels is
-// loaded straight from the padded bf16 input with a row stride (a strided TILELOADD).
+// The bf16 convolution (bf16_conv.hpp) on AMX with operands read in the tiles' own layout:
+//   direct_forward           y = conv(x, w) + b (ReLU, 2 x 2 pool): A tiles loaded straight from
+//                            the padded input by a strided TILELOADD, no packing at all;
+//   direct_weight_gradient   dw^T = dy^T * col: dy transposed once, col's B tiles built by one
+//                            permute per pixel pair and block of 16 patch positions.
+// Both fall back to the packed path (bf16_conv.hpp) where their shape conditions fail.
 //
+// ---- the forward ----
 // Why it works. In the padded input xp [n][hp][wp][c], output pixel (oy, ox)'s patch values for
 // kernel row ky are one contiguous run of k*c values starting at ((oy*s + ky)*wp + ox*s)*c; the
 // next pixel's run starts s*c values later. So 16 pixels of one output row, for pairs
@@ -30,6 +35,36 @@
 #include "hubble/kernels/lowp/bf16_gemm.hpp"
 
 namespace hubble::kernels::lowp::bf16_conv_detail {
+
+// Walks output pixels in GEMM row order (both paths' gathers use it), window by window (side x side windows over a grid
+// of windows_h x windows_w per image; side 1: plain row-major pixels), dividing once at the start rather than for every
+// row (dividing per pixel pair made conv1's dw 1.6x slower in quick runs).
+struct PixelWalker {
+  int side, windows_h, windows_w;
+  int img = 0, wy = 0, wx = 0, qy = 0, qx = 0;
+  PixelWalker(int row, int side_, int windows_h_, int windows_w_)
+      : side(side_), windows_h(windows_h_), windows_w(windows_w_) {
+    const int window = side * side, win = row / window, q = row % window, per_image = windows_h * windows_w;
+    img = win / per_image;
+    wy = win % per_image / windows_w;
+    wx = win % windows_w;
+    qy = q / side;
+    qx = q % side;
+  }
+  int oy() const { return wy * side + qy; }
+  int ox() const { return wx * side + qx; }
+  void next() {
+    if (++qx < side) return;
+    qx = 0;
+    if (++qy < side) return;
+    qy = 0;
+    if (++wx < windows_w) return;
+    wx = 0;
+    if (++wy < windows_h) return;
+    wy = 0;
+    ++img;
+  }
+};
 
 // What the direct forward needs: the padded input, the packed weights (K = k * run_k rows in
 // (ky, run) order, panels of gemm_nr filters), the epilogue and where the output goes.
@@ -184,6 +219,214 @@ inline void direct_forward([[maybe_unused]] const DirectForward& d) {
   }
 #else
   throw Error("lowp::Bf16: the direct AMX forward needs an x86-64 build");
+#endif
+}
+
+// ---- the weight gradient, transposed ------------------------------------------------------------
+// dw^T [f x K] = dy^T [f x P] * col [P x K], both with pixels as the summed dimension, in pairs:
+//   A (dy^T)  rows are filters: dyt[j][p] = {dy[2p][j], dy[2p+1][j]}, made once per call from dy
+//             (16 x 16 pair transposes in registers; zero past P);
+//   B (col)   16 patch positions of 16 pixel pairs: row p holds {x[2p][q], x[2p+1][q]} for
+//             q in the block: two 16-value runs of the padded input, interleaved by one
+//             permute, straight into the tile's layout (no panels, no transposes).
+// so the gathers are per pixel pair and block, not per patch position, and dy is transposed
+// once rather than packed for every block of rows. Positions are blocks of 16 along the widened
+// kernel rows (run_k a multiple of 16: conv1's 16, conv2's 96, ...). The sum over P is cut into
+// chunks of dw_direct_chunk_pairs fixed by the shape; each chunk's sums go to `partials` and
+// are added in order afterwards, so the result does not depend on the number of threads.
+inline constexpr int dw_direct_chunk_pairs = 1024;  // pixels summed per chunk / 2
+inline constexpr int dw_direct_sub_pairs = 256;     // pairs whose B rows are built at a time
+inline constexpr int dw_direct_group_blocks = 8;    // position blocks per task, at most
+
+inline bool direct_dw_applies(const ConvGeometry& g, int run_k) { return run_k % 16 == 0 && g.f % 16 == 0; }
+inline int direct_dw_pairs16(const ConvGeometry& g) {  // pixel pairs, rounded up to whole tiles
+  return int((g.out_pixels() + 31) / 32 * 16);
+}
+inline std::size_t direct_dw_partials(const ConvGeometry& g, int run_k) {
+  const int chunks = (direct_dw_pairs16(g) + dw_direct_chunk_pairs - 1) / dw_direct_chunk_pairs;
+  return std::size_t(chunks) * std::size_t(g.k) * std::size_t(run_k) * std::size_t(g.f);
+}
+
+#if HUBBLE_BF16_X86 && HUBBLE_AMX
+// Rows r of v (16 lanes of 32 bits each) become columns: v[i] lane j <- v[j] lane i. (The
+// zero-masked forms with full masks: GCC 12 warns that the plain ones read an undefined source.)
+__attribute__((target("avx512f"))) inline void transpose_16x16_epi32(__m512i v[16]) {
+  const __mmask16 all = 0xFFFF;
+  const __mmask8 all8 = 0xFF;
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_maskz_unpacklo_epi32(all, v[i], v[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_epi32(all, v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    v[i] = _mm512_maskz_unpacklo_epi64(all8, t[i], t[i + 2]);
+    v[i + 1] = _mm512_maskz_unpackhi_epi64(all8, t[i], t[i + 2]);
+    v[i + 2] = _mm512_maskz_unpacklo_epi64(all8, t[i + 1], t[i + 3]);
+    v[i + 3] = _mm512_maskz_unpackhi_epi64(all8, t[i + 1], t[i + 3]);
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_maskz_shuffle_i32x4(all, v[h + i], v[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_maskz_shuffle_i32x4(all, v[h + i], v[h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; ++i) {
+    v[i] = _mm512_maskz_shuffle_i32x4(all, t[i], t[i + 8], 0x88);
+    v[i + 8] = _mm512_maskz_shuffle_i32x4(all, t[i], t[i + 8], 0xdd);
+  }
+}
+
+// Words {a[j], b[j]}, j < 16, from the first 16 bf16 values of a and of b.
+__attribute__((target("avx512f,avx512bw"))) inline __m512i interleave_words(__m512i a, __m512i b) {
+  const __m512i order = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6, 37,
+                                         5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+  return _mm512_permutex2var_epi16(a, order, b);
+}
+// 16 bf16 values from `at` (32 bytes), in the low half of a register; zeros when `inside` is false.
+__attribute__((target("avx512f,avx512bw"))) inline __m512i load_run(const bfloat16* at, bool inside) {
+  return inside ? _mm512_maskz_loadu_epi16(__mmask32(0xFFFF), at) : _mm512_setzero_si512();
+}
+
+// dyt rows j0 .. j0+15, pairs p0 .. p0+15, from dy [P x f] (fp32, rounded to nearest even).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void transpose_dy_tile(const float* dy, long P,
+                                                                                              int f, int p0, int j0,
+                                                                                              PairWord* dyt,
+                                                                                              std::size_t ld) {
+  __m512i v[16];
+  for (int p = 0; p < 16; ++p) {
+    const long l = 2 * long(p0 + p);
+    const __m512 even =
+        l < P ? _mm512_loadu_ps(dy + std::size_t(l) * std::size_t(f) + std::size_t(j0)) : _mm512_setzero_ps();
+    const __m512 odd =
+        l + 1 < P ? _mm512_loadu_ps(dy + std::size_t(l + 1) * std::size_t(f) + std::size_t(j0)) : _mm512_setzero_ps();
+    const __m512i both = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(odd, even));  // even: words 0-15, odd: 16-31
+    v[p] = interleave_words(both, _mm512_maskz_alignr_epi32(__mmask16(0xFFFF), both, both, 8));  // odd to 0-15
+  }
+  transpose_16x16_epi32(v);
+  for (int j = 0; j < 16; ++j) _mm512_storeu_si512(dyt + std::size_t(j0 + j) * ld + std::size_t(p0), v[j]);
+}
+
+// One task: chunk `chunk` of pixel pairs, position blocks b0 .. b1-1, all filters; the sums go
+// to partials [chunk][K][f].
+__attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline void direct_dw_task(
+    const ConvGeometry& g, const bfloat16* xp, int hp, int wp, int run_k, const PairWord* dyt, std::size_t ld,
+    int chunk, int b0, int b1, float* partials) {
+  amx::configure_tiles();
+  const int nb = b1 - b0, ft = g.f / 16, pairs16 = int(ld);
+  const int q0 = chunk * dw_direct_chunk_pairs, q1 = std::min(pairs16, q0 + dw_direct_chunk_pairs);
+  const long P = long(g.out_pixels());
+  static thread_local AlignedVector<float> acc_buffer;
+  static thread_local AlignedVector<std::uint32_t> col_buffer;
+  const std::size_t acc_words = std::size_t(nb) * std::size_t(ft) * 256,
+                    col_block = std::size_t(dw_direct_sub_pairs) * 16;
+  if (acc_buffer.size() < acc_words) acc_buffer.resize(acc_words);
+  if (col_buffer.size() < std::size_t(nb) * col_block) col_buffer.resize(std::size_t(nb) * col_block);
+  float* acc = acc_buffer.data();  // tile (b, jt) at (b * ft + jt) * 256: [16 filters][16 positions]
+  PairWord* col = col_buffer.data();
+  std::fill(acc, acc + acc_words, 0.f);
+  const std::size_t c = std::size_t(g.c), row = std::size_t(wp) * c;
+  for (int s0 = q0; s0 < q1; s0 += dw_direct_sub_pairs) {
+    const int np = std::min(dw_direct_sub_pairs, q1 - s0);  // a multiple of 16
+    PixelWalker at(2 * s0, 1, g.oh, g.ow);
+    for (int p = 0; p < np; ++p) {  // B rows: pixel pair s0 + p, every block
+      const long l = 2 * long(s0 + p);
+      std::size_t base[2] = {0, 0};
+      bool inside[2] = {false, false};
+      for (int e = 0; e < 2; ++e) {
+        inside[e] = l + e < P;
+        if (inside[e])
+          base[e] = ((std::size_t(at.img) * std::size_t(hp) + std::size_t(at.oy() * g.stride)) * std::size_t(wp) +
+                     std::size_t(at.ox() * g.stride)) *
+                    c;
+        at.next();
+      }
+      for (int b = 0; b < nb; ++b) {
+        const int q = (b0 + b) * 16, ky = q / run_k;
+        const std::size_t off = std::size_t(ky) * row + std::size_t(q % run_k);
+        _mm512_store_si512(
+            col + std::size_t(b) * col_block + std::size_t(p) * 16,
+            interleave_words(load_run(xp + base[0] + off, inside[0]), load_run(xp + base[1] + off, inside[1])));
+      }
+    }
+    for (int b = 0; b < nb; b += 2)
+      for (int jt = 0; jt < ft; jt += 2) {
+        const bool two_b = b + 1 < nb, two_j = jt + 1 < ft;
+        float* c00 = acc + (std::size_t(b) * std::size_t(ft) + std::size_t(jt)) * 256;
+        float* c01 = c00 + 256;                    // filters jt + 1, block b
+        float* c10 = c00 + std::size_t(ft) * 256;  // filters jt, block b + 1
+        float* c11 = c10 + 256;
+        _tile_loadd(0, c00, 64);
+        if (two_j) _tile_loadd(1, c01, 64);
+        if (two_b) _tile_loadd(2, c10, 64);
+        if (two_b && two_j) _tile_loadd(3, c11, 64);
+        for (int p = 0; p < np; p += 16) {
+          const PairWord* a = dyt + std::size_t(jt) * 16 * ld + std::size_t(s0 + p);
+          const PairWord* bb = col + std::size_t(b) * col_block + std::size_t(p) * 16;
+          _tile_loadd(4, a, long(ld) * 4);
+          _tile_loadd(6, bb, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          if (two_j) {
+            _tile_loadd(5, a + 16 * ld, long(ld) * 4);
+            _tile_dpbf16ps(1, 5, 6);
+          }
+          if (two_b) {
+            _tile_loadd(7, bb + col_block, 64);
+            _tile_dpbf16ps(2, 4, 7);
+            if (two_j) _tile_dpbf16ps(3, 5, 7);
+          }
+        }
+        _tile_stored(0, c00, 64);
+        if (two_j) _tile_stored(1, c01, 64);
+        if (two_b) _tile_stored(2, c10, 64);
+        if (two_b && two_j) _tile_stored(3, c11, 64);
+      }
+  }
+  // partials [chunk][q][j] = acc tile (b, jt) [j % 16][q % 16]
+  const int K = g.k * run_k;
+  float* out = partials + std::size_t(chunk) * std::size_t(K) * std::size_t(g.f);
+  for (int b = 0; b < nb; ++b)
+    for (int jt = 0; jt < ft; ++jt) {
+      const float* tile = acc + (std::size_t(b) * std::size_t(ft) + std::size_t(jt)) * 256;
+      for (int qq = 0; qq < 16; ++qq)
+        for (int jj = 0; jj < 16; ++jj)
+          out[std::size_t((b0 + b) * 16 + qq) * std::size_t(g.f) + std::size_t(jt * 16 + jj)] = tile[jj * 16 + qq];
+    }
+}
+#endif
+
+// dw_k [K x f] (K = k * run_k, the widened rows included) = col^T * dy on AMX. Requires
+// direct_dw_applies and the amx_bf16 path; dyt: f * direct_dw_pairs16(g) words of scratch,
+// partials: direct_dw_partials(g, run_k) floats.
+inline void direct_weight_gradient([[maybe_unused]] const ConvGeometry& g, [[maybe_unused]] const bfloat16* xp,
+                                   [[maybe_unused]] int hp, [[maybe_unused]] int wp, [[maybe_unused]] int run_k,
+                                   [[maybe_unused]] const float* dy, [[maybe_unused]] PairWord* dyt,
+                                   [[maybe_unused]] float* partials, [[maybe_unused]] float* dw_k) {
+#if HUBBLE_BF16_X86 && HUBBLE_AMX
+  const int pairs16 = direct_dw_pairs16(g), ft = g.f / 16, K = g.k * run_k;
+  const std::size_t ld = std::size_t(pairs16);
+  const long P = long(g.out_pixels());
+  const long dy_tiles = long(pairs16 / 16) * ft;
+  const bool parallel = double(P) * double(K) * g.f >= gemm_parallel_min_work;
+#pragma omp parallel for schedule(static) if (parallel && dy_tiles > 1)
+  for (long t = 0; t < dy_tiles; ++t) transpose_dy_tile(dy, P, g.f, int(t / ft) * 16, int(t % ft) * 16, dyt, ld);
+  const int chunks = (pairs16 + dw_direct_chunk_pairs - 1) / dw_direct_chunk_pairs, blocks = K / 16;
+  const int groups = (blocks + dw_direct_group_blocks - 1) / dw_direct_group_blocks,
+            per_group = (blocks + groups - 1) / groups;
+  const long tasks = long(chunks) * groups;
+#pragma omp parallel for schedule(static) if (parallel && tasks > 1)
+  for (long t = 0; t < tasks; ++t) {
+    const int chunk = int(t / groups), b0 = int(t % groups) * per_group, b1 = std::min(blocks, b0 + per_group);
+    direct_dw_task(g, xp, hp, wp, run_k, dyt, ld, chunk, b0, b1, partials);
+  }
+  // dw_k = chunk 0 + chunk 1 + ... in this order
+  const std::size_t words = std::size_t(K) * std::size_t(g.f);
+#pragma omp parallel for schedule(static) if (parallel && words > 16384)
+  for (long i = 0; i < long(words); ++i) {
+    float v = 0;
+    for (int ch = 0; ch < chunks; ++ch) v += partials[std::size_t(ch) * words + std::size_t(i)];
+    dw_k[i] = v;
+  }
+#else
+  throw Error("lowp::Bf16: the direct AMX weight gradient needs an x86-64 build");
 #endif
 }
 
