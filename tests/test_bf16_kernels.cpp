@@ -419,6 +419,8 @@ TEST_CASE("bf16 conv matches Naive, forward and backward, on every path this CPU
       conv_geometry(2, 40, 38, 3, 5, 2, false, 32),   // conv1-like: 8-pair blocks, 17 columns (overlapping tiles)
       conv_geometry(2, 20, 19, 32, 3, 1, false, 48),  // conv2-like: 16-pair blocks, f = 48 (a half panel), odd rows
       conv_geometry(3, 61, 62, 3, 5, 2, false, 16),   // dw sums 2,523 pixels (odd) in 2 chunks
+      conv_geometry(2, 18, 20, 16, 3, 1, true, 32),   // stride 1: dx as the direct forward of padded dy
+      conv_geometry(1, 24, 17, 5, 3, 1, false, 8),    // the same with 12-pair blocks and 5 channels of dx
   };
   const auto paths = runnable_paths();
   for (const ConvGeometry& g : shapes) {

@@ -79,10 +79,12 @@ struct PaddedInput {
   const bfloat16* data;
   int hp, wp;
 };
-inline PaddedInput pad_and_round(const ConvGeometry& g, const float* x, Workspace<float>& ws, ConvertPath path) {
+// `slot` is the Workspace buffer it goes in (&Workspace<float>::get_a unless that one is in use).
+inline PaddedInput pad_and_round(const ConvGeometry& g, const float* x, Workspace<float>& ws, ConvertPath path,
+                                 float* (Workspace<float>::*slot)(std::size_t) = &Workspace<float>::get_a) {
   const int hp = (g.oh - 1) * g.stride + g.k, wp = (g.ow - 1) * g.stride + g.k;
   const std::size_t count = std::size_t(g.n) * std::size_t(hp) * std::size_t(wp) * std::size_t(g.c);
-  auto* xp = reinterpret_cast<bfloat16*>(ws.get_a(count / 2 + 1));
+  auto* xp = reinterpret_cast<bfloat16*>((ws.*slot)(count / 2 + 1));
   const std::size_t row = std::size_t(wp) * std::size_t(g.c);
   const int copy_w = std::min(g.w, wp - g.pad_left);  // input columns inside the padded width
   const long rows = long(g.n) * hp;
@@ -331,6 +333,34 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
 // pixels with k = f: each dy row rounded to bf16 as it is packed.
 inline void input_gradient(const ConvGeometry& g, const float* w, const float* dy, float* dx, Workspace<float>& ws,
                            Bf16Path path) {
+  if (path == Bf16Path::amx_bf16 && g.stride == 1) {
+    // Stride 1: dx is the forward convolution of dy, padded by k - 1 - pad, with the kernel turned
+    // by 180 degrees and its c and f swapped:
+    //   dx[iy][ix][ci] = sum over (ky', kx', j) of dyp[iy + ky'][ix + kx'][j] * w[k-1-ky'][k-1-kx'][ci][j]
+    // (dyp[r] = dy[r - (k - 1 - pad_top)], zero outside): on AMX the direct forward runs it with no
+    // dcol matrix and no col2im.
+    const ConvGeometry t{g.n, g.oh, g.ow, g.f, g.k, 1, g.k - 1 - g.pad_top, g.k - 1 - g.pad_left, g.h, g.w, g.c};
+    const int run_t = g.k * g.f, run_k = run_t + run_t % 2;
+    if (direct_applies(t, run_k, 0)) {
+      const int K = g.k * run_k;
+      auto* panels = reinterpret_cast<PairWord*>(ws.get_b(packed_b_words(K, g.c)));
+      pack_b(
+          K, g.c,
+          [&](int l, int ci) {  // row l = (ky', position in the widened run: kx' * f + j)
+            const int ky = l / run_k, q = l % run_k;
+            if (q >= run_t) return 0.f;
+            const int kx = q / g.f, j = q % g.f;
+            return w[((std::size_t(g.k - 1 - ky) * std::size_t(g.k) + std::size_t(g.k - 1 - kx)) * std::size_t(g.c) +
+                      std::size_t(ci)) *
+                         std::size_t(g.f) +
+                     std::size_t(j)];
+          },
+          panels);
+      const PaddedInput dyp = pad_and_round(t, dy, ws, convert_path_for(path), &Workspace<float>::get_c);
+      return direct_forward({t, dyp.data, dyp.hp, dyp.wp, run_k, direct_block_pairs(run_k), PackedBView{panels, K, g.c},
+                             nullptr, false, 0, dx, nullptr});
+    }
+  }
   const int K = int(g.patch()), f = g.f, pixels_per_image = g.oh * g.ow;
   auto* wt_panels = reinterpret_cast<PairWord*>(ws.get_b(packed_b_words(f, K)));
   pack_b(
