@@ -299,7 +299,8 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
   const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
   if (path == Bf16Path::amx_bf16 && direct_dw_applies(g, run_k)) {  // dy transposed, B tiles from xp
     auto* dyt = reinterpret_cast<PairWord*>(ws.get_b(std::size_t(f) * std::size_t(direct_dw_pairs16(g))));
-    direct_weight_gradient(g, xp.data, xp.hp, xp.wp, run_k, dy, dyt, ws.get_c(direct_dw_partials(g, run_k)), dw_k);
+    direct_weight_gradient(g, xp.data, xp.hp, xp.wp, run_k, dy, dyt, ws.get_c(direct_dw_scratch(g, run_k)), dw_k, db);
+    db = nullptr;  // done
   } else {
     packed_weight_gradient(g, xp, run_k, dy, dw_k, ws, path);
   }

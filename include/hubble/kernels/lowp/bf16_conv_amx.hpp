@@ -224,8 +224,10 @@ inline void direct_forward([[maybe_unused]] const DirectForward& d) {
 
 // ---- the weight gradient, transposed ------------------------------------------------------------
 // dw^T [f x K] = dy^T [f x P] * col [P x K], both with pixels as the summed dimension, in pairs:
-//   A (dy^T)  rows are filters: dyt[j][p] = {dy[2p][j], dy[2p+1][j]}, made once per call from dy
-//             (16 x 16 pair transposes in registers; zero past P);
+//   A (dy^T)  rows are filters: {dy[2p][j], dy[2p+1][j]} at row j, pair p, made once per call
+//             from dy (16 x 16 pair transposes in registers; zero past P), stored tile by tile
+//             (dyt_tile: 1 KB each, so a tile load reads one contiguous block, not 16 rows a
+//             whole dy^T row apart); db's partial sums are taken on the way;
 //   B (col)   16 patch positions of 16 pixel pairs: row p holds {x[2p][q], x[2p+1][q]} for
 //             q in the block: two 16-value runs of the padded input, interleaved by one
 //             permute, straight into the tile's layout (no panels, no transposes).
@@ -242,9 +244,17 @@ inline bool direct_dw_applies(const ConvGeometry& g, int run_k) { return run_k %
 inline int direct_dw_pairs16(const ConvGeometry& g) {  // pixel pairs, rounded up to whole tiles
   return int((g.out_pixels() + 31) / 32 * 16);
 }
-inline std::size_t direct_dw_partials(const ConvGeometry& g, int run_k) {
+// Where the A tile of filters jt*16 .. +15 and pairs pb*16 .. +15 starts (ft = f / 16 tiles a row).
+inline std::size_t dyt_tile(int pb, int jt, int ft) {
+  return (std::size_t(pb) * std::size_t(ft) + std::size_t(jt)) * 256;
+}
+inline std::size_t direct_dw_partials(const ConvGeometry& g, int run_k) {  // the chunks' dw sums
   const int chunks = (direct_dw_pairs16(g) + dw_direct_chunk_pairs - 1) / dw_direct_chunk_pairs;
   return std::size_t(chunks) * std::size_t(g.k) * std::size_t(run_k) * std::size_t(g.f);
+}
+// Floats of `partials` direct_weight_gradient needs: the chunks' dw sums, then db's per tile.
+inline std::size_t direct_dw_scratch(const ConvGeometry& g, int run_k) {
+  return direct_dw_partials(g, run_k) + std::size_t(direct_dw_pairs16(g) / 16) * std::size_t(g.f);
 }
 
 #if HUBBLE_BF16_X86 && HUBBLE_AMX
@@ -286,32 +296,37 @@ __attribute__((target("avx512f,avx512bw"))) inline __m512i load_run(const bfloat
   return inside ? _mm512_maskz_loadu_epi16(__mmask32(0xFFFF), at) : _mm512_setzero_si512();
 }
 
-// dyt rows j0 .. j0+15, pairs p0 .. p0+15, from dy [P x f] (fp32, rounded to nearest even).
+// The A tile (16 x 16 pair words, row j = filter j0 + j) of pairs p0 .. p0+15 from dy [P x f]
+// (fp32, rounded to nearest even) into `tile`, and into db_sum the fp32 sum of those 32 pixels'
+// dy for the 16 filters, pixel by pixel in order.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void transpose_dy_tile(const float* dy, long P,
                                                                                               int f, int p0, int j0,
-                                                                                              PairWord* dyt,
-                                                                                              std::size_t ld) {
+                                                                                              PairWord* tile,
+                                                                                              float* db_sum) {
   __m512i v[16];
+  __m512 sum = _mm512_setzero_ps();
   for (int p = 0; p < 16; ++p) {
     const long l = 2 * long(p0 + p);
     const __m512 even =
         l < P ? _mm512_loadu_ps(dy + std::size_t(l) * std::size_t(f) + std::size_t(j0)) : _mm512_setzero_ps();
     const __m512 odd =
         l + 1 < P ? _mm512_loadu_ps(dy + std::size_t(l + 1) * std::size_t(f) + std::size_t(j0)) : _mm512_setzero_ps();
+    sum = _mm512_add_ps(_mm512_add_ps(sum, even), odd);
     const __m512i both = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(odd, even));  // even: words 0-15, odd: 16-31
     v[p] = interleave_words(both, _mm512_maskz_alignr_epi32(__mmask16(0xFFFF), both, both, 8));  // odd to 0-15
   }
   transpose_16x16_epi32(v);
-  for (int j = 0; j < 16; ++j) _mm512_storeu_si512(dyt + std::size_t(j0 + j) * ld + std::size_t(p0), v[j]);
+  for (int j = 0; j < 16; ++j) _mm512_store_si512(tile + std::size_t(j) * 16, v[j]);
+  _mm512_storeu_ps(db_sum, sum);
 }
 
 // One task: chunk `chunk` of pixel pairs, position blocks b0 .. b1-1, all filters; the sums go
 // to partials [chunk][K][f].
 __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline void direct_dw_task(
-    const ConvGeometry& g, const bfloat16* xp, int hp, int wp, int run_k, const PairWord* dyt, std::size_t ld,
-    int chunk, int b0, int b1, float* partials) {
+    const ConvGeometry& g, const bfloat16* xp, int hp, int wp, int run_k, const PairWord* dyt, int chunk, int b0,
+    int b1, float* partials) {
   amx::configure_tiles();
-  const int nb = b1 - b0, ft = g.f / 16, pairs16 = int(ld);
+  const int nb = b1 - b0, ft = g.f / 16, pairs16 = direct_dw_pairs16(g);
   const int q0 = chunk * dw_direct_chunk_pairs, q1 = std::min(pairs16, q0 + dw_direct_chunk_pairs);
   const long P = long(g.out_pixels());
   static thread_local AlignedVector<float> acc_buffer;
@@ -359,13 +374,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
         if (two_b) _tile_loadd(2, c10, 64);
         if (two_b && two_j) _tile_loadd(3, c11, 64);
         for (int p = 0; p < np; p += 16) {
-          const PairWord* a = dyt + std::size_t(jt) * 16 * ld + std::size_t(s0 + p);
+          const PairWord* a = dyt + dyt_tile((s0 + p) / 16, jt, ft);
           const PairWord* bb = col + std::size_t(b) * col_block + std::size_t(p) * 16;
-          _tile_loadd(4, a, long(ld) * 4);
+          _tile_loadd(4, a, 64);
           _tile_loadd(6, bb, 64);
           _tile_dpbf16ps(0, 4, 6);
           if (two_j) {
-            _tile_loadd(5, a + 16 * ld, long(ld) * 4);
+            _tile_loadd(5, a + 256, 64);
             _tile_dpbf16ps(1, 5, 6);
           }
           if (two_b) {
@@ -393,21 +408,33 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
 }
 #endif
 
-// dw_k [K x f] (K = k * run_k, the widened rows included) = col^T * dy on AMX. Requires
-// direct_dw_applies and the amx_bf16 path; dyt: f * direct_dw_pairs16(g) words of scratch,
-// partials: direct_dw_partials(g, run_k) floats.
+// dw_k [K x f] (K = k * run_k, the widened rows included) = col^T * dy, and db (unless null) =
+// column sums of dy, on AMX. Requires direct_dw_applies and the amx_bf16 path; dyt: f *
+// direct_dw_pairs16(g) words of scratch (64-byte aligned), partials: direct_dw_scratch(g, run_k)
+// floats.
 inline void direct_weight_gradient([[maybe_unused]] const ConvGeometry& g, [[maybe_unused]] const bfloat16* xp,
                                    [[maybe_unused]] int hp, [[maybe_unused]] int wp, [[maybe_unused]] int run_k,
                                    [[maybe_unused]] const float* dy, [[maybe_unused]] PairWord* dyt,
-                                   [[maybe_unused]] float* partials, [[maybe_unused]] float* dw_k) {
+                                   [[maybe_unused]] float* partials, [[maybe_unused]] float* dw_k,
+                                   [[maybe_unused]] float* db) {
 #if HUBBLE_BF16_X86 && HUBBLE_AMX
-  const int pairs16 = direct_dw_pairs16(g), ft = g.f / 16, K = g.k * run_k;
-  const std::size_t ld = std::size_t(pairs16);
+  const int pairs16 = direct_dw_pairs16(g), ft = g.f / 16, K = g.k * run_k, pair_blocks = pairs16 / 16;
   const long P = long(g.out_pixels());
-  const long dy_tiles = long(pairs16 / 16) * ft;
+  const long dy_tiles = long(pair_blocks) * ft;
   const bool parallel = double(P) * double(K) * g.f >= gemm_parallel_min_work;
+  // db: each tile's 32-pixel sums (after the chunk partials), then added block by block in order.
+  float* db_sums = partials + direct_dw_partials(g, run_k);
 #pragma omp parallel for schedule(static) if (parallel && dy_tiles > 1)
-  for (long t = 0; t < dy_tiles; ++t) transpose_dy_tile(dy, P, g.f, int(t / ft) * 16, int(t % ft) * 16, dyt, ld);
+  for (long t = 0; t < dy_tiles; ++t) {
+    const int pb = int(t / ft), jt = int(t % ft);
+    transpose_dy_tile(dy, P, g.f, pb * 16, jt * 16, dyt + dyt_tile(pb, jt, ft),
+                      db_sums + std::size_t(pb) * std::size_t(g.f) + std::size_t(jt) * 16);
+  }
+  if (db) {
+    std::fill(db, db + g.f, 0.f);
+    for (int pb = 0; pb < pair_blocks; ++pb)
+      for (int j = 0; j < g.f; ++j) db[j] += db_sums[std::size_t(pb) * std::size_t(g.f) + std::size_t(j)];
+  }
   const int chunks = (pairs16 + dw_direct_chunk_pairs - 1) / dw_direct_chunk_pairs, blocks = K / 16;
   const int groups = (blocks + dw_direct_group_blocks - 1) / dw_direct_group_blocks,
             per_group = (blocks + groups - 1) / groups;
@@ -415,7 +442,7 @@ inline void direct_weight_gradient([[maybe_unused]] const ConvGeometry& g, [[may
 #pragma omp parallel for schedule(static) if (parallel && tasks > 1)
   for (long t = 0; t < tasks; ++t) {
     const int chunk = int(t / groups), b0 = int(t % groups) * per_group, b1 = std::min(blocks, b0 + per_group);
-    direct_dw_task(g, xp, hp, wp, run_k, dyt, ld, chunk, b0, b1, partials);
+    direct_dw_task(g, xp, hp, wp, run_k, dyt, chunk, b0, b1, partials);
   }
   // dw_k = chunk 0 + chunk 1 + ... in this order
   const std::size_t words = std::size_t(K) * std::size_t(g.f);
