@@ -1,7 +1,8 @@
 #pragma once
 // The bf16 convolution (bf16_conv.hpp) on AMX with operands read in the tiles' own layout:
 //   direct_forward           y = conv(x, w) + b (ReLU, 2 x 2 pool): A tiles loaded straight from
-//                            the padded input by a strided TILELOADD, no packing at all;
+//                            the padded input by a strided TILELOADD, no packing at all (also
+//                            the input gradient at stride 1: input_gradient in bf16_conv.hpp);
 //   direct_weight_gradient   dw^T = dy^T * col: dy transposed once, col's B tiles built by one
 //                            permute per pixel pair and block of 16 patch positions.
 // Both fall back to the packed path (bf16_conv.hpp) where their shape conditions fail.
@@ -36,9 +37,10 @@
 
 namespace hubble::kernels::lowp::bf16_conv_detail {
 
-// Walks output pixels in GEMM row order (both paths' gathers use it), window by window (side x side windows over a grid
-// of windows_h x windows_w per image; side 1: plain row-major pixels), dividing once at the start rather than for every
-// row (dividing per pixel pair made conv1's dw 1.6x slower in quick runs).
+// Walks output pixels in GEMM row order (the packed and the direct gathers use it), window by
+// window (side x side windows over a grid of windows_h x windows_w per image; side 1: plain
+// row-major pixels), dividing once at the start rather than for every row (dividing per pixel
+// pair made conv1's dw 1.6x slower in quick runs).
 struct PixelWalker {
   int side, windows_h, windows_w;
   int img = 0, wy = 0, wx = 0, qy = 0, qx = 0;
