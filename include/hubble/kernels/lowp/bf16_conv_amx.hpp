@@ -34,39 +34,9 @@
 
 #include "hubble/kernels/conv_geometry.hpp"
 #include "hubble/kernels/lowp/bf16_gemm.hpp"
+#include "hubble/kernels/pixel_walker.hpp"
 
 namespace hubble::kernels::lowp::bf16_conv_detail {
-
-// Walks output pixels in GEMM row order (the packed and the direct gathers use it), window by
-// window (side x side windows over a grid of windows_h x windows_w per image; side 1: plain
-// row-major pixels), dividing once at the start rather than for every row (dividing per pixel
-// pair made conv1's dw 1.6x slower in quick runs).
-struct PixelWalker {
-  int side, windows_h, windows_w;
-  int img = 0, wy = 0, wx = 0, qy = 0, qx = 0;
-  PixelWalker(int row, int side_, int windows_h_, int windows_w_)
-      : side(side_), windows_h(windows_h_), windows_w(windows_w_) {
-    const int window = side * side, win = row / window, q = row % window, per_image = windows_h * windows_w;
-    img = win / per_image;
-    wy = win % per_image / windows_w;
-    wx = win % windows_w;
-    qy = q / side;
-    qx = q % side;
-  }
-  int oy() const { return wy * side + qy; }
-  int ox() const { return wx * side + qx; }
-  void next() {
-    if (++qx < side) return;
-    qx = 0;
-    if (++qy < side) return;
-    qy = 0;
-    if (++wx < windows_w) return;
-    wx = 0;
-    if (++wy < windows_h) return;
-    wy = 0;
-    ++img;
-  }
-};
 
 // What the direct forward needs: the padded input, the packed weights (K = k * run_k rows in
 // (ky, run) order, panels of gemm_nr filters), the epilogue and where the output goes.

@@ -56,6 +56,7 @@
 #include "hubble/kernels/lowp/int8_epilogue.hpp"
 #include "hubble/kernels/lowp/int8_gemm.hpp"
 #include "hubble/kernels/lowp/quantize.hpp"
+#include "hubble/kernels/pixel_walker.hpp"
 
 namespace hubble::kernels::lowp {
 
@@ -296,36 +297,6 @@ inline const std::uint8_t* input_for_in_place(const ConvGeometry& g, const std::
   return xp;
 }
 
-// Visits the GEMM rows in order: output pixels, window by window when pooling (P > 1: the P x P
-// pixels of a window are consecutive rows). Divides once, then steps.
-struct PixelWalk {
-  int p, ph, pw;          // window side (1: no pooling), windows per column and row
-  int b, wy, wx, qy, qx;  // image, window, position in the window
-  PixelWalk(long m, int p_, int ph_, int pw_) : p(p_), ph(ph_), pw(pw_) {
-    const long win = m / (p * p);
-    const int q = int(m % (p * p));
-    b = int(win / (long(ph) * pw));
-    const int rem = int(win % (long(ph) * pw));
-    wy = rem / pw;
-    wx = rem % pw;
-    qy = q / p;
-    qx = q % p;
-  }
-  int oy() const { return wy * p + qy; }
-  int ox() const { return wx * p + qx; }
-  void next() {
-    if (++qx < p) return;
-    qx = 0;
-    if (++qy < p) return;
-    qy = 0;
-    if (++wx < pw) return;
-    wx = 0;
-    if (++wy < ph) return;
-    wy = 0;
-    ++b;
-  }
-};
-
 inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Quant& xq, const Int8ConvWeights& W,
                          const ConvEpilogue& ep) {
   check_conv(g, x, xq, W, ep);
@@ -348,15 +319,15 @@ inline void conv_forward(const ConvGeometry& g, const std::uint8_t* x, const U8Q
     run_blocks<K>(
         M, W.packed, PP, walk,
         [&](long m0, int rows, const AT** ptrs, AT* buffer) {
-          PixelWalk px(m0, P ? P : 1, ph, pw);
+          PixelWalker px(m0, P ? P : 1, ph, pw);
           for (int i = 0; i < rows; ++i, px.next()) {
             if constexpr (reads_in_place(K::path)) {
-              ptrs[i] = xp + ((std::ptrdiff_t(px.b) * hp + std::ptrdiff_t(px.oy()) * g.stride) * wp +
+              ptrs[i] = xp + ((std::ptrdiff_t(px.img) * hp + std::ptrdiff_t(px.oy()) * g.stride) * wp +
                               std::ptrdiff_t(px.ox()) * g.stride) *
                                  g.c;
             } else {
               AT* d = buffer + std::ptrdiff_t(i) * W.packed.k4;
-              pack_patch(g, x, zx, px.b, px.oy(), px.ox(), d, W.packed.k4);
+              pack_patch(g, x, zx, px.img, px.oy(), px.ox(), d, W.packed.k4);
               ptrs[i] = d;
             }
           }
