@@ -13,7 +13,9 @@
 //                fused ReLU and MaxPool, requantised to u8 with the range calibrated for stage i
 //   last conv    written in fp32 (no requantisation after the last integer layer)
 //   head         GlobalAvgPool / Flatten and the Dense layers in fp32: PaperNet's head is 0.7% of
-//                its multiply-adds, ImprovedNet's 0.01%, so int8 would buy nothing measurable there
+//                its multiply-adds, ImprovedNet's 0.01%; in time PaperNet's is more at batch 1
+//                (0.020-0.024 of 0.12 ms on a Xeon: its 1 MB of fp32 weights come from beyond L2
+//                on every call), which an int8 Dense would cut (docs/kernels.md, "Not yet done")
 // Calibration observes every conv stage's output on training images through the fp32 plan and
 // chooses a range per stage (lowp/calibration.hpp: minmax, percentile or entropy).
 #include <algorithm>
