@@ -82,7 +82,9 @@ inline float dequantize_u8(std::uint8_t q, const U8Quant& p) { return p.scale * 
 // element-by-element loop with its check took 39% of an int8 PaperNet forward to quantise
 // (perf, Xeon with AMX). A value that is not finite is refused afterwards, naming the first.
 // The if clause names `parallel`: a plain if applies to the simd part too, and GCC then runs the
-// scalar loop whenever it is false (a batch-1 input: 22% of that forward, perf).
+// scalar loop whenever it is false (a batch-1 input: 22% of that forward, perf). On AVX-512 CPUs
+// the int8 plan calls quantize_u8_simd (int8_epilogue.hpp) instead: the same codes, about half
+// the time.
 inline void quantize_u8(const float* x, std::size_t n, const U8Quant& p, std::uint8_t* q) {
   check_u8_quant(p, "quantize_u8");
   const float scale = p.scale, zero = float(p.zero_point);
