@@ -189,7 +189,7 @@ void conv_benchmark(benchmark::State& st, int layer, Pass pass, int batch, int n
                   ws);
   };
   run();  // warm-up: workspace allocation, weights packed
-  const double flops = d.g.forward_flops() * (pass == kForward ? 1.0 : need_dx ? 3.0 : 2.0);
+  const double flops = d.g.forward_flops() * (pass != kForwardBackward ? 1.0 : need_dx ? 3.0 : 2.0);
   const long probe_iters = std::max(1L, long(flops / 2 / nthreads / probe.flops_per_iteration));  // ~half the call
   std::vector<double> rate, ratio, peak;
   for (auto _ : st) {
