@@ -289,28 +289,8 @@ inline void packed_weight_gradient(const ConvGeometry& g, const PaddedInput& xp,
       dw_k, std::size_t(f), Epilogue{}, path, dw_chunk_pairs, partials);
 }
 
-// dw [K x f] = col^T * dy and db = column sums of dy. Odd kernel rows are widened by one position
-// as in forward (conv1: 75 -> 80 rows); the added rows' gradients are computed and dropped.
-inline void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db,
-                            Workspace<float>& ws, Bf16Path path) {
-  const int run = g.k * g.c, run_k = run + run % 2, K = g.k * run_k, P = int(g.out_pixels()), f = g.f;
-  std::vector<float> widened_dw(run_k == run ? 0 : std::size_t(K) * std::size_t(f));
-  float* dw_k = run_k == run ? dw : widened_dw.data();
-  const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
-  if (path == Bf16Path::amx_bf16 && direct_dw_applies(g, run_k)) {  // dy transposed, B tiles from xp
-    auto* dyt = reinterpret_cast<PairWord*>(ws.get_b(std::size_t(f) * std::size_t(direct_dw_pairs16(g))));
-    direct_weight_gradient(g, xp.data, xp.hp, xp.wp, run_k, dy, dyt, ws.get_c(direct_dw_scratch(g, run_k)), dw_k, db);
-    db = nullptr;  // done
-  } else {
-    packed_weight_gradient(g, xp, run_k, dy, dw_k, ws, path);
-  }
-  if (run_k != run)  // drop the widened rows
-    for (int ky = 0; ky < g.k; ++ky)
-      std::copy(dw_k + std::size_t(ky) * std::size_t(run_k) * std::size_t(f),
-                dw_k + (std::size_t(ky) * std::size_t(run_k) + std::size_t(run)) * std::size_t(f),
-                dw + std::size_t(ky) * std::size_t(run) * std::size_t(f));
-  if (!db) return;
-  // db[j] = sum over pixels of dy[l][j], in fp32: chunks of 4096 pixels fixed by the shape, added in order.
+// db[j] = sum over pixels of dy[l][j], in fp32: chunks of 4096 pixels fixed by the shape, added in order.
+inline void column_sums(int P, int f, const float* dy, float* db, Workspace<float>& ws) {
   constexpr int db_chunk = 4096;
   const int chunks = (P + db_chunk - 1) / db_chunk;
   float* sums = ws.get_c(std::size_t(chunks) * std::size_t(f));
@@ -326,6 +306,28 @@ inline void weight_gradient(const ConvGeometry& g, const float* x, const float* 
     for (int ch = 0; ch < chunks; ++ch) total += sums[std::size_t(ch) * std::size_t(f) + std::size_t(j)];
     db[j] = total;
   }
+}
+
+// dw [K x f] = col^T * dy and db = column sums of dy. Odd kernel rows are widened by one position
+// as in forward (conv1: 75 -> 80 rows); the added rows' gradients are computed and dropped.
+inline void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                            Workspace<float>& ws, Bf16Path path) {
+  const int run = g.k * g.c, run_k = run + run % 2, K = g.k * run_k, f = g.f;
+  std::vector<float> widened_dw(run_k == run ? 0 : std::size_t(K) * std::size_t(f));
+  float* dw_k = run_k == run ? dw : widened_dw.data();
+  const PaddedInput xp = pad_and_round(g, x, ws, convert_path_for(path));
+  if (path == Bf16Path::amx_bf16 && direct_dw_applies(g, run_k)) {  // dy transposed (db on the way), B tiles from xp
+    auto* dyt = reinterpret_cast<PairWord*>(ws.get_b(std::size_t(f) * std::size_t(direct_dw_pairs16(g))));
+    direct_weight_gradient(g, xp.data, xp.hp, xp.wp, run_k, dy, dyt, ws.get_c(direct_dw_scratch(g, run_k)), dw_k, db);
+  } else {
+    packed_weight_gradient(g, xp, run_k, dy, dw_k, ws, path);
+    if (db) column_sums(int(g.out_pixels()), f, dy, db, ws);
+  }
+  if (run_k != run)  // drop the widened rows
+    for (int ky = 0; ky < g.k; ++ky)
+      std::copy(dw_k + std::size_t(ky) * std::size_t(run_k) * std::size_t(f),
+                dw_k + (std::size_t(ky) * std::size_t(run_k) + std::size_t(run)) * std::size_t(f),
+                dw + std::size_t(ky) * std::size_t(run) * std::size_t(f));
 }
 
 // dx = col2im(dy * w^T), a few images at a time: dcol of about 1 MB (one image at least) stays in
