@@ -10,9 +10,9 @@
 //
 // configure_tiles() loads that table (once per thread, unless another shape was loaded since); a
 // kernel calls it first. A kernel with other shapes (bf16_conv_amx.hpp) loads its own table with
-// load_config(). The OS must have
-// granted the process the tile state (cpu_features.hpp asks for it when AMX is queried); without
-// it the first tile instruction faults, so callers check cpu::features().has(amx_*) first.
+// load_config(). The OS must have granted the process the tile state (cpu_features.hpp asks for
+// it when AMX is queried); without it the first tile instruction faults, so callers check
+// cpu::features().has(amx_*) first.
 #include <cstdint>
 
 #if defined(__x86_64__)
@@ -48,10 +48,11 @@ __attribute__((target("amx-tile"))) inline void load_config(const TileConfig& co
 }
 
 // Eight full 16 x 64-byte tiles: what int8_gemm.hpp and bf16_gemm.hpp run on.
-__attribute__((target("amx-tile"))) inline void configure_tiles() {
+inline const TileConfig& full_tiles() {
   static const TileConfig config;
-  load_config(config);
+  return config;
 }
+__attribute__((target("amx-tile"))) inline void configure_tiles() { load_config(full_tiles()); }
 #endif
 
 }  // namespace hubble::kernels::amx

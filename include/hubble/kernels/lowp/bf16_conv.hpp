@@ -23,8 +23,9 @@
 //   A panel, pair by pair (an implicit GEMM: no col matrix), or on amx_bf16 into tile rows, one
 //   copy per kernel row; an odd kernel row is widened by one value against a zero weight, so that
 //   no pair straddles two rows (forward; the weight gradient widens it too). On amx_bf16, where
-//   the shapes allow, the forward loads its tiles straight from xp and the weight gradient builds
-//   its tiles from xp and a transposed dy (bf16_conv_amx.hpp).
+//   the shapes allow, the forward loads its tiles straight from xp, the weight gradient builds
+//   its tiles from xp and a transposed dy, and at stride 1 the input gradient runs as that
+//   forward over padded dy (bf16_conv_amx.hpp).
 //   w is packed once into B panels and kept in the layer's Workspace while the weights do not
 //   change (compared bit for bit, as the fp32 variants do), so inference packs it once.
 //   dy is rounded when packed: into B panels for dw, and row by row into A panels for dx.

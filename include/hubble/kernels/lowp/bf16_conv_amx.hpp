@@ -69,23 +69,19 @@ inline bool direct_applies(const ConvGeometry& g, int run_k, int pool) {
 
 #if HUBBLE_BF16_X86 && HUBBLE_AMX
 // Tile shapes for blocks of bp pairs: C tiles 0..3 16 x 16 fp32, A tiles 4, 5 16 rows x bp
-// pairs, B tiles 6, 7 bp pair rows x 16 filters.
+// pairs, B tiles 6, 7 bp pair rows x 16 filters. 16 pairs are the GEMM's full tiles, the same
+// table, so moving between the two kernels reloads nothing.
 inline const amx::TileConfig& direct_tile_config(int bp) {
-  static const std::array<amx::TileConfig, 17> configs = [] {
-    std::array<amx::TileConfig, 17> out{};
-    for (int p = 1; p <= 16; ++p) {
+  if (bp == 16) return amx::full_tiles();
+  static const std::array<amx::TileConfig, 16> configs = [] {
+    std::array<amx::TileConfig, 16> out{};
+    for (int p = 1; p < 16; ++p) {
       out[std::size_t(p)].bytes_per_row[4] = out[std::size_t(p)].bytes_per_row[5] = std::uint16_t(4 * p);
       out[std::size_t(p)].rows[6] = out[std::size_t(p)].rows[7] = std::uint8_t(p);
     }
     return out;
   }();
   return configs[std::size_t(bp)];
-}
-
-// The bias and ReLU, as the packed path's epilogue does them (VMAXPS(v, 0): NaN and -0 give +0).
-__attribute__((target("avx512f"))) inline __m512 direct_epilogue(__m512 v, __m512 bias, bool relu) {
-  v = _mm512_add_ps(v, bias);
-  return relu ? _mm512_maskz_max_ps(__mmask16(0xFFFF), v, _mm512_setzero_ps()) : v;  // maskz: no undefined source
 }
 
 // One job: output rows oy0 (and oy0 + 1 when `two`) of image img, columns ox0 .. ox0 + 15.
@@ -129,11 +125,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
       _tile_stored(2, &sums[16][0], 32 * 4);
       _tile_stored(3, &sums[16][16], 32 * 4);
     }
-    const int col0 = panel * gemm_nr, cols = std::min(gemm_nr, g.f - col0);
-    const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
-    const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols > 16 ? __mmask16((1u << (cols - 16)) - 1) : __mmask16(0);
-    const __m512 bias0 = d.bias ? _mm512_maskz_loadu_ps(m0, d.bias + col0) : _mm512_setzero_ps();
-    const __m512 bias1 = d.bias ? _mm512_maskz_loadu_ps(m1, d.bias + col0 + 16) : _mm512_setzero_ps();
+    const int col0 = panel * gemm_nr;
+    const bf16_detail::PanelEpilogue e =
+        bf16_detail::panel_epilogue(std::min(gemm_nr, g.f - col0), d.bias ? d.bias + col0 : nullptr, d.relu);
     const std::size_t f = std::size_t(g.f);
     if (!d.pool) {
       for (int r = 0; r < (two ? 32 : 16); ++r) {
@@ -141,8 +135,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
         float* out =
             d.y + ((std::size_t(img) * std::size_t(g.oh) + std::size_t(oy)) * std::size_t(g.ow) + std::size_t(ox)) * f +
             std::size_t(col0);
-        _mm512_mask_storeu_ps(out, m0, direct_epilogue(_mm512_load_ps(&sums[r][0]), bias0, d.relu));
-        _mm512_mask_storeu_ps(out + 16, m1, direct_epilogue(_mm512_load_ps(&sums[r][16]), bias1, d.relu));
+        bf16_detail::finish_row(e, _mm512_load_ps(&sums[r][0]), _mm512_load_ps(&sums[r][16]), out);
       }
       continue;
     }
@@ -155,19 +148,17 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
           ((std::size_t(img) * std::size_t(ph) + std::size_t(py)) * std::size_t(pw) + std::size_t(px)) * f +
           std::size_t(col0);
       for (int half = 0; half < 2; ++half) {
-        const __m512 bias = half ? bias1 : bias0;
         const int row_of[4] = {2 * i, 2 * i + 1, 16 + 2 * i, 17 + 2 * i};
-        __m512 best = direct_epilogue(_mm512_load_ps(&sums[row_of[0]][16 * half]), bias, d.relu);
+        __m512 best = bf16_detail::finish(e, _mm512_load_ps(&sums[row_of[0]][16 * half]), half);
         __m512i arg = _mm512_setzero_si512();
         for (int q = 1; q < 4; ++q) {
-          const __m512 v = direct_epilogue(_mm512_load_ps(&sums[row_of[q]][16 * half]), bias, d.relu);
+          const __m512 v = bf16_detail::finish(e, _mm512_load_ps(&sums[row_of[q]][16 * half]), half);
           const __mmask16 greater = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
           best = _mm512_mask_mov_ps(best, greater, v);
           arg = _mm512_mask_mov_epi32(arg, greater, _mm512_set1_epi32(q));
         }
-        const __mmask16 m = half ? m1 : m0;
-        _mm512_mask_storeu_ps(d.y + at + std::size_t(16 * half), m, best);
-        _mm512_mask_cvtepi32_storeu_epi8(d.argmax + at + std::size_t(16 * half), m, arg);
+        _mm512_mask_storeu_ps(d.y + at + std::size_t(16 * half), e.mask[half], best);
+        _mm512_mask_cvtepi32_storeu_epi8(d.argmax + at + std::size_t(16 * half), e.mask[half], arg);
       }
     }
   }

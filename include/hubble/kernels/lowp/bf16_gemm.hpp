@@ -387,6 +387,36 @@ __attribute__((target("avx2,fma"))) inline void block_avx2(const PairWord* ap, i
   }
 }
 
+// The AVX-512 paths' epilogue for one panel of 32 columns (cols of them inside C): the store
+// masks of its two halves, its bias (none when null) and the ReLU, as apply_epilogue does them
+// (VMAXPS(v, 0): NaN and -0 give +0; the zero-masked form, as GCC 12 warns that the plain one
+// reads an undefined source). block_avx512_bf16, task_amx_bf16 and the direct AMX convolution
+// (bf16_conv_amx.hpp) share it, so every AVX-512 path finishes a sum the same way.
+struct PanelEpilogue {
+  __mmask16 mask[2];
+  __m512 bias[2];
+  bool has_bias, relu;
+};
+__attribute__((target("avx512f"))) inline PanelEpilogue panel_epilogue(int cols, const float* bias, bool relu) {
+  PanelEpilogue e{};
+  e.mask[0] = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+  e.mask[1] = cols >= 32 ? __mmask16(0xFFFF) : cols > 16 ? __mmask16((1u << (cols - 16)) - 1) : __mmask16(0);
+  e.has_bias = bias != nullptr;
+  e.relu = relu;
+  for (int h = 0; h < 2; ++h) e.bias[h] = bias ? _mm512_maskz_loadu_ps(e.mask[h], bias + 16 * h) : _mm512_setzero_ps();
+  return e;
+}
+// Half `h` (columns 16h .. 16h + 15 of the panel) of one row's sums, finished.
+__attribute__((target("avx512f"))) inline __m512 finish(const PanelEpilogue& e, __m512 v, int h) {
+  if (e.has_bias) v = _mm512_add_ps(v, e.bias[h]);
+  return e.relu ? _mm512_maskz_max_ps(__mmask16(0xFFFF), v, _mm512_setzero_ps()) : v;
+}
+// One row's 32 sums, finished and stored at `out` (the panel's first column).
+__attribute__((target("avx512f"))) inline void finish_row(const PanelEpilogue& e, __m512 v0, __m512 v1, float* out) {
+  _mm512_mask_storeu_ps(out, e.mask[0], finish(e, v0, 0));
+  _mm512_mask_storeu_ps(out + 16, e.mask[1], finish(e, v1, 1));
+}
+
 // avx512_bf16: the 8 x 32 tile in 16 zmm accumulators, VDPBF16PS on a broadcast pair of A and 16
 // pairs of B. Partial tiles store through masks. The row loops are unrolled by pragma: at -O2 GCC
 // leaves them rolled, the accumulators go to memory and the kernel runs ~3x slower (measured).
@@ -410,29 +440,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void bloc
         acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
       }
     }
-    const int col0 = panel * NR, cols = std::min(NR, n - col0);
-    const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
-    const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols > 16 ? __mmask16((1u << (cols - 16)) - 1) : __mmask16(0);
-    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
-    if (bias) {
-      bias0 = _mm512_maskz_loadu_ps(m0, bias + col0);
-      bias1 = _mm512_maskz_loadu_ps(m1, bias + col0 + 16);
-    }
+    const int col0 = panel * NR;
+    const PanelEpilogue e = panel_epilogue(std::min(NR, n - col0), bias ? bias + col0 : nullptr, relu);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {  // constant bounds keep acc in registers
       if (r >= rows) break;
-      __m512 v0 = acc[r][0], v1 = acc[r][1];
-      if (bias) {
-        v0 = _mm512_add_ps(v0, bias0);
-        v1 = _mm512_add_ps(v1, bias1);
-      }
-      if (relu) {
-        v0 = _mm512_maskz_max_ps(__mmask16(0xFFFF), v0, _mm512_setzero_ps());  // maskz: GCC 12 warns on the plain form
-        v1 = _mm512_maskz_max_ps(__mmask16(0xFFFF), v1, _mm512_setzero_ps());
-      }
-      float* out = c + std::size_t(r) * ldc + std::size_t(col0);
-      _mm512_mask_storeu_ps(out, m0, v0);
-      _mm512_mask_storeu_ps(out + 16, m1, v1);
+      finish_row(e, acc[r][0], acc[r][1], c + std::size_t(r) * ldc + std::size_t(col0));
     }
   }
 }
@@ -554,30 +567,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16"))) inline vo
       _tile_stored(1, &sums[0][16], 32 * 4);
       _tile_stored(2, &sums[16][0], 32 * 4);
       _tile_stored(3, &sums[16][16], 32 * 4);
-      const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
-      const __mmask16 m1 = cols >= 32  ? __mmask16(0xFFFF)
-                           : cols > 16 ? __mmask16((1u << (cols - 16)) - 1)
-                                       : __mmask16(0);
-      __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
-      if (bias) {
-        bias0 = _mm512_maskz_loadu_ps(m0, bias + col0);
-        bias1 = _mm512_maskz_loadu_ps(m1, bias + col0 + 16);
-      }
+      const PanelEpilogue e = panel_epilogue(cols, bias ? bias + col0 : nullptr, relu);
       const int tile_rows = std::min(32, rows - rt);
-      for (int r = 0; r < tile_rows; ++r) {  // the same epilogue as block_avx512_bf16
-        __m512 v0 = _mm512_load_ps(&sums[r][0]), v1 = _mm512_load_ps(&sums[r][16]);
-        if (bias) {
-          v0 = _mm512_add_ps(v0, bias0);
-          v1 = _mm512_add_ps(v1, bias1);
-        }
-        if (relu) {
-          v0 = _mm512_maskz_max_ps(__mmask16(0xFFFF), v0, _mm512_setzero_ps());
-          v1 = _mm512_maskz_max_ps(__mmask16(0xFFFF), v1, _mm512_setzero_ps());
-        }
-        float* out = c + std::size_t(rt + r) * ldc + std::size_t(col0);
-        _mm512_mask_storeu_ps(out, m0, v0);
-        _mm512_mask_storeu_ps(out + 16, m1, v1);
-      }
+      for (int r = 0; r < tile_rows; ++r)
+        finish_row(e, _mm512_load_ps(&sums[r][0]), _mm512_load_ps(&sums[r][16]),
+                   c + std::size_t(rt + r) * ldc + std::size_t(col0));
     }
   }
 }
