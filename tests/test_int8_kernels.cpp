@@ -139,11 +139,13 @@ struct ConvCase {
   int n, h, w, c, k, stride, pad, f;
 };
 // 5x5 and 3x3 (and 1x1, 2x2), stride 1 and 2, with and without padding, channel and filter counts
-// that are not multiples of 4 or of the 16-column panels, kernel rows of 1 to 192 codes.
+// that are not multiples of 4 or of the 16-column panels, kernel rows of 1 to 192 codes; last, two
+// Dense layers as QuantizedPlan runs them, 1x1 convolutions of 1x1 images (PaperNet's first Dense
+// at batch 1, and a row of 1,030 codes: not a whole number of 4- or 64-code groups).
 const ConvCase conv_cases[] = {
-    {1, 13, 11, 3, 5, 2, 2, 7}, {2, 9, 9, 5, 3, 1, 1, 17},  {3, 8, 10, 16, 3, 2, 0, 33}, {2, 7, 7, 32, 3, 1, 1, 40},
-    {1, 6, 6, 17, 5, 1, 2, 16}, {2, 12, 9, 3, 5, 2, 0, 32}, {1, 4, 4, 64, 3, 1, 0, 130}, {2, 5, 6, 1, 1, 1, 0, 3},
-    {2, 7, 8, 2, 3, 1, 0, 5},   {1, 6, 7, 6, 2, 1, 1, 9},
+    {1, 13, 11, 3, 5, 2, 2, 7}, {2, 9, 9, 5, 3, 1, 1, 17},  {3, 8, 10, 16, 3, 2, 0, 33},   {2, 7, 7, 32, 3, 1, 1, 40},
+    {1, 6, 6, 17, 5, 1, 2, 16}, {2, 12, 9, 3, 5, 2, 0, 32}, {1, 4, 4, 64, 3, 1, 0, 130},   {2, 5, 6, 1, 1, 1, 0, 3},
+    {2, 7, 8, 2, 3, 1, 0, 5},   {1, 6, 7, 6, 2, 1, 1, 9},   {1, 1, 1, 1024, 1, 1, 0, 256}, {3, 1, 1, 1030, 1, 1, 0, 70},
 };
 
 }  // namespace

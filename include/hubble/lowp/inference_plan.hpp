@@ -164,21 +164,12 @@ inline void max_pool(const float* x, int n, int h, int w, int c, int p, float* y
         }
 }
 
-// The head, in fp32: the bridge (GlobalAvgPool or Flatten) of the last conv stage's output
-// features [n][h][w][c], the Dense layers, and Softmax. Shared by the fp32 and the int8 runs.
-inline std::vector<float> run_head(const InferencePlan& plan, const std::vector<float>& features, int n, int h, int w,
-                                   int c) {
-  std::vector<float> cur, out;
-  if (plan.bridge == Bridge::global_avg_pool) {
-    cur.assign(std::size_t(n) * c, 0.0f);
-    for (int i = 0; i < n; ++i)
-      for (int p = 0; p < h * w; ++p)
-        for (int f = 0; f < c; ++f) cur[std::size_t(i) * c + f] += features[(std::size_t(i) * h * w + p) * c + f];
-    for (float& v : cur) v /= float(h * w);
-  } else {
-    cur.assign(features.begin(), features.begin() + std::ptrdiff_t(std::size_t(n) * h * w * c));
-  }
-  for (const PlanDense& d : plan.dense) {
+// Dense layers plan.dense[first..] and Softmax, in fp32, from their input cur [n][dense[first].in].
+// Shared by the fp32 and the int8 runs (the int8 one may have run the first Dense itself).
+inline std::vector<float> run_dense(const InferencePlan& plan, std::vector<float> cur, int n, std::size_t first = 0) {
+  std::vector<float> out;
+  for (std::size_t j = first; j < plan.dense.size(); ++j) {
+    const PlanDense& d = plan.dense[j];
     HUBBLE_CHECK(cur.size() == std::size_t(n) * d.in, "inference plan: ", d.name, " expects ", d.in, " inputs, not ",
                  cur.size() / std::size_t(n));
     out.resize(std::size_t(n) * d.out);
@@ -200,6 +191,23 @@ inline std::vector<float> run_head(const InferencePlan& plan, const std::vector<
     }
   }
   return cur;
+}
+
+// The head, in fp32: the bridge (GlobalAvgPool or Flatten) of the last conv stage's output
+// features [n][h][w][c], then run_dense.
+inline std::vector<float> run_head(const InferencePlan& plan, const std::vector<float>& features, int n, int h, int w,
+                                   int c) {
+  std::vector<float> cur;
+  if (plan.bridge == Bridge::global_avg_pool) {
+    cur.assign(std::size_t(n) * c, 0.0f);
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < h * w; ++p)
+        for (int f = 0; f < c; ++f) cur[std::size_t(i) * c + f] += features[(std::size_t(i) * h * w + p) * c + f];
+    for (float& v : cur) v /= float(h * w);
+  } else {
+    cur.assign(features.begin(), features.begin() + std::ptrdiff_t(std::size_t(n) * h * w * c));
+  }
+  return run_dense(plan, std::move(cur), n);
 }
 
 // Softmax (or, without one, the scores) of images x [n][h][w][c], n x classes, in fp32: the

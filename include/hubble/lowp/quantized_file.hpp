@@ -1,11 +1,12 @@
 #pragma once
-// Quantised model files: a QuantizedPlan (int8 conv stages, fp32 head) in one HDF5 file, written
+// Quantised model files: a QuantizedPlan (int8 conv stages, an int8 or fp32 first Dense, the rest
+// of the head in fp32) in one HDF5 file, written
 // atomically and read back with every value checked, like a checkpoint (io/checkpoint.hpp).
 //
 //   lowp::save_quantized("paper.int8.h5", q, {{"class_names", "..."}});
 //   lowp::QuantizedPlan q = lowp::load_quantized("paper.int8.h5");
 //
-// Schema, format "hubble-int8" version 1 (every dataset little-endian, with the checkpoint's
+// Schema, format "hubble-int8" version 2 (every dataset little-endian, with the checkpoint's
 // BLAKE2b "checksum" attribute; docs/checkpoints.md):
 //   attributes on /     format, format_version, architecture (the fp32 network's), dataset_count
 //   input/scale float32[1], input/zero_point int64[1]         the input's u8 code
@@ -14,9 +15,14 @@
 //   conv/<i>/geometry int64[12]  h w c k stride pad_top pad_left oh ow f relu pool
 //   conv/<i>/weights int8[k*k*c, f]  (codes in -127..127), conv/<i>/scales float32[f] (> 0)
 //   conv/<i>/bias float32[f], conv/<i>/output_scale float32[1], conv/<i>/output_zero_point int64[1]
-//   dense/<j>/name string, dense/<j>/shape int64[3] (in, out, relu), dense/<j>/kernel float32[in, out],
-//   dense/<j>/bias float32[out]
+//   dense/<j>/name string, dense/<j>/shape int64[3] (in, out, relu), dense/<j>/bias float32[out], and
+//     either dense/<j>/kernel float32[in, out]               (fp32)
+//     or     dense/<j>/weights int8[in, out], dense/<j>/scales float32[out]
+//                                                            (int8: only j = 0 after a flatten bridge;
+//                                                             its input code is the last conv's output_*)
 //   metadata/<key> string
+// Version 1 is version 2 without int8 Dense layers (its last conv stage's output code was stored
+// but unused); this hubble reads both, and a version-1 file runs as it did, with a fp32 head.
 // Loading refuses, naming the file and the entry: another format or version, a missing or damaged
 // dataset, stages whose shapes do not chain, codes or zero points out of range, scales that are
 // not finite and positive, non-finite weights.
@@ -32,7 +38,7 @@
 namespace hubble::lowp {
 
 inline constexpr const char* quantized_format = "hubble-int8";
-inline constexpr std::int64_t quantized_format_version = 1;
+inline constexpr std::int64_t quantized_format_version = 2;
 
 inline void save_quantized(const std::string& path, const QuantizedPlan& q,
                            const std::map<std::string, std::string>& metadata = {}) {
@@ -74,7 +80,13 @@ inline void save_quantized(const std::string& path, const QuantizedPlan& q,
       const std::int64_t shape[3] = {d.in, d.out, d.relu};
       put_text(f, n, p + "name", d.name);
       put(f, n, p + "shape", shape, 3);
-      put(f, n, p + "kernel", d.w.data(), d.w.size(), {std::size_t(d.in), std::size_t(d.out)});
+      if (j == 0 && q.dense()) {
+        const kernels::lowp::PerChannelS8& w = q.dense()->weights;
+        put(f, n, p + "weights", w.q.data(), w.q.size(), {std::size_t(d.in), std::size_t(d.out)});
+        put(f, n, p + "scales", w.scale.data(), w.scale.size());
+      } else {
+        put(f, n, p + "kernel", d.w.data(), d.w.size(), {std::size_t(d.in), std::size_t(d.out)});
+      }
       put(f, n, p + "bias", d.b.data(), d.b.size());
     }
     for (const auto& [key, text] : metadata) put_text(f, n, "metadata/" + key, text);
@@ -101,8 +113,8 @@ inline QuantizedPlan load_quantized(const std::string& path, QuantizedFile* info
         if (!f.has_attribute("format_version"))
           h5::detail::missing(path, ": int8 model lacks attribute 'format_version'");
         const std::int64_t version = f.int_attribute("format_version");
-        HUBBLE_CHECK(version == quantized_format_version, path, ": int8 model format version ", version,
-                     " is not supported (this hubble reads version ", quantized_format_version, ")");
+        HUBBLE_CHECK(version == 1 || version == quantized_format_version, path, ": int8 model format version ", version,
+                     " is not supported (this hubble reads versions 1 to ", quantized_format_version, ")");
         const auto i64 = [&](const std::string& name, std::size_t count) {
           return hubble::detail::read_values<std::int64_t>(f, true, name, "int8 model", count);
         };
@@ -114,6 +126,19 @@ inline QuantizedPlan load_quantized(const std::string& path, QuantizedFile* info
         const auto text = [&](const std::string& name) {
           if (!f.has(name)) h5::detail::missing(path, ": int8 model lacks dataset '", name, "'");
           return hubble::detail::read_text(f, true, name);
+        };
+        // s8 codes [rows][f] in -127..127 and their positive per-column scales.
+        const auto s8_weights = [&](const std::string& p, int rows, int f_) {
+          kernels::lowp::PerChannelS8 w;
+          w.rows = rows;
+          w.f = f_;
+          w.q = hubble::detail::read_values<std::int8_t>(f, true, p + "weights", "int8 weights",
+                                                         std::size_t(rows) * std::size_t(f_));
+          for (std::int8_t v : w.q) hubble::detail::check_range<int>(path, p + "weights", v, -127, 127);
+          w.scale = f32(p + "scales", std::size_t(f_));
+          for (float v : w.scale)
+            if (!(v > 0)) h5::detail::corrupt(path, ": '", p, "scales' holds ", v, ", not a positive scale");
+          return w;
         };
         const auto u8_quant = [&](const std::string& scale, const std::string& zero) {
           const float s = f32(scale, 1)[0];
@@ -136,6 +161,7 @@ inline QuantizedPlan load_quantized(const std::string& path, QuantizedFile* info
         plan.softmax = softmax == 1;
         datasets += 2;
         std::vector<QuantizedStage> stages;
+        std::optional<QuantizedDense> dense;
         int h = 0, w = 0, c = 0;  // the chain: each stage's input is the previous stage's output
         for (int i = 0; f.has("conv/" + std::to_string(i) + "/geometry"); ++i) {
           const std::string p = "conv/" + std::to_string(i) + "/";
@@ -171,14 +197,7 @@ inline QuantizedPlan load_quantized(const std::string& path, QuantizedFile* info
           h = s.pool ? s.g.oh / s.pool : s.g.oh, w = s.pool ? s.g.ow / s.pool : s.g.ow, c = s.g.f;
           s.out_h = h, s.out_w = w;
           QuantizedStage st;
-          st.weights.rows = int(s.g.patch());
-          st.weights.f = s.g.f;
-          st.weights.q = hubble::detail::read_values<std::int8_t>(f, true, p + "weights", "int8 weights",
-                                                                  s.g.patch() * std::size_t(s.g.f));
-          for (std::int8_t v : st.weights.q) hubble::detail::check_range<int>(path, p + "weights", v, -127, 127);
-          st.weights.scale = f32(p + "scales", std::size_t(s.g.f));
-          for (float v : st.weights.scale)
-            if (!(v > 0)) h5::detail::corrupt(path, ": '", p, "scales' holds ", v, ", not a positive scale");
+          st.weights = s8_weights(p, int(s.g.patch()), s.g.f);
           st.bias = f32(p + "bias", std::size_t(s.g.f));
           st.out = u8_quant(p + "output_scale", p + "output_zero_point");
           datasets += 7;
@@ -197,8 +216,17 @@ inline QuantizedPlan load_quantized(const std::string& path, QuantizedFile* info
           PlanDense d;
           d.name = text(p + "name");
           d.in = int(shape[0]), d.out = int(shape[1]), d.relu = shape[2] == 1;
-          d.w = f32(p + "kernel", std::size_t(d.in) * std::size_t(d.out));
+          if (f.has(p + "weights")) {
+            HUBBLE_CHECK(version >= 2 && j == 0 && plan.bridge == Bridge::flatten, path, ": ", p,
+                         "weights: only the first Dense after a flatten bridge can be int8 (format version 2)");
+            dense = QuantizedDense{s8_weights(p, d.in, d.out), {}};
+            d.w.resize(std::size_t(d.in) * std::size_t(d.out));  // QuantizedPlan sets the dequantised values
+            ++datasets;
+          } else {
+            d.w = f32(p + "kernel", std::size_t(d.in) * std::size_t(d.out));
+          }
           d.b = f32(p + "bias", std::size_t(d.out));
+          if (j == 0 && dense) dense->bias = d.b;
           datasets += 4;
           features = d.out;
           plan.dense.push_back(std::move(d));
@@ -214,7 +242,7 @@ inline QuantizedPlan load_quantized(const std::string& path, QuantizedFile* info
           h5::detail::corrupt(path, ": it holds ", datasets, " of the ", f.int_attribute("dataset_count"),
                               " datasets it was written with (an entry was removed or added)");
         if (info) *info = std::move(meta);
-        return QuantizedPlan(std::move(plan), input, std::move(stages), int8_path);
+        return QuantizedPlan(std::move(plan), input, std::move(stages), std::move(dense), int8_path);
       },
       "int8 model");
 }

@@ -11,16 +11,22 @@
 //                hubble's images come from u8 pixels, so this step loses nothing)
 //   conv stage i s8 weights, one scale per filter (absmax / 127); i32 sums; the output, after the
 //                fused ReLU and MaxPool, requantised to u8 with the range calibrated for stage i
-//   last conv    written in fp32 (no requantisation after the last integer layer)
-//   head         GlobalAvgPool / Flatten and the Dense layers in fp32: PaperNet's head is 0.7% of
-//                its multiply-adds, ImprovedNet's 0.01%; in time PaperNet's is more at batch 1
-//                (0.020-0.024 of 0.12 ms on a Xeon: its 1 MB of fp32 weights come from beyond L2
-//                on every call), which an int8 Dense would cut (docs/kernels.md, "Not yet done")
+//   last conv    requantised to u8 when the int8 Dense below reads it, else written in fp32
+//   first Dense  when Flatten feeds it (HeadPrecision::int8, the default): s8 weights, one scale per
+//                unit, over the last conv stage's u8 codes, written in fp32 after bias and ReLU. It is
+//                the same sum as a 1x1 convolution of a 1x1 image with `in` channels, so the int8
+//                convolution kernels run it. PaperNet's 1 MB of fp32 weights become 256 KB: 2-4%
+//                of a batch-1 forward and 5-8% at batch 64 on a Xeon with AMX (docs/kernels.md,
+//                "The int8 Dense")
+//   the rest     GlobalAvgPool and a Dense after it (ImprovedNet: 0.01% of its multiply-adds),
+//                every later Dense (PaperNet's second: 2,570 weights) and Softmax in fp32: their
+//                inputs have no calibrated code, and they cost too little to be worth one
 // Calibration observes every conv stage's output on training images through the fp32 plan and
 // chooses a range per stage (lowp/calibration.hpp: minmax, percentile or entropy).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,14 +84,24 @@ inline Calibration calibrate(const InferencePlan& plan, const float* x, int n, C
 struct QuantizedStage {
   kernels::lowp::PerChannelS8 weights;  // s8 [k*k*c][f] and the per-filter scales
   std::vector<float> bias;              // [f], fp32 (BatchNorm folded in)
-  kernels::lowp::U8Quant out;           // the stage's output code (unused for the last stage)
+  kernels::lowp::U8Quant out;           // the stage's output code (the last stage's: the int8 Dense's input)
 };
+
+// The int8 form of the first Dense (in inputs, out units).
+struct QuantizedDense {
+  kernels::lowp::PerChannelS8 weights;  // s8 [in][out] and the per-unit scales
+  std::vector<float> bias;              // [out], fp32
+};
+
+// Which part of the head runs in int8: none, or the first Dense where Flatten feeds it.
+enum class HeadPrecision { fp32, int8 };
 
 class QuantizedPlan {
  public:
-  // Quantises `plan` with the ranges of `cal`.
+  // Quantises `plan` with the ranges of `cal`; `head` says whether its first Dense runs in int8
+  // too (only where Flatten feeds it: after GlobalAvgPool the head stays fp32 either way).
   QuantizedPlan(const InferencePlan& plan, const Calibration& cal,
-                kernels::lowp::Int8Path path = kernels::lowp::int8_path())
+                kernels::lowp::Int8Path path = kernels::lowp::int8_path(), HeadPrecision head = HeadPrecision::int8)
       : plan_(plan), path_(path) {
     HUBBLE_CHECK(cal.conv_outputs.size() == plan.convs.size(), "QuantizedPlan: the calibration has ",
                  cal.conv_outputs.size(), " conv ranges, the plan ", plan.convs.size(), " conv stages");
@@ -96,14 +112,20 @@ class QuantizedPlan {
       stages.push_back({kernels::lowp::quantize_per_channel(s.w.data(), int(s.g.patch()), s.g.f), s.b,
                         kernels::lowp::choose_u8_quant(cal.conv_outputs[i].lo, cal.conv_outputs[i].hi)});
     }
-    build(std::move(stages));
+    std::optional<QuantizedDense> dense;
+    if (head == HeadPrecision::int8 && int8_dense_applies(plan)) {
+      const PlanDense& d = plan.dense.front();
+      dense = QuantizedDense{kernels::lowp::quantize_per_channel(d.w.data(), d.in, d.out), d.b};
+    }
+    build(std::move(stages), std::move(dense));
   }
 
-  // From stages already in int8 (a quantised model file). `plan` gives the structure and the fp32
-  // head; its conv weights are replaced by the dequantised s8 ones, so run_fp32(plan()) computes
-  // what this model's weights mean in exact arithmetic.
+  // From stages already in int8 (a quantised model file), and the first Dense's int8 form if it has
+  // one. `plan` gives the structure and the fp32 rest of the head; its int8 layers' weights are
+  // replaced by the dequantised s8 ones, so run_fp32(plan()) computes what this model's weights
+  // mean in exact arithmetic.
   QuantizedPlan(InferencePlan plan, kernels::lowp::U8Quant input, std::vector<QuantizedStage> stages,
-                kernels::lowp::Int8Path path = kernels::lowp::int8_path())
+                std::optional<QuantizedDense> dense, kernels::lowp::Int8Path path = kernels::lowp::int8_path())
       : plan_(std::move(plan)), path_(path), input_(input) {
     HUBBLE_CHECK(stages.size() == plan_.convs.size(), "QuantizedPlan: ", stages.size(), " int8 stages for ",
                  plan_.convs.size(), " conv stages");
@@ -116,7 +138,24 @@ class QuantizedPlan {
       for (std::size_t j = 0; j < q.q.size(); ++j) s.w[j] = q.scale[j % std::size_t(q.f)] * float(q.q[j]);
       s.b = stages[i].bias;
     }
-    build(std::move(stages));
+    if (dense) {
+      HUBBLE_CHECK(int8_dense_applies(plan_), "QuantizedPlan: ", plan_.architecture,
+                   " has no Dense right after Flatten to run in int8");
+      PlanDense& d = plan_.dense.front();
+      const auto& q = dense->weights;
+      HUBBLE_CHECK(q.rows == d.in && q.f == d.out && q.q.size() == std::size_t(d.in) * std::size_t(d.out) &&
+                       q.scale.size() == std::size_t(d.out) && dense->bias.size() == std::size_t(d.out),
+                   "QuantizedPlan: ", d.name, "'s int8 weights are ", q.rows, " x ", q.f, ", the layer needs ", d.in,
+                   " x ", d.out);
+      for (std::size_t j = 0; j < q.q.size(); ++j) d.w[j] = q.scale[j % std::size_t(q.f)] * float(q.q[j]);
+      d.b = dense->bias;
+    }
+    build(std::move(stages), std::move(dense));
+  }
+
+  // Whether the first Dense of `plan` can run in int8: Flatten feeds it the last conv stage's codes.
+  static bool int8_dense_applies(const InferencePlan& plan) {
+    return plan.bridge == Bridge::flatten && !plan.convs.empty() && !plan.dense.empty();
   }
 
   // The path asked for; a stage with a short patch may run on another (conv_path_for: amx_int8
@@ -125,6 +164,8 @@ class QuantizedPlan {
   const InferencePlan& plan() const { return plan_; }
   kernels::lowp::U8Quant input_quant() const { return input_; }
   const std::vector<QuantizedStage>& stages() const { return stages_; }
+  // The first Dense's int8 form, or nullptr when the whole head runs in fp32.
+  const QuantizedDense* dense() const { return dense_ ? &*dense_ : nullptr; }
 
   // Probabilities (or scores, for a plan without Softmax) of images x [n][h][w][c], n x classes.
   // Not for concurrent calls on one object: the activations' buffers are kept between calls.
@@ -144,7 +185,7 @@ class QuantizedPlan {
                    " inputs, not ", h, "x", w, "x", c);
       const int oh = s.pool ? g.oh / s.pool : g.oh, ow = s.pool ? g.ow / s.pool : g.ow;
       const std::size_t out_size = std::size_t(n) * oh * ow * g.f;
-      if (i + 1 == stages_.size()) {  // the last integer layer writes fp32 for the head
+      if (i + 1 == stages_.size() && !dense_) {  // the last integer layer writes fp32 for the head
         grow(f_, out_size);
         if (s.pool) kernels::lowp::conv_relu_maxpool_f32(g, a_.data(), xq, weights, s.pool, f_.data());
         else kernels::lowp::conv_u8_to_f32(g, a_.data(), xq, weights, s.relu, f_.data());
@@ -158,11 +199,19 @@ class QuantizedPlan {
       }
       h = oh, w = ow, c = g.f;
     }
-    return run_head(plan_, f_, n, h, w, c);
+    if (!dense_) return run_head(plan_, f_, n, h, w, c);
+    // Flatten is free in NHWC: image i's codes are one row of in = h*w*c, in the order of the
+    // Dense's rows. The Dense is their 1x1 convolution (dense_geometry).
+    const PlanDense& d = plan_.dense.front();
+    HUBBLE_CHECK(std::size_t(h) * w * c == std::size_t(d.in), "QuantizedPlan: ", d.name, " expects ", d.in,
+                 " inputs, not ", std::size_t(h) * w * c);
+    std::vector<float> out(std::size_t(n) * d.out);
+    kernels::lowp::conv_u8_to_f32(dense_geometry(n), a_.data(), xq, packed_.back(), d.relu, out.data());
+    return run_dense(plan_, std::move(out), n, 1);
   }
 
  private:
-  void build(std::vector<QuantizedStage> stages) {
+  void build(std::vector<QuantizedStage> stages, std::optional<QuantizedDense> dense) {
     HUBBLE_CHECK(!plan_.convs.empty(), "QuantizedPlan: ", plan_.architecture, " has no convolution to quantise");
     kernels::lowp::check_u8_quant(input_, "QuantizedPlan input");
     for (std::size_t i = 0; i < stages.size(); ++i) {
@@ -174,7 +223,21 @@ class QuantizedPlan {
       packed_.push_back(
           kernels::lowp::prepare_int8_conv(s.g.k, s.g.c, stages[i].weights, stages[i].bias.data(), layer_path));
     }
+    if (dense) {  // packed last, after the conv stages
+      const PlanDense& d = plan_.dense.front();
+      packed_.push_back(kernels::lowp::prepare_int8_conv(1, d.in, dense->weights, dense->bias.data(),
+                                                         kernels::lowp::conv_path_for(path_, d.in)));
+    }
     stages_ = std::move(stages);
+    dense_ = std::move(dense);
+  }
+
+  // The first Dense as a convolution: n images of 1 x 1 pixel and `in` channels, a 1x1 kernel.
+  kernels::ConvGeometry dense_geometry(int n) const {
+    const PlanDense& d = plan_.dense.front();
+    kernels::ConvGeometry g;
+    g.n = n, g.h = g.w = 1, g.c = d.in, g.k = 1, g.stride = 1, g.oh = g.ow = 1, g.f = d.out;
+    return g;
   }
 
   // Buffers only grow: the ping-pong swaps a_ and b_, and a resize up to the input's size would
@@ -188,7 +251,8 @@ class QuantizedPlan {
   kernels::lowp::Int8Path path_;
   kernels::lowp::U8Quant input_;
   std::vector<QuantizedStage> stages_;
-  std::vector<kernels::lowp::Int8ConvWeights> packed_;  // stages_' weights packed for conv_path_for(path_, .)
+  std::optional<QuantizedDense> dense_;
+  std::vector<kernels::lowp::Int8ConvWeights> packed_;  // stages_' (then dense_'s) weights, packed for conv_path_for
   mutable std::vector<std::uint8_t> a_, b_;             // activations, ping-pong
   mutable std::vector<float> f_;                        // the last conv stage's fp32 output
 };
