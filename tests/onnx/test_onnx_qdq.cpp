@@ -1,7 +1,8 @@
 // hubble::onnx::save_quantized: int8 models (lowp::QuantizedPlan) as ONNX QDQ graphs.
 //  * the export passes onnx::checker and strict shape inference, holds hubble's s8 codes in ONNX's
 //    [F,C,K,K] order with per-output-channel DequantizeLinear, requantises every conv stage but the
-//    last with the stage's u8 code, and names the architecture and the int8 scheme in its metadata;
+//    last with the stage's u8 code (the last too when the first Dense is int8: then MatMulInteger
+//    holds its codes), and names the architecture and the int8 scheme in its metadata;
 //  * ONNX Runtime (npm's onnxruntime-node) runs it and agrees with QuantizedPlan::run on 200 real
 //    images, both as ONNX Runtime optimises it (graph optimisation 'all': QLinearConv on u8/s8, as
 //    its profiler shows) and as the graph reads literally (no optimisation: fp32 Conv of the
@@ -94,12 +95,18 @@ void check_export(const lowp::QuantizedPlan& q, const std::string& file) {
   CHECK(m.opset_import(0).version() == 13);
   CHECK(metadata(m, "hubble.architecture") == plan.architecture);
   CHECK(metadata(m, "hubble.int8").find("per output channel") != std::string::npos);
-  // One QuantizeLinear for the input, one after each requantised stage's Relu and one after its pool.
-  int requantised = 1;
-  for (std::size_t i = 0; i + 1 < plan.convs.size(); ++i) requantised += 1 + (plan.convs[i].pool ? 1 : 0);
+  // One QuantizeLinear for the input, one after each requantised stage's Relu and one after its
+  // pool (every stage but the last, and the last too when the first Dense is int8), and one after
+  // Flatten for the int8 Dense.
+  const bool int8_dense = q.dense() != nullptr;
+  CHECK(int8_dense == (plan.bridge == lowp::Bridge::flatten));  // QuantizedPlan's default where it applies
+  int requantised = 1 + int8_dense;
+  for (std::size_t i = 0; i < plan.convs.size(); ++i)
+    if (i + 1 < plan.convs.size() || int8_dense) requantised += 1 + (plan.convs[i].pool ? 1 : 0);
   CHECK(count_ops(m, "QuantizeLinear") == requantised);
   CHECK(count_ops(m, "Conv") == int(plan.convs.size()));
-  CHECK(count_ops(m, "Gemm") == int(plan.dense.size()));
+  CHECK(count_ops(m, "Gemm") == int(plan.dense.size()) - int(q.dense() != nullptr));
+  CHECK(count_ops(m, "MatMulInteger") == int(q.dense() != nullptr));
   // The input's code.
   const auto& in_zero = initializer(m, "input/code/zero_point");
   CHECK(in_zero.data_type() == ::onnx::TensorProto::UINT8);
@@ -140,15 +147,50 @@ void check_export(const lowp::QuantizedPlan& q, const std::string& file) {
       worst = std::max(worst, std::abs(double(code) * step - st.bias[std::size_t(f)]) / step);
     }
     CHECK(worst <= 0.5 + 1e-3);
-    // Requantised stages carry their output code; the last does not (hubble writes it in fp32).
-    const bool last = i + 1 == plan.convs.size();
+    // Requantised stages carry their output code; the last only when the int8 Dense reads it (else
+    // hubble writes it in fp32).
+    const bool requantised_stage = i + 1 < plan.convs.size() || int8_dense;
     bool has_code = false;
     for (const auto& t : m.graph().initializer()) has_code = has_code || t.name() == s.name + "/code/scale";
-    CHECK(has_code == !last);
-    if (!last) {
+    CHECK(has_code == requantised_stage);
+    if (requantised_stage) {
       const auto& zero = initializer(m, s.name + "/code/zero_point");
       CHECK(int(std::uint8_t(zero.raw_data()[0])) == st.out.zero_point);
     }
+  }
+  // The int8 Dense: hubble's s8 [in][out] with rows in (h,w,c) order as MatMulInteger's B [I, U]
+  // with rows in (c,h,w) order, and its step sx * sw[u] per unit.
+  for (std::size_t j = 0; j < plan.dense.size(); ++j) {
+    const auto& d = plan.dense[j];
+    CAPTURE(d.name);
+    bool has_codes = false;
+    for (const auto& t : m.graph().initializer()) has_codes = has_codes || t.name() == d.name + "/kernel_q";
+    CHECK(has_codes == (j == 0 && int8_dense));
+    if (!has_codes) continue;
+    const auto& wq = q.dense()->weights;
+    const int U = d.out, I = d.in, fh = plan.convs.back().out_h, fw = plan.convs.back().out_w,
+              fc = plan.convs.back().g.f;
+    const auto& w = initializer(m, d.name + "/kernel_q");
+    REQUIRE(w.data_type() == ::onnx::TensorProto::INT8);
+    REQUIRE(std::vector<std::int64_t>(w.dims().begin(), w.dims().end()) == std::vector<std::int64_t>{I, U});
+    int misplaced = 0;
+    for (int h = 0; h < fh; ++h)
+      for (int x = 0; x < fw; ++x)
+        for (int c = 0; c < fc; ++c)
+          for (int u = 0; u < U; ++u)
+            misplaced += std::int8_t(w.raw_data()[((std::size_t(c) * fh + h) * fw + x) * U + u]) !=
+                         wq.q[((std::size_t(h) * fw + x) * fc + c) * U + u];
+    CHECK(misplaced == 0);
+    const auto& step = initializer(m, d.name + "/kernel_step");
+    REQUIRE(step.raw_data().size() == std::size_t(U) * 4);
+    const float sx = q.stages().back().out.scale;
+    int wrong_steps = 0;
+    for (int u = 0; u < U; ++u) {
+      float v;
+      std::memcpy(&v, step.raw_data().data() + 4 * u, 4);
+      wrong_steps += v != sx * wq.scale[std::size_t(u)];
+    }
+    CHECK(wrong_steps == 0);
   }
 }
 
@@ -262,9 +304,14 @@ TEST_CASE("onnx int8: ONNX Runtime runs the QDQ exports of PaperNet and Improved
                                           file + "' --batch 2 --steps 1 --dir '" + dir.file("profile") + "'");
     int qlinear = 0;
     for (std::size_t at = 0; (at = profile.find("\"op\":\"QLinearConv\"", at)) != std::string::npos; ++at) ++qlinear;
+    int integer_dense = 0;
+    for (std::size_t at = 0; (at = profile.find("\"op\":\"MatMulInteger", at)) != std::string::npos; ++at)
+      ++integer_dense;
     MESSAGE(name << " int8: ONNX Runtime ran " << qlinear << " QLinearConv kernels for " << q.plan().convs.size()
-                 << " conv stages");
+                 << " conv stages, and " << integer_dense << " MatMulInteger for " << (q.dense() ? 1 : 0)
+                 << " int8 Dense");
     CHECK(qlinear >= int(q.plan().convs.size()) - 1);
+    CHECK(integer_dense == (q.dense() ? 1 : 0));
   };
   check(std::make_unique<PaperNet>(7), "PaperNet");
   check(std::make_unique<ImprovedNet>(7), "ImprovedNet");

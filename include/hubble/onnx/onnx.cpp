@@ -287,11 +287,61 @@ std::vector<std::int64_t> conv_pads(const kernels::ConvGeometry& g) {
   return {g.pad_top, g.pad_left, bottom, right};
 }
 
+// The bias of an int8 Conv as DequantizeLinear of int32 codes at scale sx * sw[f], ORT's
+// QDQ convention: its QLinearConv fusion needs the bias to come from a DequantizeLinear
+// of int32 (an fp32 bias leaves the node unfused, in fp32). The rounding moves each bias by at
+// most sx * sw[f] / 2: under half a step of the sums it is added to. A bias too large for int32
+// at that scale (never seen) is written in fp32 instead. Returns the bias tensor's name.
+std::string int32_bias(GraphWriter& w, const std::string& name, float sx, const std::vector<float>& sw,
+                       const std::vector<float>& b) {
+  const int F = int(b.size());
+  std::vector<std::int32_t> bq(std::size_t(F), 0);
+  std::vector<float> b_scale(static_cast<std::size_t>(F));
+  bool fits = true;
+  for (std::size_t f = 0; f < std::size_t(F); ++f) {
+    b_scale[f] = sx * sw[f];
+    const double v = std::nearbyint(double(b[f]) / double(b_scale[f]));
+    fits = fits && std::isfinite(v) && std::abs(v) <= 2147483647.0;
+    if (fits) bq[f] = std::int32_t(v);
+  }
+  const std::string bias = name + "/bias";
+  if (!fits) {
+    w.tensor(bias, {F}, b);
+    return bias;
+  }
+  const std::vector<std::int32_t> b_zero(std::size_t(F), 0);
+  raw_tensor(w.g, name + "/bias_q", {F}, ::onnx::TensorProto::INT32, bq.data(), bq.size() * 4);
+  w.tensor(name + "/bias_scale", {F}, b_scale);
+  raw_tensor(w.g, name + "/bias_zero_point", {F}, ::onnx::TensorProto::INT32, b_zero.data(), b_zero.size() * 4);
+  int1(w.node("DequantizeLinear", name + "/bias_dequantize",
+              {name + "/bias_q", name + "/bias_scale", name + "/bias_zero_point"}, bias),
+       "axis", 0);
+  return bias;
+}
+
+// s8 codes in ONNX's layout [F, ...], per-output-channel scales along axis 0, zero points 0,
+// dequantised: the name of the fp32 weights a Conv reads.
+std::string s8_weights(GraphWriter& w, const std::string& name, const std::vector<std::int64_t>& dims,
+                       const std::vector<std::int8_t>& codes, const std::vector<float>& scales) {
+  const std::int64_t F = dims.front();
+  const std::vector<std::int8_t> zero(std::size_t(F), 0);
+  raw_tensor(w.g, name + "/kernel_q", dims, ::onnx::TensorProto::INT8, codes.data(), codes.size());
+  w.tensor(name + "/kernel_scale", {F}, scales);
+  raw_tensor(w.g, name + "/kernel_zero_point", {F}, ::onnx::TensorProto::INT8, zero.data(), zero.size());
+  int1(w.node("DequantizeLinear", name + "/kernel_dequantize",
+              {name + "/kernel_q", name + "/kernel_scale", name + "/kernel_zero_point"}, name + "/kernel"),
+       "axis", 0);
+  return name + "/kernel";
+}
+
 constexpr const char* int8_scheme =
-    "hubble-int8 v1 as QDQ: u8 activations, per-tensor scale and zero point (input and every conv stage's output "
-    "but the last); s8 weights, symmetric, one scale per output channel (DequantizeLinear axis 0); bias int32 at "
+    "hubble-int8 v2 as QDQ: u8 activations, per-tensor scale and zero point (the input and every conv stage's "
+    "output but the last, and the last's too when the first Dense is int8); s8 weights, symmetric, one scale per "
+    "output channel (DequantizeLinear axis 0); bias int32 at "
     "scale input_scale * weight_scale[f]; Relu, then requantisation, then MaxPool (requantising commutes with "
-    "the max); the last conv stage and the dense head in fp32";
+    "the max); an int8 first Dense as MatMulInteger of the last conv stage's u8 codes (its zero point) and s8 "
+    "weights, Cast, Mul by input_scale * weight_scale[u], Add of the fp32 bias; the rest of the head in fp32 "
+    "(Gemm)";
 
 }  // namespace
 
@@ -332,7 +382,8 @@ void save_quantized(const lowp::QuantizedPlan& q, const std::string& path, const
     const lowp::PlanConv& s = plan.convs[i];
     const lowp::QuantizedStage& st = q.stages()[i];
     const kernels::ConvGeometry& g = s.g;
-    const bool last = i + 1 == plan.convs.size();
+    // Every stage writes u8 codes but the last, which does when the int8 Dense reads them.
+    const bool requantised = i + 1 < plan.convs.size() || q.dense();
     const int K = g.k, Ci = g.c, F = g.f;
     HUBBLE_CHECK(g.h == H && g.w == W && g.c == C, path, ": ", s.name, " takes ", g.h, "x", g.w, "x", g.c,
                  " inputs, the stage before gives ", H, "x", W, "x", C);
@@ -347,39 +398,9 @@ void save_quantized(const lowp::QuantizedPlan& q, const std::string& path, const
           for (int f = 0; f < F; ++f)
             wt[((std::size_t(f) * Ci + c) * K + ky) * K + kx] =
                 st.weights.q[((std::size_t(ky) * K + kx) * Ci + c) * F + f];
-    const std::vector<std::int8_t> w_zero(std::size_t(F), 0);
-    raw_tensor(w.g, s.name + "/kernel_q", {F, Ci, K, K}, ::onnx::TensorProto::INT8, wt.data(), wt.size());
-    w.tensor(s.name + "/kernel_scale", {F}, st.weights.scale);
-    raw_tensor(w.g, s.name + "/kernel_zero_point", {F}, ::onnx::TensorProto::INT8, w_zero.data(), w_zero.size());
-    int1(w.node("DequantizeLinear", s.name + "/kernel_dequantize",
-                {s.name + "/kernel_q", s.name + "/kernel_scale", s.name + "/kernel_zero_point"}, s.name + "/kernel"),
-         "axis", 0);
-    // Bias: int32 at scale sx * sw[f], ORT's QDQ convention: its QLinearConv fusion needs the bias
-    // to come from a DequantizeLinear of int32 (an fp32 bias leaves the Conv unfused, in fp32). The
-    // rounding moves each bias by at most sx * sw[f] / 2: under half a step of the sums it is added
-    // to. A bias too large for int32 at that scale (never seen) is written in fp32 instead.
-    std::vector<std::int32_t> bq(static_cast<std::size_t>(F));
-    std::vector<float> b_scale(static_cast<std::size_t>(F));
-    bool fits = true;
-    for (int f = 0; f < F; ++f) {
-      b_scale[std::size_t(f)] = sx * st.weights.scale[std::size_t(f)];
-      const double v = std::nearbyint(double(st.bias[std::size_t(f)]) / double(b_scale[std::size_t(f)]));
-      fits = fits && std::isfinite(v) && std::abs(v) <= 2147483647.0;
-      bq[std::size_t(f)] = fits ? std::int32_t(v) : 0;
-    }
-    std::string bias = s.name + "/bias";
-    if (fits) {
-      const std::vector<std::int32_t> b_zero(std::size_t(F), 0);
-      raw_tensor(w.g, s.name + "/bias_q", {F}, ::onnx::TensorProto::INT32, bq.data(), bq.size() * 4);
-      w.tensor(s.name + "/bias_scale", {F}, b_scale);
-      raw_tensor(w.g, s.name + "/bias_zero_point", {F}, ::onnx::TensorProto::INT32, b_zero.data(), b_zero.size() * 4);
-      int1(w.node("DequantizeLinear", s.name + "/bias_dequantize",
-                  {s.name + "/bias_q", s.name + "/bias_scale", s.name + "/bias_zero_point"}, bias),
-           "axis", 0);
-    } else {
-      w.tensor(bias, {F}, st.bias);
-    }
-    auto* n = w.node("Conv", s.name, {cur, s.name + "/kernel", bias}, s.name + "/out");
+    const std::string kernel = s8_weights(w, s.name, {F, Ci, K, K}, wt, st.weights.scale);
+    const std::string bias = int32_bias(w, s.name, sx, st.weights.scale, st.bias);
+    auto* n = w.node("Conv", s.name, {cur, kernel, bias}, s.name + "/out");
     ints(n, "kernel_shape", {K, K});
     ints(n, "strides", {g.stride, g.stride});
     ints(n, "pads", conv_pads(g));
@@ -390,7 +411,7 @@ void save_quantized(const lowp::QuantizedPlan& q, const std::string& path, const
       w.node("Relu", s.name + "/relu", {cur}, s.name + "/relu_out");
       cur = s.name + "/relu_out";
     }
-    if (!last) {
+    if (requantised) {
       u8_code(w.g, s.name + "/code", st.out);
       cur = quantize_dequantize(w, cur, s.name + "/code", s.name + "/output");
     }
@@ -401,13 +422,13 @@ void save_quantized(const lowp::QuantizedPlan& q, const std::string& path, const
       ints(p, "strides", {s.pool, s.pool});
       ints(p, "pads", {0, 0, 0, 0});
       cur = s.name + "/pool_out";
-      if (!last) cur = quantize_dequantize(w, cur, s.name + "/code", s.name + "/pooled");
+      if (requantised) cur = quantize_dequantize(w, cur, s.name + "/code", s.name + "/pooled");
       H /= s.pool, W /= s.pool;
     }
-    if (!last) sx = st.out.scale;
+    if (requantised) sx = st.out.scale;
   }
-  // The head, fp32: Flatten (NCHW, so the first Dense's rows are permuted from hubble's (h,w,c)
-  // order to (c,h,w), as save_description does) or GlobalAveragePool + Flatten.
+  // The head: Flatten (NCHW, so the first Dense's rows are permuted from hubble's (h,w,c) order to
+  // (c,h,w), as save_description does) or GlobalAveragePool + Flatten.
   int fh = H, fw = W, fc = C;
   if (plan.bridge == lowp::Bridge::global_avg_pool) {
     w.node("GlobalAveragePool", "global_avg_pool", {cur}, "global_avg_pool/out");
@@ -416,21 +437,56 @@ void save_quantized(const lowp::QuantizedPlan& q, const std::string& path, const
   }
   int1(w.node("Flatten", "flatten", {cur}, "flatten/out"), "axis", 1);
   cur = "flatten/out";
+  // The int8 Dense reads the codes: QuantizeLinear once more after Flatten (an identity on values
+  // that are codes already).
+  std::string cur_codes;
+  if (q.dense()) {
+    const std::string code = plan.convs.back().name + "/code";
+    cur_codes = "flatten/q";
+    w.node("QuantizeLinear", "flatten/quantize", {cur, code + "/scale", code + "/zero_point"}, cur_codes);
+  }
   for (std::size_t j = 0; j < plan.dense.size(); ++j) {
     const lowp::PlanDense& d = plan.dense[j];
     const int I = d.in, U = d.out;
+    const lowp::QuantizedDense* int8 = j == 0 ? q.dense() : nullptr;
     HUBBLE_CHECK(std::size_t(fh) * fw * fc == std::size_t(I), path, ": ", d.name, " takes ", I,
                  " features, the stage before gives ", std::size_t(fh) * fw * fc);
-    std::vector<float> b(std::size_t(I) * U);  // ONNX B [U, I] (transB = 1), I in (c,h,w) order
-    for (int h = 0; h < fh; ++h)
-      for (int x = 0; x < fw; ++x)
-        for (int c = 0; c < fc; ++c) {
-          const std::size_t hubble_row = (std::size_t(h) * fw + x) * fc + c, onnx_col = chw_index(h, x, c, fh, fw);
-          for (int u = 0; u < U; ++u) b[std::size_t(u) * I + onnx_col] = d.w[hubble_row * U + u];
-        }
-    w.tensor(d.name + "/kernel", {U, I}, b);
-    w.tensor(d.name + "/bias", {U}, d.b);
-    int1(w.node("Gemm", d.name, {cur, d.name + "/kernel", d.name + "/bias"}, d.name + "/out"), "transB", 1);
+    // hubble's [in][out] weights with rows in (h,w,c) order as ONNX's [U, I] (transposed) or
+    // [I, U], I in (c,h,w) order.
+    const auto to_onnx = [&](const auto& hubble_w, bool transposed) {
+      std::vector<std::decay_t<decltype(hubble_w[0])>> b(std::size_t(I) * U);
+      for (int h = 0; h < fh; ++h)
+        for (int x = 0; x < fw; ++x)
+          for (int c = 0; c < fc; ++c) {
+            const std::size_t hubble_row = (std::size_t(h) * fw + x) * fc + c, onnx_row = chw_index(h, x, c, fh, fw);
+            for (int u = 0; u < U; ++u)
+              b[transposed ? std::size_t(u) * I + onnx_row : onnx_row * U + u] = hubble_w[hubble_row * U + u];
+          }
+      return b;
+    };
+    if (int8) {
+      // The integer product of the codes, then its scale and the bias, in ONNX's operator form:
+      //   acc[u] = MatMulInteger(qx - zx, qw[., u]),  y[u] = float(acc[u]) * (sx * sw[u]) + b[u]
+      // hubble's sum exactly; ONNX Runtime runs it as an integer product. (A DequantizeLinear ->
+      // Gemm form would stay fp32 there: its QGemm fusion wants a QuantizeLinear after the Relu,
+      // a requantisation hubble does not do, and it never folds the weights' DequantizeLinear.)
+      const std::vector<std::int8_t> codes = to_onnx(int8->weights.q, false);
+      std::vector<float> step(static_cast<std::size_t>(U));
+      for (std::size_t u = 0; u < step.size(); ++u) step[u] = sx * int8->weights.scale[u];
+      raw_tensor(w.g, d.name + "/kernel_q", {I, U}, ::onnx::TensorProto::INT8, codes.data(), codes.size());
+      w.tensor(d.name + "/kernel_step", {U}, step);
+      w.tensor(d.name + "/bias", {U}, d.b);
+      const std::string code = plan.convs.back().name + "/code";
+      w.node("MatMulInteger", d.name + "/matmul", {cur_codes, d.name + "/kernel_q", code + "/zero_point"},
+             d.name + "/acc");
+      int1(w.node("Cast", d.name + "/cast", {d.name + "/acc"}, d.name + "/acc_f32"), "to", ::onnx::TensorProto::FLOAT);
+      w.node("Mul", d.name + "/scale", {d.name + "/acc_f32", d.name + "/kernel_step"}, d.name + "/product");
+      w.node("Add", d.name, {d.name + "/product", d.name + "/bias"}, d.name + "/out");
+    } else {
+      w.tensor(d.name + "/kernel", {U, I}, to_onnx(d.w, true));  // B [U, I], transB = 1
+      w.tensor(d.name + "/bias", {U}, d.b);
+      int1(w.node("Gemm", d.name, {cur, d.name + "/kernel", d.name + "/bias"}, d.name + "/out"), "transB", 1);
+    }
     cur = d.name + "/out";
     if (d.relu) {
       w.node("Relu", d.name + "/relu", {cur}, d.name + "/relu_out");

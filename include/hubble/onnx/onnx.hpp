@@ -80,13 +80,17 @@ void load_file(const std::string& path, const NetworkDesc& net);
 //        zero points 0) and DequantizeLinear(int32 bias at scale sx * sw[f]) into Conv, Relu,
 //        then QuantizeLinear/DequantizeLinear with the stage's u8 output code, MaxPool, and the
 //        same QuantizeLinear/DequantizeLinear again
-//      (the last stage: Conv, Relu, MaxPool in fp32, as hubble writes it)
-//   -> Flatten / GlobalAveragePool -> Gemm (fp32) ... -> Softmax
+//      (the last stage: Conv, Relu, MaxPool in fp32, as hubble writes it, unless the first Dense
+//      is int8: then requantised like the others)
+//   -> Flatten / GlobalAveragePool -> Gemm ... -> Softmax; an int8 first Dense (lowp::QuantizedDense)
+//      is QuantizeLinear of its input, MatMulInteger with its s8 weights [I, U], Cast, Mul by
+//      sx * sw[u] and Add of its fp32 bias (ONNX Runtime runs that as an integer product; its
+//      QGemm fusion would want a QuantizeLinear after the Relu), the other Dense layers fp32 Gemm
 // The requantisation sits between Relu and MaxPool (not after the pool) because that is the form
 // ONNX Runtime fuses into QLinearConv (DQ -> Conv -> [Relu] -> Q) and a uint8 MaxPool
 // (DQ -> MaxPool -> Q of one code); it means the same as hubble's requantise-after-pool, since
-// requantising is monotone and so commutes with the max. The last stage, with no QuantizeLinear
-// after it, runs in ONNX Runtime as an fp32 Conv of the dequantised weights. The metadata carries
+// requantising is monotone and so commutes with the max. A last stage with no QuantizeLinear after
+// it runs in ONNX Runtime as an fp32 Conv of the dequantised weights. The metadata carries
 // "hubble.architecture" and "hubble.int8" (the scheme). Throws hubble::Error naming the file.
 void save_quantized(const lowp::QuantizedPlan& plan, const std::string& path, const ExportOptions& options = {});
 // Runs onnx::checker and strict shape inference on a file (what save_description does after writing).
