@@ -53,8 +53,8 @@ void usage(std::ostream& os) {
   os << "usage: galaxy10_quantize --model CKPT.h5 --calibration FILE.h5 [--data FILE.h5]\n"
         "                         [--folds K --fold I --split-seed S] [--calibration-images N]\n"
         "                         [--method all|minmax|percentile|entropy] [--percentile P]\n"
-        "                         [--path NAME] [--time] [--threads N] [--limit N] [--json OUT.json]\n"
-        "                         [--out MODEL.int8.h5]\n"
+        "                         [--path NAME] [--head int8|fp32] [--time] [--threads N] [--limit N]\n"
+        "                         [--json OUT.json] [--out MODEL.int8.h5]\n"
         "\n"
         "Quantises the checkpoint's convolutions to int8 (u8 activations, per-filter s8 weights, BatchNorm\n"
         "folded in), calibrated on training images, and scores the int8 model beside the fp32 one.\n"
@@ -70,6 +70,8 @@ void usage(std::ostream& os) {
         "  --percentile P          the percentile method's share of values kept (default 0.9999)\n"
         "  --path NAME             the int8 kernel path: generic, avx2, avx_vnni, avx512_vnni, amx_int8 (default:\n"
         "                          the fastest this CPU has)\n"
+        "  --head H                int8 (default): the first Dense after Flatten in int8 too (PaperNet's);\n"
+        "                          fp32: the whole head in fp32. After GlobalAvgPool the head is fp32 either way\n"
         "  --time                  also time fp32 (hubble::Model) and int8 at batch 1 and 64, alternating\n"
         "  --threads N             OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
         "  --limit N               read only the first N images of each file (quick runs)\n"
@@ -141,6 +143,7 @@ struct Scored {
 
 int main(int argc, char** argv) {
   std::string model_path, calibration_path, data_path, method_name = "all", json_path, path_name, out_path;
+  lowp::HeadPrecision head = lowp::HeadPrecision::int8;
   long long calibration_images = 256, folds = 0, fold = 0, split_seed = 1, limit = 0, threads = 0;
   double percentile = 0.9999;
   bool time = false;
@@ -170,7 +173,10 @@ int main(int argc, char** argv) {
       else if (a == "--json") json_path = v;
       else if (a == "--out") out_path = v;
       else if (a == "--path") path_name = v;
-      else if (a == "--method") {
+      else if (a == "--head") {
+        if (v != "int8" && v != "fp32") throw UsageError("--head must be int8 or fp32, not '" + v + "'");
+        head = v == "int8" ? lowp::HeadPrecision::int8 : lowp::HeadPrecision::fp32;
+      } else if (a == "--method") {
         if (v != "all" && v != "minmax" && v != "percentile" && v != "entropy")
           throw UsageError("--method must be all, minmax, percentile or entropy, not '" + v + "'");
         method_name = v;
@@ -240,6 +246,11 @@ int main(int argc, char** argv) {
     std::printf("model        %s: %s\n", model_path.c_str(), model.architecture().c_str());
     std::printf("cpu          %s; int8 path %s, %d threads\n", hubble::cpu::describe().c_str(), kl::name_of(path),
                 omp_get_max_threads());
+    const bool int8_dense = head == lowp::HeadPrecision::int8 && lowp::QuantizedPlan::int8_dense_applies(plan);
+    std::printf("head         %s\n", int8_dense ? (plan.dense.front().name + " in int8, the rest in fp32").c_str()
+                                     : head == lowp::HeadPrecision::fp32
+                                         ? "fp32 (--head fp32)"
+                                         : "fp32 (no Dense right after Flatten to run in int8)");
     std::printf("calibration  %d images of %s%s\n", count, calibration_path.c_str(),
                 folds > 0 ? (" (training folds of " + std::to_string(folds) + ")").c_str() : "");
     std::printf("scored on    %d images of %s\n\n", n,
@@ -261,7 +272,7 @@ int main(int argc, char** argv) {
       Scored s;
       s.method = lowp::name_of(m);
       s.calibration = lowp::calibrate(plan, x_cal.data(), count, m, percentile);
-      s.quantized.emplace(plan, s.calibration, path);
+      s.quantized.emplace(plan, s.calibration, path, head);
       const std::vector<float> int8 = s.quantized->run(x.data(), n);
       const std::vector<int> int8_class = argmaxes(int8, k);
       s.report = metrics::report(scored_input.labels, int8_class, k, model.class_names());
@@ -324,7 +335,8 @@ int main(int argc, char** argv) {
       std::string out =
           "{\n  \"model\": " + json::quote(model_path) + ",\n  \"architecture\": " + json::quote(model.architecture()) +
           ",\n  \"cpu\": " + json::quote(hubble::cpu::describe()) +
-          ",\n  \"int8_path\": " + json::quote(kl::name_of(path)) + ",\n  \"images\": " + std::to_string(n) +
+          ",\n  \"int8_path\": " + json::quote(kl::name_of(path)) +
+          ",\n  \"head\": " + json::quote(int8_dense ? "int8" : "fp32") + ",\n  \"images\": " + std::to_string(n) +
           ",\n  \"calibration_images\": " + std::to_string(count) +
           ",\n  \"fp32\": {\"accuracy\": " + json::number(fp32_report.accuracy) +
           ", \"macro_f1\": " + json::number(fp32_report.macro_f1) + "},\n  \"int8\": [";

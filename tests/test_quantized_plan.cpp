@@ -1,6 +1,7 @@
 // Post-training int8 quantisation of a whole network (lowp/quantized_plan.hpp): a trained small
 // network keeps its predictions, every int8 path gives the same answer, thread counts do not
-// matter, and mismatched inputs are refused.
+// matter, the first Dense runs in int8 where Flatten feeds it, model files round-trip (and
+// version 1 still loads), and mismatched or damaged inputs are refused.
 #include <doctest/doctest.h>
 #include <hdf5.h>
 #include <omp.h>
@@ -51,6 +52,30 @@ void rewrite(const std::string& path, const std::string& name, const std::vector
   H5Aclose(attr);
   H5Dclose(ds);
   H5Fclose(file);
+}
+
+// Sets the file's format_version attribute: a file written by another version of hubble.
+void set_version(const std::string& path, std::int64_t version) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  const hid_t attr = H5Aopen(file, "format_version", H5P_DEFAULT);
+  REQUIRE(attr >= 0);
+  CHECK(H5Awrite(attr, H5T_NATIVE_INT64, &version) >= 0);
+  H5Aclose(attr);
+  H5Fclose(file);
+}
+
+bool has_entry(const std::string& path, const std::string& name) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  // Each step of the path must exist before H5Lexists may look below it.
+  bool found = true;
+  for (std::size_t at = name.find('/'); found; at = name.find('/', at + 1)) {
+    found = H5Lexists(file, name.substr(0, at).c_str(), H5P_DEFAULT) > 0;
+    if (at == std::string::npos) break;
+  }
+  H5Fclose(file);
+  return found;
 }
 
 // A SmallNet trained on 64 tiny images (4 classes), and 64 fresh images to score it on.
@@ -129,6 +154,47 @@ TEST_CASE("quantized plan: every int8 path this CPU has gives the same probabili
   }
 }
 
+TEST_CASE("quantized plan: the first Dense after Flatten runs in int8, and only there") {
+  Trained t;
+  const lowp::InferencePlan plan = lowp::plan_of(t.net);
+  const lowp::Calibration cal = lowp::calibrate(plan, t.x_train.data(), 64, lowp::CalibrationMethod::percentile);
+  const lowp::QuantizedPlan int8_head(plan, cal), fp32_head(plan, cal, kl::int8_path(), lowp::HeadPrecision::fp32);
+  REQUIRE(int8_head.dense() != nullptr);
+  CHECK(fp32_head.dense() == nullptr);
+  const auto& w = int8_head.dense()->weights;
+  CHECK(w.rows == plan.dense[0].in);  // Dense<16> over the flattened 3x3x16 codes
+  CHECK(w.f == plan.dense[0].out);
+  // Its codes are the fp32 kernel quantised per unit: within half a step of each weight.
+  double worst_step = 0;
+  for (int i = 0; i < w.rows; ++i)
+    for (int j = 0; j < w.f; ++j)
+      worst_step = std::max(worst_step, std::abs(double(w.dequantized(i, j)) -
+                                                 plan.dense[0].w[std::size_t(i) * std::size_t(w.f) + std::size_t(j)]) /
+                                            w.scale[std::size_t(j)]);
+  CHECK(worst_step <= 0.5 + 1e-6);
+  // The int8 Dense changes the probabilities (so it did run), but not the predictions.
+  const std::vector<float> a = int8_head.run(t.x_test.data(), 64), b = fp32_head.run(t.x_test.data(), 64);
+  REQUIRE(a.size() == b.size());
+  int agree = 0;
+  double worst = 0;
+  for (int i = 0; i < 64; ++i) agree += argmax(&a[std::size_t(i) * 4], 4) == argmax(&b[std::size_t(i) * 4], 4);
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(double(a[i]) - b[i]));
+  MESSAGE("int8 vs fp32 Dense: argmax agrees on " << agree << "/64, largest probability difference " << worst);
+  // Seen: 64/64 and 1.5e-4 (the last stage's codes and the Dense's weights each move by under half
+  // a step); the Dense without its ReLU moved a probability by 0.017.
+  CHECK(!std::equal(a.begin(), a.end(), b.begin()));
+  CHECK(agree >= 62);
+  CHECK(worst < 0.005);
+  // After GlobalAvgPool there is no code to read: the head stays fp32 whatever is asked.
+  using GapNet = Network<float, Input<12, 12, 3>, Conv2D<8, 3>, ReLU, GlobalAvgPool, Dense<4>, Softmax>;
+  GapNet gap(5);
+  const lowp::InferencePlan gap_plan = lowp::plan_of(gap);
+  const lowp::QuantizedPlan gap_q(gap_plan,
+                                  lowp::calibrate(gap_plan, t.x_train.data(), 16, lowp::CalibrationMethod::minmax));
+  CHECK(gap_q.dense() == nullptr);
+  CHECK(gap_q.run(t.x_test.data(), 4).size() == 16);
+}
+
 TEST_CASE("quantized plan: a calibration made for another network is refused") {
   Trained t;
   const lowp::InferencePlan plan = lowp::plan_of(t.net);
@@ -154,6 +220,27 @@ TEST_CASE("quantized file: a saved int8 model loads back and gives the same prob
   CHECK(back.plan().architecture == plan.architecture);
   const std::vector<float> a = q.run(t.x_test.data(), 64), b = back.run(t.x_test.data(), 64);
   CHECK(std::equal(a.begin(), a.end(), b.begin()));
+  // The first Dense is stored as its s8 codes and scales, the second as fp32.
+  REQUIRE(back.dense() != nullptr);
+  CHECK(back.dense()->weights.q == q.dense()->weights.q);
+  CHECK(has_entry(path, "dense/0/weights"));
+  CHECK(has_entry(path, "dense/0/scales"));
+  CHECK(!has_entry(path, "dense/0/kernel"));
+  CHECK(has_entry(path, "dense/1/kernel"));
+  // A model with an fp32 head round-trips as one.
+  const lowp::QuantizedPlan fp32_head(plan,
+                                      lowp::calibrate(plan, t.x_train.data(), 64, lowp::CalibrationMethod::entropy),
+                                      kl::int8_path(), lowp::HeadPrecision::fp32);
+  const std::string fp32_path = scratch("small_fp32_head.int8.h5");
+  lowp::save_quantized(fp32_path, fp32_head);
+  const lowp::QuantizedPlan fp32_back = lowp::load_quantized(fp32_path);
+  CHECK(fp32_back.dense() == nullptr);
+  const std::vector<float> c = fp32_head.run(t.x_test.data(), 64), d = fp32_back.run(t.x_test.data(), 64);
+  CHECK(std::equal(c.begin(), c.end(), d.begin()));
+  // Format version 1 (written before int8 Dense layers) is version 2 without them: it still loads.
+  set_version(fp32_path, 1);
+  const std::vector<float> e = lowp::load_quantized(fp32_path).run(t.x_test.data(), 64);
+  CHECK(std::equal(c.begin(), c.end(), e.begin()));
   // The loaded plan's fp32 weights are the dequantised codes: close to the trained ones, not equal.
   const std::vector<float> fake_quant = lowp::run_fp32(back.plan(), t.x_test.data(), 64);
   int agree = 0;
@@ -199,4 +286,19 @@ TEST_CASE("quantized file: damaged or foreign files are refused, naming the file
     rewrite(file, "conv/1/geometry", g, H5T_NATIVE_INT64);
   });
   CHECK(bad_chain.find("conv/1/") != std::string::npos);
+  // The int8 Dense: a code out of range; its codes in a version-1 file, which cannot have them; a
+  // version from the future.
+  const int dense_codes = plan.dense[0].in * plan.dense[0].out;
+  const std::string bad_dense = edited([&](const std::string& file) {
+    std::vector<std::int8_t> w(std::size_t(dense_codes), 2);
+    w[5] = -128;
+    rewrite(file, "dense/0/weights", w, H5T_NATIVE_INT8);
+  });
+  CHECK(bad_dense.find("dense/0/weights") != std::string::npos);
+  CHECK(bad_dense.find("-128") != std::string::npos);
+  const std::string old_version = edited([](const std::string& file) { set_version(file, 1); });
+  CHECK(old_version.find("dense/0/weights") != std::string::npos);
+  CHECK(old_version.find("version 2") != std::string::npos);
+  const std::string future = edited([](const std::string& file) { set_version(file, 3); });
+  CHECK(future.find("format version 3 is not supported") != std::string::npos);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # galaxy10_quantize end to end on a small synthetic set (a trained ImprovedNet: BatchNorm folded,
-# int8 beside fp32, with --data and with --folds, JSON), and its refusals.
+# int8 beside fp32, with --data and with --folds, JSON; a PaperNet for the int8 Dense), and its
+# refusals.
 #   quantize.sh GALAXY10_QUANTIZE GALAXY10_TRAIN MAKE_SYNTHETIC_GALAXY10 WORK_DIR
 set -u
 exe=$1
@@ -55,7 +56,26 @@ run "$exe" --model "$model" --calibration "$work/syn.h5" --data "$work/syn.h5" -
 expect_status 1
 expect_text "avx1024"
 
-begin "usage errors: no model, both or neither of --data and --folds, a bad method"
+begin "--head: ImprovedNet's GlobalAvgPool head stays fp32; PaperNet's first Dense runs in int8 unless --head fp32"
+run "$exe" --model "$model" --calibration "$work/syn.h5" --data "$work/syn.h5" --method minmax --threads 1
+expect_status 0
+expect_text "head         fp32 (no Dense right after Flatten to run in int8)"
+"$train" --data "$work/syn.h5" --recipe paper --val-split 0 --epochs 2 --batch-size 4 --threads 1 --quiet \
+  --out "$work/paper" > "$work/train_paper.log" 2>&1 ||
+  { cat "$work/train_paper.log"; fail "could not train the PaperNet checkpoint"; }
+run "$exe" --model "$work/paper/last.h5" --calibration "$work/syn.h5" --data "$work/syn.h5" --method minmax \
+  --threads 1 --json "$work/paper.json" --out "$work/paper.int8.h5"
+expect_status 0
+expect_text "head         dense_1 in int8, the rest in fp32"
+grep -q '"head": "int8"' "$work/paper.json" || fail "paper.json does not say the head is int8"
+[ -s "$work/paper.int8.h5" ] || fail "no int8 PaperNet model file"
+run "$exe" --model "$work/paper/last.h5" --calibration "$work/syn.h5" --data "$work/syn.h5" --method minmax \
+  --threads 1 --head fp32 --json "$work/paper_fp32.json"
+expect_status 0
+expect_text "head         fp32 (--head fp32)"
+grep -q '"head": "fp32"' "$work/paper_fp32.json" || fail "paper_fp32.json does not say the head is fp32"
+
+begin "usage errors: no model, both or neither of --data and --folds, a bad method or head"
 run "$exe" --calibration "$work/syn.h5" --data "$work/syn.h5"
 expect_status 2
 expect_text "--model is required"
@@ -65,6 +85,9 @@ expect_text "(one of the two)"
 run "$exe" --model "$model" --calibration "$work/syn.h5" --data "$work/syn.h5" --method kl
 expect_status 2
 expect_text "--method must be all, minmax, percentile or entropy"
+run "$exe" --model "$model" --calibration "$work/syn.h5" --data "$work/syn.h5" --head int4
+expect_status 2
+expect_text "--head must be int8 or fp32, not 'int4'"
 
 begin "a file that is not a checkpoint is named in the error"
 printf 'not hdf5' > "$work/bad.h5"
