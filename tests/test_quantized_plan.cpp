@@ -103,6 +103,10 @@ TEST_CASE("quantized plan: a trained network keeps its predictions in int8") {
     CHECK(cal.input.hi == 1.0f);
     REQUIRE(cal.conv_outputs.size() == 2);
     for (const auto& r : cal.conv_outputs) CHECK(r.hi > 0.0f);
+    // The last stage's range, which only the int8 Dense reads, is the whole observed one.
+    const lowp::Calibration whole = lowp::calibrate(plan, t.x_train.data(), 64, lowp::CalibrationMethod::minmax);
+    CHECK(cal.conv_outputs.back().lo == whole.conv_outputs.back().lo);
+    CHECK(cal.conv_outputs.back().hi == whole.conv_outputs.back().hi);
     const lowp::QuantizedPlan q(plan, cal);
     CHECK(q.input_quant().scale == doctest::Approx(1.0 / 255.0));
     const std::vector<float> int8 = q.run(t.x_test.data(), 64);

@@ -48,7 +48,7 @@ struct Calibration {
 };
 
 // Runs the fp32 plan over images x [n][h][w][c] in batches and records the ranges `method`
-// chooses for the input and every conv stage's output.
+// chooses for the input and every conv stage's output but the last, whose range is minmax.
 inline Calibration calibrate(const InferencePlan& plan, const float* x, int n, CalibrationMethod method,
                              double percentile = 0.9999, int batch = 32) {
   HUBBLE_CHECK(n > 0, "calibrate: needs at least one image");
@@ -76,7 +76,13 @@ inline Calibration calibrate(const InferencePlan& plan, const float* x, int n, C
   c.images = n;
   c.input = {in_min, in_max};  // the range always holds 0
   if (c.input.lo >= 0.0f && c.input.hi <= 1.0f) c.input = {0.0f, 1.0f};
-  for (auto& s : stages) c.conv_outputs.push_back(s.range(method, percentile, 256));
+  // The last stage's codes are read only by an int8 Dense, the classifier: its range is the whole
+  // observed one. Clipping it (entropy) kept fp32's class on 99.25% of 798 cross-validation
+  // images against 99.4% (PaperNet, 4 folds; docs/kernels.md, "The int8 Dense").
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const bool last = i + 1 == stages.size();
+    c.conv_outputs.push_back(stages[i].range(last ? CalibrationMethod::minmax : method, percentile, 256));
+  }
   return c;
 }
 
