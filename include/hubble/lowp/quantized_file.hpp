@@ -1,7 +1,7 @@
 #pragma once
 // Quantised model files: a QuantizedPlan (int8 conv stages, an int8 or fp32 first Dense, the rest
-// of the head in fp32) in one HDF5 file, written
-// atomically and read back with every value checked, like a checkpoint (io/checkpoint.hpp).
+// of the head in fp32) in one HDF5 file, written atomically and read back with every value
+// checked, like a checkpoint (io/checkpoint.hpp).
 //
 //   lowp::save_quantized("paper.int8.h5", q, {{"class_names", "..."}});
 //   lowp::QuantizedPlan q = lowp::load_quantized("paper.int8.h5");
@@ -22,7 +22,7 @@
 //                                                             its input code is the last conv's output_*)
 //   metadata/<key> string
 // Version 1 is version 2 without int8 Dense layers (its last conv stage's output code was stored
-// but unused); this hubble reads both, and a version-1 file runs as it did, with a fp32 head.
+// but unused); this hubble reads both, and a version-1 file runs as it did, with an fp32 head.
 // Loading refuses, naming the file and the entry: another format or version, a missing or damaged
 // dataset, stages whose shapes do not chain, codes or zero points out of range, scales that are
 // not finite and positive, non-finite weights.
