@@ -68,6 +68,12 @@ const ::onnx::TensorProto& initializer(const ::onnx::ModelProto& m, const std::s
   return m.graph().initializer(0);
 }
 
+bool has_initializer(const ::onnx::ModelProto& m, const std::string& name) {
+  for (const auto& t : m.graph().initializer())
+    if (t.name() == name) return true;
+  return false;
+}
+
 const ::onnx::NodeProto& node_named(const ::onnx::ModelProto& m, const std::string& name) {
   for (const auto& n : m.graph().node())
     if (n.name() == name) return n;
@@ -150,9 +156,7 @@ void check_export(const lowp::QuantizedPlan& q, const std::string& file) {
     // Requantised stages carry their output code; the last only when the int8 Dense reads it (else
     // hubble writes it in fp32).
     const bool requantised_stage = i + 1 < plan.convs.size() || int8_dense;
-    bool has_code = false;
-    for (const auto& t : m.graph().initializer()) has_code = has_code || t.name() == s.name + "/code/scale";
-    CHECK(has_code == requantised_stage);
+    CHECK(has_initializer(m, s.name + "/code/scale") == requantised_stage);
     if (requantised_stage) {
       const auto& zero = initializer(m, s.name + "/code/zero_point");
       CHECK(int(std::uint8_t(zero.raw_data()[0])) == st.out.zero_point);
@@ -163,8 +167,7 @@ void check_export(const lowp::QuantizedPlan& q, const std::string& file) {
   for (std::size_t j = 0; j < plan.dense.size(); ++j) {
     const auto& d = plan.dense[j];
     CAPTURE(d.name);
-    bool has_codes = false;
-    for (const auto& t : m.graph().initializer()) has_codes = has_codes || t.name() == d.name + "/kernel_q";
+    const bool has_codes = has_initializer(m, d.name + "/kernel_q");
     CHECK(has_codes == (j == 0 && int8_dense));
     if (!has_codes) continue;
     const auto& wq = q.dense()->weights;

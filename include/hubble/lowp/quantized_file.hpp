@@ -219,8 +219,7 @@ inline QuantizedPlan load_quantized(const std::string& path, QuantizedFile* info
           if (f.has(p + "weights")) {
             HUBBLE_CHECK(version >= 2 && j == 0 && plan.bridge == Bridge::flatten, path, ": ", p,
                          "weights: only the first Dense after a flatten bridge can be int8 (format version 2)");
-            dense = QuantizedDense{s8_weights(p, d.in, d.out), {}};
-            d.w.resize(std::size_t(d.in) * std::size_t(d.out));  // QuantizedPlan sets the dequantised values
+            dense = QuantizedDense{s8_weights(p, d.in, d.out), {}};  // QuantizedPlan sets d.w from the codes
             ++datasets;
           } else {
             d.w = f32(p + "kernel", std::size_t(d.in) * std::size_t(d.out));

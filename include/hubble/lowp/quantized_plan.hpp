@@ -140,8 +140,7 @@ class QuantizedPlan {
       const auto& q = stages[i].weights;
       HUBBLE_CHECK(std::size_t(q.rows) == s.g.patch() && q.f == s.g.f, "QuantizedPlan: ", s.name,
                    "'s int8 weights are ", q.rows, " x ", q.f, ", the stage needs ", s.g.patch(), " x ", s.g.f);
-      s.w.resize(q.q.size());
-      for (std::size_t j = 0; j < q.q.size(); ++j) s.w[j] = q.scale[j % std::size_t(q.f)] * float(q.q[j]);
+      s.w = q.dequantized();
       s.b = stages[i].bias;
     }
     if (dense) {
@@ -153,7 +152,7 @@ class QuantizedPlan {
                        q.scale.size() == std::size_t(d.out) && dense->bias.size() == std::size_t(d.out),
                    "QuantizedPlan: ", d.name, "'s int8 weights are ", q.rows, " x ", q.f, ", the layer needs ", d.in,
                    " x ", d.out);
-      for (std::size_t j = 0; j < q.q.size(); ++j) d.w[j] = q.scale[j % std::size_t(q.f)] * float(q.q[j]);
+      d.w = q.dequantized();
       d.b = dense->bias;
     }
     build(std::move(stages), std::move(dense));

@@ -131,6 +131,12 @@ struct PerChannelS8 {
   float dequantized(int i, int j) const {
     return dequantize_s8(q[std::size_t(i) * std::size_t(f) + std::size_t(j)], scale[std::size_t(j)]);
   }
+  // Every weight, [rows][f]: what the codes mean in fp32.
+  std::vector<float> dequantized() const {
+    std::vector<float> w(q.size());
+    for (std::size_t i = 0; i < q.size(); ++i) w[i] = dequantize_s8(q[i], scale[i % std::size_t(f)]);
+    return w;
+  }
 };
 
 inline PerChannelS8 quantize_per_channel(const float* w, int rows, int f) {
